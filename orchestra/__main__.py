@@ -1,0 +1,3 @@
+from orchestra.cli import run_main
+
+run_main()

@@ -1,0 +1,68 @@
+"""The ``orchestra`` command: parse arguments, call :mod:`orchestra.api`, map errors to exit codes.
+
+Each verb group lives in its own module exposing ``register(subparsers)``; handlers take the
+parsed namespace and return an exit code. Nothing heavy is imported here: ``orchestra --help``
+must stay fast, so handlers import the api inside their bodies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+from orchestra import __version__
+from orchestra.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
+
+# Verb modules, in help order. Each defines register(subparsers).
+_COMMAND_MODULES = ("run", "runs", "inspect", "env", "hooks", "schedule", "gc")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with orchestra's one-line, exit-2 usage errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"orchestra: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="orchestra",
+        description="Run the entry points of an MLproject as the stages of a cached, parallel DAG.",
+    )
+    parser.add_argument("--version", action="version", version=f"orchestra {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"orchestra.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns (and exits with) the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    debug = args.debug or os.environ.get("ORCHESTRA_DEBUG") == "1"
+    try:
+        code = int(args.handler(args) or 0)
+    except OrchestraError as exc:
+        if debug:
+            raise
+        print(f"orchestra: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("orchestra: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = 0
+    sys.stdout.flush()
+    return code
+
+
+def run_main() -> None:  # pragma: no cover - console script wrapper
+    sys.exit(main())

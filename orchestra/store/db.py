@@ -1,0 +1,54 @@
+"""SQLite connections to the stores under ORCHESTRA_HOME.
+
+Every store file is opened in WAL mode with a busy timeout, so concurrent orchestra processes
+(runs, the scheduler, hook senders) on one home wait for each other instead of failing.
+Each subsystem keeps its tables in its own file (``runs.sqlite``, ``hooks.sqlite``,
+``schedules.sqlite``) so their writers never contend for one lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from orchestra.errors import StoreError
+from orchestra.home import orchestra_home
+
+_local = threading.local()
+
+
+def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connection:
+    """Open (and create) ``<home>/<name>.sqlite`` with ``schema`` applied once per process.
+
+    Connections are cached per thread and per path; use them with ``with conn:`` for atomic
+    transactions.
+    """
+    path = (home or orchestra_home()) / f"{name}.sqlite"
+    cache: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
+    key = str(path)
+    conn = cache.get(key)
+    if conn is not None:
+        return conn
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout=30000")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process crashes in WAL mode (only an OS crash can lose the
+        # last transactions), and it keeps per-stage commits well under a millisecond.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open store {path}: {exc}", hint="check ORCHESTRA_HOME") from exc
+    cache[key] = conn
+    return conn
+
+
+def reset_connections() -> None:
+    """Forget cached connections (tests switch ORCHESTRA_HOME between cases)."""
+    for conn in _local.__dict__.get("conns", {}).values():
+        conn.close()
+    _local.__dict__["conns"] = {}

@@ -78,3 +78,35 @@ def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
     from orchestra import runner
 
     return runner.run(uri, options)
+
+
+def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.plan.Plan
+    """The plan ``run`` would follow, without running, building or writing anything."""
+    from orchestra import runner
+
+    return runner.plan_only(uri, options).plan
+
+
+def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, StageGraph]
+    """Load and check a project; raises SpecError on the first problem."""
+    from orchestra import graph, source
+    from orchestra.spec import load
+
+    project = source.fetch(uri, version)
+    try:
+        spec = load.load(project.path)
+        return spec, graph.build(spec)
+    finally:
+        project.cleanup()
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    from orchestra.store import runs
+
+    return runs.get_run(run_id)
+
+
+def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    from orchestra.store import runs
+
+    return runs.list_runs(experiment, status, limit)

@@ -108,7 +108,9 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
                 f"--version {version!r} needs a git project", where=str(local),
                 hint="drop --version or point at a git repository",
             )
-        return _local_project(local, subdir, display_uri=uri)
+        # Local projects are named by absolute path (as MLflow's mlflow.source.name), so runs
+        # from different working directories share history and cache explanations.
+        return _local_project(local, subdir, display_uri=str(local) + (f"#{subdir}" if subdir else ""))
     from orchestra import gitsource
 
     return gitsource.fetch_git(base, subdir, version, local=local)

@@ -1,5 +1,92 @@
-"""placeholder"""
+"""``orchestra run`` and ``orchestra plan``: the flags of ``mlflow run`` plus pipeline flags."""
+
 from __future__ import annotations
+
 import argparse
+import json
+import sys
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``run``, ``plan`` (and ``schedule add``)."""
+    parser.add_argument("uri", metavar="URI", help="project directory or git URL (optionally #subdir)")
+    parser.add_argument("-e", "--entry-point", dest="entry_points", action="append", default=[], metavar="STAGE",
+                        help="target stage (repeatable); its ancestors run too. Default: the whole DAG, or main")
+    parser.add_argument("-P", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                        help="parameter for every selected stage declaring KEY, or STAGE.KEY=VALUE for one stage")
+    parser.add_argument("-v", "--version", dest="version", metavar="REF", help="git branch, tag or commit")
+    parser.add_argument("--env-manager", choices=("local", "uv", "virtualenv", "conda"),
+                        help="override every stage's environment manager (as mlflow run)")
+    parser.add_argument("--no-cache", action="store_true", help="run every stage, load nothing")
+    parser.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun STAGE (repeatable)")
+    parser.add_argument("--load-from", metavar="RUN_ID", help="prefer the outputs of this run where still valid")
+    parser.add_argument("--load-stages", metavar="A,B", default="",
+                        help="with --load-from: load these stages from RUN_ID even if their keys differ")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    pass
+    run = sub.add_parser("run", help="run a project's stages", description="Run an MLproject's stages as a DAG.")
+    add_run_flags(run)
+    run.add_argument("-j", "--jobs", type=int, metavar="N", help="stages in parallel (default: number of CPUs)")
+    run.add_argument("-k", "--keep-going", action="store_true", help="after a failure, let independent stages finish")
+    run.add_argument("--dry-run", action="store_true", help="print the plan; run and write nothing")
+    run.add_argument("--experiment", "--experiment-name", dest="experiment", default="Default", help="experiment name")
+    run.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URI",
+                     help="webhook config source (URL, JSON/YAML file, or project dir)")
+    run.add_argument("--trust-project-hooks", action="store_true", help="honour hooks declared inside a git project")
+    run.add_argument("--hooks-drain", type=float, default=10.0, metavar="SECONDS",
+                     help="wait at most this long for webhook deliveries at the end (default 10)")
+    run.add_argument("--json", action="store_true", help="print the finished run's record as JSON on stdout")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
+    run.set_defaults(handler=_run)
+
+    plan = sub.add_parser("plan", help="show what a run would do and why",
+                          description="Print each stage's action (RUN / LOAD from run X) and the reasons.")
+    add_run_flags(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable plan with key components")
+    plan.set_defaults(handler=_plan)
+
+
+def options_from(args: argparse.Namespace, **extra: object):
+    from orchestra.api import RunOptions
+
+    return RunOptions(
+        version=args.version, entry_points=tuple(args.entry_points), params=tuple(args.params),
+        no_cache=args.no_cache, force=tuple(args.force), load_from=args.load_from,
+        load_stages=tuple(s.strip() for s in args.load_stages.split(",") if s.strip()),
+        env_manager=args.env_manager, **extra,  # type: ignore[arg-type]
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestra import api
+    from orchestra.errors import BadInputError
+
+    if args.jobs is not None and args.jobs < 1:
+        raise BadInputError(f"-j {args.jobs}: must be at least 1")
+    options = options_from(
+        args, jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run, experiment=args.experiment,
+        hooks_uris=tuple(args.hooks_uris), trust_project_hooks=args.trust_project_hooks,
+        hooks_drain=args.hooks_drain, quiet=args.quiet,
+    )
+    result = api.run(args.uri, options)
+    if args.json:
+        json.dump(result.record, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    return result.exit_code
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from orchestra import api
+    from orchestra.plan import describe
+
+    the_plan = api.plan(args.uri, options_from(args))
+    if args.json:
+        json.dump(the_plan.to_json(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    for decision in the_plan.stages:
+        print(describe(decision))
+        for reason in decision.load_from_differences:
+            print(f"    cannot reuse --load-from run: {reason}")
+    return 0

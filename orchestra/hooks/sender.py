@@ -1,0 +1,156 @@
+"""The background sender: posts due deliveries from the outbox, one in flight per receiver URL.
+
+A dispatcher thread claims due rows (oldest first, one per free URL) and hands each to a small
+thread pool; a slow or dead receiver therefore holds up only its own events, never another
+receiver's, and never the pipeline (which only writes rows). Every outcome is written back to
+the outbox before the next attempt to that URL is claimed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from orchestra.hooks import outbox
+from orchestra.hooks.deliver import DISABLED, Policy, post
+
+log = logging.getLogger(__name__)
+
+# The dispatcher re-reads the outbox at least this often, so rows written by other processes
+# (or a redeliver command) are noticed without a wake-up from this one.
+POLL_S = 1.0
+
+
+class Sender:
+    """Delivers pending rows of one ``hooks.sqlite`` until stopped.
+
+    Args:
+        home: the ORCHESTRA_HOME holding ``hooks.sqlite``.
+        policy: timeouts and retry schedule.
+        max_workers: receivers served at the same time.
+    """
+
+    def __init__(self, home: Path, policy: Policy = Policy(), max_workers: int = 8) -> None:
+        self.home = home
+        self.policy = policy
+        self._cond = threading.Condition()
+        self._busy: set[str] = set()
+        self._stopping = False
+        self._kick = False
+        self._idle = False  # the last pass found nothing due before the next wake-up
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="orchestra-hook")
+        self._thread = threading.Thread(target=self._run, name="orchestra-hooks", daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        """Start the dispatcher thread (idempotent)."""
+        with self._cond:
+            if not self._started:
+                self._started = True
+                self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the dispatcher that new rows are due."""
+        with self._cond:
+            self._kick = True
+            self._idle = False
+            self._cond.notify_all()
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait until nothing is in flight and nothing is due within ``timeout_s``; at most that long.
+
+        Returns:
+            The number of deliveries still pending (retries scheduled later, or cut by the timeout).
+        """
+        deadline = time.time() + max(0.0, timeout_s)
+        self.start()
+        conn = outbox.open_db(self.home)
+        while True:
+            with self._cond:
+                busy = bool(self._busy)
+                idle = self._idle and not self._kick
+            if not busy and idle:
+                upcoming = outbox.next_wake(conn, set())
+                if upcoming is None or upcoming > deadline:
+                    break
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                break
+            with self._cond:
+                self._cond.wait(min(remaining, 0.1))
+        return outbox.pending_count(conn)
+
+    def stop(self) -> None:
+        """Stop dispatching; attempts in flight finish in the background (daemon threads)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        try:
+            conn = outbox.open_db(self.home)
+        except Exception:  # noqa: BLE001 - a broken store must not take the run down
+            log.warning("webhook sender cannot open the outbox", exc_info=True)
+            return
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                self._kick = False
+                busy = set(self._busy)
+            try:
+                self._dispatch(conn, busy)
+                with self._cond:
+                    busy = set(self._busy)
+                upcoming = outbox.next_wake(conn, busy)
+            except Exception:  # noqa: BLE001 - e.g. a locked database: try again shortly
+                log.warning("webhook sender pass failed", exc_info=True)
+                upcoming = time.time() + POLL_S
+            with self._cond:
+                if self._stopping:
+                    return
+                wait = POLL_S if upcoming is None else min(POLL_S, max(0.0, upcoming - time.time()))
+                if not self._kick and wait > 0:
+                    self._idle = True
+                    self._cond.notify_all()
+                    self._cond.wait(wait)
+
+    def _dispatch(self, conn: sqlite3.Connection, busy: set[str]) -> None:
+        outbox.disable_known(conn)
+        for row in outbox.due(conn, time.time(), busy):
+            claimed = outbox.claim(conn, row, self.policy.lease_s)
+            if claimed is None:
+                continue
+            with self._cond:
+                if self._stopping:
+                    return  # the claim lapses with the lease; a later sender takes it
+                self._busy.add(claimed.target.url)
+                self._idle = False
+            try:
+                self._pool.submit(self._send, claimed)
+            except RuntimeError:  # pool shut down between the check and the submit
+                with self._cond:
+                    self._busy.discard(claimed.target.url)
+                return
+
+    def _send(self, claimed: outbox.Claimed) -> None:
+        try:
+            outcome = post(claimed.target, claimed.event_id, claimed.event_name, claimed.attempt,
+                           claimed.body, self.policy)
+            delay = self.policy.next_delay(claimed.attempt, outcome.retry_after_s)
+            state = outbox.finish(outbox.open_db(self.home), claimed, outcome, delay)
+            if state == DISABLED:
+                log.warning("webhook %s answered 410 Gone: hook disabled", claimed.target.name)
+        except Exception:  # noqa: BLE001 - never let a worker die silently; the lease retries it
+            log.warning("webhook delivery %s failed unexpectedly", claimed.id, exc_info=True)
+        finally:
+            with self._cond:
+                self._busy.discard(claimed.target.url)
+                self._kick = True
+                self._idle = False
+                self._cond.notify_all()

@@ -1,0 +1,182 @@
+"""Run one stage command: environment, cwd, captured logs, process group, timeout, cancellation.
+
+Each stage is the leader of its own process group, so terminating it reaches everything it
+started. Logs go to files (always complete) and, line by line, to a sink (the console).
+A watchdog (a tiny shell loop started once per run) kills the stage groups that are still
+alive if orchestra itself dies without a chance to clean up (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+LineSink = Callable[[str, str], None]  # (stream, line)
+
+# Commands made only of these characters (and spaces) need no shell: exec them directly and
+# save a shell start per stage. Anything else goes through bash -c, as in MLflow.
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,:+@ ")
+_SHELL_WORDS = frozenset({"cd", "exit", "export", "source", ".", "exec", "set", "unset", "eval", "alias",
+                          "ulimit", "umask", "wait", "trap", "shift", "return", "readonly", "local"})
+GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    """How a stage process ended. ``status``: ok, failed, timeout or killed."""
+
+    exit_code: int | None
+    status: str
+    duration_s: float
+    last_stderr: tuple[str, ...] = ()
+
+
+def argv_for(command: str) -> list[str]:
+    """The argv to start: direct exec for plain commands, else ``bash -c``."""
+    if command and set(command) <= _PLAIN:
+        words = command.split()
+        if words and words[0] not in _SHELL_WORDS:
+            return words
+    shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+    return [shell, "-c", command]
+
+
+class ProcessRegistry:
+    """The stage processes alive in this orchestra process, for cancellation and the watchdog."""
+
+    def __init__(self, pgid_file: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.pgid_file = pgid_file
+        self.cancelled = threading.Event()
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs[proc.pid] = proc
+            self._write()
+
+    def remove(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.pop(proc.pid, None)
+            self._write()
+
+    def _write(self) -> None:
+        if self.pgid_file is None:
+            return
+        tmp = self.pgid_file.with_suffix(".tmp")
+        tmp.write_text("".join(f"{pid}\n" for pid in self._procs))
+        os.replace(tmp, self.pgid_file)
+
+    def terminate_all(self, grace: float = GRACE_SECONDS) -> None:
+        """SIGTERM every stage group, then SIGKILL what is left after ``grace`` seconds."""
+        self.cancelled.set()
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
+    """Start the shell loop that kills the listed groups once this process is gone."""
+    script = (
+        'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; '
+        '[ -f "$2" ] && for g in $(cat "$2"); do kill -TERM -- "-$g" 2>/dev/null; done; '
+        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL -- "-$g" 2>/dev/null; done; exit 0'
+    )
+    try:
+        return subprocess.Popen(["/bin/sh", "-c", script, "orchestra-watchdog", str(os.getpid()), str(pgid_file)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError:
+        return None
+
+
+def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, stderr_path: Path,
+        timeout: float | None, registry: ProcessRegistry, sink: LineSink | None = None,
+        on_start: Callable[[int], None] | None = None) -> ProcessResult:
+    """Run ``command`` to completion (or timeout, or cancellation) and capture its output."""
+    started = time.monotonic()
+    if registry.cancelled.is_set():
+        return ProcessResult(None, "killed", 0.0)
+    with open(stdout_path, "ab") as out_file, open(stderr_path, "ab") as err_file:
+        try:
+            proc = subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            err_file.write(f"orchestra: cannot start command: {exc}\n".encode())
+            return ProcessResult(127, "failed", time.monotonic() - started, (str(exc),))
+        registry.add(proc)
+        if on_start:
+            on_start(proc.pid)
+        tail: list[str] = []
+        pumps = [
+            threading.Thread(target=_pump, args=(proc.stdout, out_file, "stdout", sink, None), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, err_file, "stderr", sink, tail), daemon=True),
+        ]
+        for pump in pumps:
+            pump.start()
+        status = "ok"
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            status = "timeout"
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+        finally:
+            # The shell may be gone while children it started still hold the pipes: kill the
+            # group so nothing outlives the stage, then let the pumps drain.
+            _signal_group(proc.pid, signal.SIGKILL)
+            for pump in pumps:
+                pump.join(timeout=GRACE_SECONDS)
+            registry.remove(proc)
+    code = proc.returncode
+    if status == "ok" and registry.cancelled.is_set() and code != 0:
+        status = "killed"
+    elif status == "ok" and code != 0:
+        status = "failed"
+    return ProcessResult(code, status, time.monotonic() - started, tuple(tail[-20:]))
+
+
+def _pump(stream, log_file, name: str, sink: LineSink | None, tail: list[str] | None) -> None:
+    for raw in iter(stream.readline, b""):
+        log_file.write(raw)
+        if sink is not None or tail is not None:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if sink is not None:
+                sink(name, line)
+            if tail is not None:
+                tail.append(line)
+                if len(tail) > 40:
+                    del tail[:20]
+    log_file.flush()
+    stream.close()
+
+
+def quote_argv(argv: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,265 @@
+"""Content-addressed stage outputs: publish (move into objects, link into the run), load, verify.
+
+Objects live in ``ORCHESTRA_HOME/objects/ab/abcdef…`` and are read-only. A run's stage directory
+is a tree of hardlinks to objects, built in a temporary directory and renamed into place, so
+it either does not exist or is complete. Loading an earlier stage's outputs is linking, never
+copying (a copy happens only across filesystems).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat as statmod
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from orchestra.errors import OrchestraError
+from orchestra.home import home_path
+from orchestra.store import runs as runstore
+
+_CHUNK = 1 << 20
+
+
+class OutputError(OrchestraError):
+    """A stage's outputs cannot be published (escaping symlink, missing declared output)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Result of checking published outputs against their manifest."""
+
+    ok: bool
+    problem: str | None = None
+
+
+def objects_dir() -> Path:
+    return home_path("objects")
+
+
+def object_path(sha: str, executable: bool = False) -> Path:
+    return objects_dir() / sha[:2] / (sha[2:] + (".x" if executable else ""))
+
+
+@contextmanager
+def shared_lock() -> Iterator[None]:
+    """Held while publishing/linking; ``gc`` takes it exclusively before deleting objects."""
+    with _flock(fcntl.LOCK_SH):
+        yield
+
+
+@contextmanager
+def exclusive_lock() -> Iterator[None]:
+    with _flock(fcntl.LOCK_EX):
+        yield
+
+
+@contextmanager
+def _flock(mode: int) -> Iterator[None]:
+    path = home_path("locks") / "objects.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)
+
+
+def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
+    """Digest of (path, sha256, size, mode) of every file: what downstream cache keys see."""
+    canonical = json.dumps({k: [v["sha256"], v["size"], v["mode"]] for k, v in sorted(manifest.items())},
+                           separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _stat_token(st: os.stat_result) -> str:
+    # Any write or chmod through a hardlink changes mtime or ctime: a changed token means "rehash".
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[str, dict[str, object]]:
+    """Move the files of ``staging`` into the object store and link them at ``dest``.
+
+    Returns the manifest: relative path → {sha256, size, mode}.
+
+    Raises:
+        OutputError: a declared output is missing, or a symlink points outside ``staging``.
+    """
+    staging = staging.resolve()
+    for name in declared:
+        if not (staging / name).exists():
+            raise OutputError(f"declared output '{name}' was not written", hint=f"write it under $ORCHESTRA_OUTPUT_DIR/{name}")
+    manifest: dict[str, dict[str, object]] = {}
+    records: list[tuple[str, int, str]] = []
+    with shared_lock():
+        for path in _walk(staging):
+            rel = path.relative_to(staging).as_posix()
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(staging):
+                    raise OutputError(f"output '{rel}' is a symlink to {os.readlink(path)}, outside the output directory",
+                                      hint="write the file itself, not a link to it")
+                if target.is_dir():
+                    continue  # its files are published under their real path
+                source = target
+            else:
+                source = path
+            st = source.stat()
+            executable = bool(st.st_mode & statmod.S_IXUSR)
+            sha = _hash_file(source)
+            obj = object_path(sha, executable)
+            if not obj.exists():
+                obj.parent.mkdir(parents=True, exist_ok=True)
+                _place_object(source, obj, move=not path.is_symlink(), executable=executable)
+                ost = obj.stat()
+                records.append((sha + (".x" if executable else ""), ost.st_size, _stat_token(ost)))
+            manifest[rel] = {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}
+        runstore.record_objects(records)
+        link_tree(manifest, dest)
+    return manifest
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        for name in sorted(dirnames):
+            if (base / name).is_symlink():
+                yield base / name
+        dirnames[:] = sorted(d for d in dirnames if not (base / d).is_symlink())
+        for name in sorted(filenames):
+            yield base / name
+
+
+def _place_object(source: Path, obj: Path, *, move: bool, executable: bool) -> None:
+    # Write under a temporary name in the objects directory, then rename: an object is either
+    # complete or absent, whatever happens to this process.
+    tmp = obj.with_name(f".tmp-{os.getpid()}-{obj.name}")
+    try:
+        if move:
+            try:
+                os.rename(source, tmp)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.copyfile(source, tmp)
+        else:
+            shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o555 if executable else 0o444)
+        os.replace(tmp, obj)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path) -> None:
+    """Create ``dest`` as hardlinks to the manifest's objects, atomically (tmp dir + rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        for rel, entry in manifest.items():
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            obj = object_path(str(entry["sha256"]), bool(int(entry["mode"]) & 0o100))
+            try:
+                os.link(obj, target)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM):
+                    raise
+                shutil.copy2(obj, target)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
+    """Check every object of a manifest: exists, right size, and (if its stat changed) right hash.
+
+    A corrupt object is removed from the store so nothing can link it again.
+    """
+    updates: list[tuple[str, int, str]] = []
+    for rel, entry in manifest.items():
+        sha = str(entry["sha256"])
+        executable = bool(int(entry["mode"]) & 0o100)
+        obj = object_path(sha, executable)
+        try:
+            st = obj.stat()
+        except FileNotFoundError:
+            return Verification(False, f"{rel}: object missing")
+        if st.st_size != entry["size"]:
+            _quarantine(obj, sha, executable)
+            return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")
+        key = sha + (".x" if executable else "")
+        known = runstore.object_stat(key)
+        token = _stat_token(st)
+        if known is None or known[1] != token:
+            if _hash_file(obj) != sha:
+                _quarantine(obj, sha, executable)
+                return Verification(False, f"{rel}: content does not match sha256 (corrupt object removed)")
+            updates.append((key, st.st_size, token))
+    runstore.record_objects(updates)
+    return Verification(True)
+
+
+def _quarantine(obj: Path, sha: str, executable: bool) -> None:
+    try:
+        obj.chmod(0o644)
+        obj.unlink()
+    except OSError:
+        pass
+    runstore.forget_objects([sha + (".x" if executable else "")])
+
+
+def load(manifest: Mapping[str, Mapping[str, object]], dest: Path) -> Verification:
+    """Verify, then link an earlier stage's outputs at ``dest``. Nothing is linked on failure."""
+    with shared_lock():
+        result = verify(manifest)
+        if result.ok:
+            link_tree(manifest, dest)
+        return result
+
+
+def collect_garbage(dry_run: bool = False) -> tuple[int, int]:
+    """Delete objects no stage references. Returns (objects removed, bytes freed)."""
+    removed = freed = 0
+    with exclusive_lock():
+        referenced = {sha for sha in runstore.referenced_objects()}
+        forgotten = []
+        root = objects_dir()
+        for shard in root.iterdir():
+            if not shard.is_dir():
+                continue
+            for obj in shard.iterdir():
+                name = obj.name
+                if name.startswith(".tmp-"):
+                    if not dry_run:
+                        obj.unlink(missing_ok=True)
+                    continue
+                sha = shard.name + name.removesuffix(".x")
+                if sha in referenced:
+                    continue
+                removed += 1
+                freed += obj.stat().st_size
+                if not dry_run:
+                    obj.unlink()
+                    forgotten.append(shard.name + name)
+        if not dry_run:
+            runstore.forget_objects(forgotten)
+    return removed, freed

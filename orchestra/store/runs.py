@@ -1,0 +1,364 @@
+"""The run store: runs, stages, metrics in ``ORCHESTRA_HOME/runs.sqlite`` (WAL).
+
+Every state change is one short transaction, so concurrent ``orchestra run`` processes on one
+home interleave safely and a killed process leaves at worst a RUNNING row, which the next
+process recognises (its pid is gone) and marks KILLED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from orchestra.errors import RunNotFoundError
+from orchestra.store.db import connect
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start_time REAL NOT NULL,
+    end_time REAL,
+    project_uri TEXT,
+    targets TEXT NOT NULL DEFAULT '[]',
+    params TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '{}',
+    pid INTEGER,
+    host TEXT,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_start ON runs(start_time);
+CREATE TABLE IF NOT EXISTS stages (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    cache_key TEXT,
+    components TEXT NOT NULL DEFAULT '{}',
+    env_key TEXT,
+    command TEXT,
+    exit_code INTEGER,
+    start_time REAL,
+    end_time REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    manifest TEXT,
+    manifest_digest TEXT,
+    outputs_dir TEXT,
+    log_dir TEXT,
+    loaded_from_run TEXT,
+    loaded_from_stage TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    params TEXT NOT NULL DEFAULT '{}',
+    tags TEXT NOT NULL DEFAULT '{}',
+    pgid INTEGER,
+    message TEXT,
+    PRIMARY KEY (run_id, name)
+);
+CREATE INDEX IF NOT EXISTS stages_by_key ON stages(cache_key, status);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    stage TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value REAL NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, stage);
+CREATE TABLE IF NOT EXISTS objects (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    stat TEXT NOT NULL
+);
+"""
+
+RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+STAGE_STATUSES = ("PENDING", "RUNNING", "FINISHED", "FAILED", "SKIPPED", "LOADED", "KILLED")
+# A stage in these states has published, intact-at-the-time outputs that a later run may load.
+REUSABLE = ("FINISHED", "LOADED")
+_JSON_COLUMNS = frozenset({"components", "manifest", "metrics", "params", "tags", "targets"})
+
+
+def new_run_id() -> str:
+    """32 hex characters, like MLflow's run ids."""
+    return secrets.token_hex(16)
+
+
+def db() -> sqlite3.Connection:
+    return connect("runs", SCHEMA)
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``: writers queue on the busy timeout instead of failing."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def transaction() -> _Tx:
+    return _Tx(db())
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def create_run(run_id: str, *, experiment: str, project_uri: str, targets: Sequence[str],
+               params: Mapping[str, Any], tags: Mapping[str, str], stages: Iterable[str]) -> None:
+    """Insert a RUNNING run and its PENDING stages in one transaction."""
+    now = time.time()
+    with transaction() as conn:
+        conn.execute(
+            "INSERT INTO runs (run_id, experiment, status, start_time, project_uri, targets, params, tags, pid, host)"
+            " VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, experiment, now, project_uri, _dump(list(targets)), _dump(dict(params)), _dump(dict(tags)),
+             os.getpid(), socket.gethostname()),
+        )
+        conn.executemany("INSERT INTO stages (run_id, name, status) VALUES (?, ?, 'PENDING')",
+                         [(run_id, name) for name in stages])
+
+
+def update_stage(run_id: str, name: str, **fields: Any) -> None:
+    """Set columns of one stage row (JSON columns are serialised)."""
+    if not fields:
+        return
+    columns = ", ".join(f"{key} = ?" for key in fields)
+    values = [_dump(v) if key in _JSON_COLUMNS and v is not None else v for key, v in fields.items()]
+    with transaction() as conn:
+        conn.execute(f"UPDATE stages SET {columns} WHERE run_id = ? AND name = ?", (*values, run_id, name))  # noqa: S608
+
+
+def update_run(run_id: str, **fields: Any) -> None:
+    columns = ", ".join(f"{key} = ?" for key in fields)
+    values = [_dump(v) if key in _JSON_COLUMNS and v is not None else v for key, v in fields.items()]
+    with transaction() as conn:
+        conn.execute(f"UPDATE runs SET {columns} WHERE run_id = ?", (*values, run_id))  # noqa: S608
+
+
+def merge_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    with transaction() as conn:
+        row = conn.execute("SELECT tags FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        merged = {**json.loads(row["tags"]), **tags}
+        conn.execute("UPDATE runs SET tags = ? WHERE run_id = ?", (_dump(merged), run_id))
+
+
+def finish_run(run_id: str, status: str, message: str | None = None) -> None:
+    """Set the run's final status; stages still PENDING/RUNNING get a matching terminal state."""
+    now = time.time()
+    stage_status = "KILLED" if status == "KILLED" else "SKIPPED"
+    with transaction() as conn:
+        conn.execute("UPDATE runs SET status = ?, end_time = ?, message = ? WHERE run_id = ?",
+                     (status, now, message, run_id))
+        conn.execute("UPDATE stages SET status = 'KILLED', end_time = ? WHERE run_id = ? AND status = 'RUNNING'",
+                     (now, run_id))
+        conn.execute("UPDATE stages SET status = ? WHERE run_id = ? AND status = 'PENDING'", (stage_status, run_id))
+
+
+def log_metrics(run_id: str, stage: str, rows: Sequence[tuple[str, float, int, float]]) -> None:
+    if rows:
+        with transaction() as conn:
+            conn.executemany("INSERT INTO metrics (run_id, stage, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
+                             [(run_id, stage, *row) for row in rows])
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An earlier stage whose outputs could be loaded."""
+
+    run_id: str
+    stage: str
+    cache_key: str
+    components: Mapping[str, Any]
+    manifest: Mapping[str, Any]
+    manifest_digest: str
+    outputs_dir: str
+    metrics: Mapping[str, Any]
+    end_time: float
+
+
+def _candidate(row: sqlite3.Row) -> Candidate:
+    return Candidate(
+        run_id=row["run_id"], stage=row["name"], cache_key=row["cache_key"],
+        components=json.loads(row["components"] or "{}"), manifest=json.loads(row["manifest"] or "{}"),
+        manifest_digest=row["manifest_digest"], outputs_dir=row["outputs_dir"],
+        metrics=json.loads(row["metrics"] or "{}"), end_time=row["end_time"] or 0.0,
+    )
+
+
+def find_by_key(cache_key: str, limit: int = 5) -> list[Candidate]:
+    """Reusable stages with this cache key, newest first."""
+    rows = db().execute(
+        "SELECT * FROM stages WHERE cache_key = ? AND status IN ('FINISHED', 'LOADED') AND manifest IS NOT NULL"
+        " ORDER BY status = 'FINISHED' DESC, end_time DESC LIMIT ?", (cache_key, limit)).fetchall()
+    return [_candidate(row) for row in rows]
+
+
+def stage_of(run_id: str, name: str) -> Candidate | None:
+    """The stage ``name`` of ``run_id`` if it has published outputs."""
+    row = db().execute("SELECT * FROM stages WHERE run_id = ? AND name = ? AND status IN ('FINISHED', 'LOADED')"
+                       " AND manifest IS NOT NULL", (run_id, name)).fetchone()
+    return _candidate(row) if row else None
+
+
+def latest_for_stage(name: str, project_uri: str | None = None) -> Candidate | None:
+    """The newest reusable record of a stage of this project (to explain why a key changed)."""
+    row = db().execute(
+        "SELECT stages.* FROM stages JOIN runs USING (run_id) WHERE name = ? AND stages.status IN ('FINISHED', 'LOADED')"
+        " AND manifest IS NOT NULL AND (? IS NULL OR runs.project_uri = ?) ORDER BY stages.end_time DESC LIMIT 1",
+        (name, project_uri, project_uri)).fetchone()
+    return _candidate(row) if row else None
+
+
+def resolve_run_id(run_id: str) -> str:
+    """Full id for ``run_id`` (a unique prefix of 6+ characters is accepted).
+
+    Raises:
+        RunNotFoundError: no such run, or an ambiguous prefix.
+    """
+    text = run_id.strip().lower()
+    if not text or any(c not in "0123456789abcdef" for c in text) or len(text) > 32:
+        raise RunNotFoundError(f"invalid run id {run_id!r}", hint="32 hex characters, see 'orchestra runs list'")
+    if len(text) == 32:
+        if db().execute("SELECT 1 FROM runs WHERE run_id = ?", (text,)).fetchone():
+            return text
+    elif len(text) >= 6:
+        rows = db().execute("SELECT run_id FROM runs WHERE run_id LIKE ? LIMIT 2", (text + "%",)).fetchall()
+        if len(rows) == 1:
+            return rows[0]["run_id"]
+        if len(rows) > 1:
+            raise RunNotFoundError(f"run id prefix {run_id!r} is ambiguous", hint="give more characters")
+    raise RunNotFoundError(f"no run {run_id!r} in this ORCHESTRA_HOME", hint="see 'orchestra runs list'")
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    """The run's record: DESIGN/issue 2 JSON shape (run fields + ``stages`` list)."""
+    full = resolve_run_id(run_id)
+    conn = db()
+    run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (full,)).fetchone()
+    stages = conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (full,)).fetchall()
+    return _run_record(run, stages)
+
+
+def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row]) -> dict[str, Any]:
+    record = {
+        "run_id": run["run_id"], "experiment": run["experiment"], "status": run["status"],
+        "start_time": run["start_time"], "end_time": run["end_time"], "project_uri": run["project_uri"],
+        "targets": json.loads(run["targets"]), "params": json.loads(run["params"]),
+        "tags": json.loads(run["tags"]), "message": run["message"], "stages": [],
+    }
+    for row in stages:
+        log_dir = row["log_dir"]
+        record["stages"].append({
+            "name": row["name"], "status": row["status"], "exit_code": row["exit_code"],
+            "start_time": row["start_time"], "end_time": row["end_time"], "attempts": row["attempts"],
+            "metrics": json.loads(row["metrics"]), "params": json.loads(row["params"]),
+            "tags": json.loads(row["tags"]),
+            "log_paths": {"stdout": f"{log_dir}/stdout.log", "stderr": f"{log_dir}/stderr.log"} if log_dir else {},
+            "outputs_dir": row["outputs_dir"], "cache_key": row["cache_key"],
+            "components": json.loads(row["components"]), "env_key": row["env_key"], "command": row["command"],
+            "manifest": json.loads(row["manifest"]) if row["manifest"] else None,
+            "loaded_from": {"run_id": row["loaded_from_run"], "stage": row["loaded_from_stage"]}
+            if row["loaded_from_run"] else None,
+            "message": row["message"],
+        })
+    return record
+
+
+def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Runs newest first, with their stage records."""
+    where, args = [], []
+    if experiment:
+        where.append("experiment = ?")
+        args.append(experiment)
+    if status:
+        where.append("status = ?")
+        args.append(status.upper())
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    conn = db()
+    runs = conn.execute(f"SELECT * FROM runs {clause} ORDER BY start_time DESC LIMIT ?", (*args, limit)).fetchall()  # noqa: S608
+    return [_run_record(run, conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (run["run_id"],)).fetchall())
+            for run in runs]
+
+
+def reap_stale_runs() -> list[str]:
+    """Mark RUNNING runs of dead orchestra processes (same host) KILLED; kill their stage groups.
+
+    This is how a SIGKILLed orchestra is cleaned up: its children are found by the process
+    group ids recorded on the stage rows.
+    """
+    host = socket.gethostname()
+    conn = db()
+    rows = conn.execute("SELECT run_id, pid FROM runs WHERE status = 'RUNNING' AND host = ?", (host,)).fetchall()
+    reaped = []
+    for row in rows:
+        if row["pid"] and _alive(row["pid"]):
+            continue
+        for stage in conn.execute("SELECT pgid FROM stages WHERE run_id = ? AND status = 'RUNNING' AND pgid IS NOT NULL",
+                                  (row["run_id"],)).fetchall():
+            try:
+                os.killpg(stage["pgid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        finish_run(row["run_id"], "KILLED", "orchestra process died")
+        reaped.append(row["run_id"])
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie or a reused pid: compare with /proc when present.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().split(b") ")[-1][:1] != b"Z"
+    except OSError:
+        return True
+
+
+def delete_runs(run_ids: Sequence[str]) -> None:
+    with transaction() as conn:
+        conn.executemany("DELETE FROM metrics WHERE run_id = ?", [(r,) for r in run_ids])
+        conn.executemany("DELETE FROM stages WHERE run_id = ?", [(r,) for r in run_ids])
+        conn.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in run_ids])
+
+
+def referenced_objects() -> set[str]:
+    refs: set[str] = set()
+    for row in db().execute("SELECT manifest FROM stages WHERE manifest IS NOT NULL"):
+        for entry in json.loads(row["manifest"]).values():
+            refs.add(entry["sha256"])
+    return refs
+
+
+def object_stat(sha: str) -> tuple[int, str] | None:
+    row = db().execute("SELECT size, stat FROM objects WHERE sha256 = ?", (sha,)).fetchone()
+    return (row["size"], row["stat"]) if row else None
+
+
+def record_objects(rows: Sequence[tuple[str, int, str]]) -> None:
+    if rows:
+        with transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO objects (sha256, size, stat) VALUES (?, ?, ?)", rows)
+
+
+def forget_objects(shas: Sequence[str]) -> None:
+    if shas:
+        with transaction() as conn:
+            conn.executemany("DELETE FROM objects WHERE sha256 = ?", [(s,) for s in shas])

@@ -55,6 +55,7 @@ def drive(graph: StageGraph, driver: Driver, executor: Executor, *, jobs: int, k
     manifests: dict[str, str] = {}
     decisions: dict[str, StagePlan] = {}
     ready: list[str] = [name for name in graph.order if waiting[name] == 0]
+    position = {name: i for i, name in enumerate(graph.order)}
     running = 0
     stopping = False
     result = EngineResult(status=FINISHED, stages=state, manifests=manifests)
@@ -68,7 +69,7 @@ def drive(graph: StageGraph, driver: Driver, executor: Executor, *, jobs: int, k
                 if waiting[child] == 0 and state[child] == PENDING:
                     ready.append(child)
         else:
-            for child in sorted(graph.descendants(name), key=graph.order.index):
+            for child in sorted(graph.descendants(name), key=position.__getitem__):
                 if state[child] == PENDING:
                     state[child] = SKIPPED
                     driver.ended(child, SKIPPED, None, None, f"upstream {name} {status.lower()}")
@@ -94,8 +95,9 @@ def drive(graph: StageGraph, driver: Driver, executor: Executor, *, jobs: int, k
                     ready.insert(0, name)
                     break
                 state[name] = RUNNING
+                task = driver.task(name, 1, decision)
                 driver.started(name, 1, decision)
-                executor.submit(driver.task(name, 1, decision))
+                executor.submit(task)
                 running += 1
             if stopping:
                 for name in ready:
@@ -118,8 +120,9 @@ def drive(graph: StageGraph, driver: Driver, executor: Executor, *, jobs: int, k
                 elif outcome.attempt <= retries.get(name, 0) and not stopping:
                     driver.retrying(name, outcome)
                     next_attempt = outcome.attempt + 1
+                    task = driver.task(name, next_attempt, decisions[name])
                     driver.started(name, next_attempt, decisions[name])
-                    executor.submit(driver.task(name, next_attempt, decisions[name]))
+                    executor.submit(task)
                     running += 1
                 else:
                     driver.ended(name, FAILED, decisions[name], outcome, outcome.message)

@@ -145,9 +145,12 @@ def _check_inputs(graph: StageGraph, where: str) -> None:
 def select(graph: StageGraph, targets: Iterable[str]) -> tuple[str, ...]:
     """The targets and all their ancestors, in topological order."""
     keep: set[str] = set()
-    for target in targets:
-        keep.add(target)
-        keep |= graph.ancestors(target)
+    stack = list(targets)
+    while stack:  # one walk for all targets: linear in the graph, however many targets
+        node = stack.pop()
+        if node not in keep:
+            keep.add(node)
+            stack.extend(graph.parents[node])
     return tuple(name for name in graph.order if name in keep)
 
 

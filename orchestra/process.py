@@ -115,7 +115,11 @@ def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
 def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, stderr_path: Path,
         timeout: float | None, registry: ProcessRegistry, sink: LineSink | None = None,
         on_start: Callable[[int], None] | None = None) -> ProcessResult:
-    """Run ``command`` to completion (or timeout, or cancellation) and capture its output."""
+    """Run ``command`` to completion (or timeout, or cancellation) and capture its output.
+
+    The calling thread multiplexes both pipes itself (no pump threads): a stage costs one
+    process start and nothing else.
+    """
     started = time.monotonic()
     if registry.cancelled.is_set():
         return ProcessResult(None, "killed", 0.0)
@@ -130,30 +134,22 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []
-        pumps = [
-            threading.Thread(target=_pump, args=(proc.stdout, out_file, "stdout", sink, None), daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, err_file, "stderr", sink, tail), daemon=True),
-        ]
-        for pump in pumps:
-            pump.start()
         status = "ok"
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            status = "timeout"
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
-            _signal_group(proc.pid, signal.SIGKILL)
+            status = _pump(proc, out_file, err_file, sink, tail,
+                           deadline=None if timeout is None else started + timeout)
+            if status == "timeout":
+                _signal_group(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    pass
             proc.wait()
         finally:
-            # The shell may be gone while children it started still hold the pipes: kill the
-            # group so nothing outlives the stage, then let the pumps drain.
+            # Whatever the stage left behind in its group (background jobs) ends with it.
             _signal_group(proc.pid, signal.SIGKILL)
-            for pump in pumps:
-                pump.join(timeout=GRACE_SECONDS)
+            if proc.returncode is None:
+                proc.wait()
             registry.remove(proc)
     code = proc.returncode
     if status == "ok" and registry.cancelled.is_set() and code != 0:
@@ -163,19 +159,54 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     return ProcessResult(code, status, time.monotonic() - started, tuple(tail[-20:]))
 
 
-def _pump(stream, log_file, name: str, sink: LineSink | None, tail: list[str] | None) -> None:
-    for raw in iter(stream.readline, b""):
-        log_file.write(raw)
-        if sink is not None or tail is not None:
-            line = raw.decode(errors="replace").rstrip("\n")
-            if sink is not None:
-                sink(name, line)
-            if tail is not None:
-                tail.append(line)
-                if len(tail) > 40:
-                    del tail[:20]
-    log_file.flush()
-    stream.close()
+def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | None, tail: list[str],
+          deadline: float | None) -> str:
+    """Copy both pipes to their files (and lines to the sink) until EOF; 'timeout' if late."""
+    import selectors
+
+    assert proc.stdout is not None and proc.stderr is not None
+    selector = selectors.DefaultSelector()
+    buffers = {"stdout": b"", "stderr": b""}
+    selector.register(proc.stdout, selectors.EVENT_READ, ("stdout", out_file))
+    selector.register(proc.stderr, selectors.EVENT_READ, ("stderr", err_file))
+    try:
+        while selector.get_map():
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                return "timeout"
+            for key, _ in selector.select(wait):
+                name, log_file = key.data
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    if buffers[name]:
+                        _emit(name, buffers[name], sink, tail)
+                        buffers[name] = b""
+                    continue
+                log_file.write(chunk)
+                if sink is not None or name == "stderr":
+                    data = buffers[name] + chunk
+                    *lines, buffers[name] = data.split(b"\n")
+                    for line in lines:
+                        _emit(name, line, sink, tail)
+                    if len(buffers[name]) > 65536:  # a very long line: show it in pieces
+                        _emit(name, buffers[name], sink, tail)
+                        buffers[name] = b""
+        return "ok"
+    finally:
+        selector.close()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _emit(name: str, raw: bytes, sink: LineSink | None, tail: list[str]) -> None:
+    line = raw.decode(errors="replace").rstrip("\r")
+    if sink is not None:
+        sink(name, line)
+    if name == "stderr":
+        tail.append(line)
+        if len(tail) > 40:
+            del tail[:20]
 
 
 def quote_argv(argv: Sequence[str]) -> str:

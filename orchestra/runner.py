@@ -193,6 +193,13 @@ class RunDriver:
         self.bus = bus
         self.run_dir = home_path("runs", run_id)
         self.view = planmod.LiveStoreView(prepared.project.uri)
+        self.planned = {decision.name: decision for decision in prepared.plan.stages}
+        self._deferred: list[tuple[str, dict[str, Any]]] = []
+        self._commands: dict[str, str] = {}
+        # Computed once: a long chain asks for every ancestor's paths at every stage.
+        self.stage_dirs = {name: self.run_dir / _safe(name) for name in prepared.graph.order}
+        self.out_strs = {name: str(path / "out") for name, path in self.stage_dirs.items()}
+        self.input_vars = {name: f"ORCHESTRA_INPUT_{_env_suffix(name)}" for name in prepared.graph.order}
         self.counts = {"PENDING": len(prepared.graph.order)}
         self.console.total = len(prepared.graph.order)
         self.started_at: dict[str, float] = {}
@@ -203,10 +210,10 @@ class RunDriver:
         self.base_env = {**os.environ, **options.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
 
     def stage_dir(self, name: str) -> Path:
-        return self.run_dir / _safe(name)
+        return self.stage_dirs[name]
 
     def outputs_dir(self, name: str) -> Path:
-        return self.stage_dir(name) / "out"
+        return self.stage_dirs[name] / "out"
 
     def _count(self, old: str | None, new: str) -> None:
         if old:
@@ -220,13 +227,17 @@ class RunDriver:
 
     # -- Driver protocol ---------------------------------------------------------------
     def decide(self, name: str, upstream: Mapping[str, str]) -> planmod.StagePlan:
-        inputs = self.prepared.inputs[name]
-        return planmod.decide(inputs, upstream, self.prepared.options, self.view)
+        planned = self.planned[name]
+        # The plan's decision stands when it was final and the upstream outputs are the ones it
+        # assumed; otherwise (an upstream stage ran, or failed to load) decide again now.
+        if planned.final and (planned.trusted or (planned.components or {}).get("upstream") == dict(upstream)):
+            return planned
+        return planmod.decide(self.prepared.inputs[name], upstream, self.prepared.options, self.view)
 
     def task(self, name: str, attempt: int, decision: planmod.StagePlan) -> StageTask:
         stage = self.prepared.graph.stages[name]
         sdir = self.stage_dir(name)
-        inputs = {parent: str(self.outputs_dir(parent)) for parent in self.prepared.graph.ancestors(name)}
+        inputs = {parent: self.out_strs[parent] for parent in self.prepared.graph.ancestors(name)}
         staging = sdir / f".staging-{attempt}"
         command = paramsmod.render(stage, self.prepared.params[name], outputs=str(staging), inputs=inputs)
         env = dict(self.base_env)
@@ -238,8 +249,8 @@ class RunDriver:
         env.update({"ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": str(staging), "ORCHESTRA_ATTEMPT": str(attempt),
                     "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")})
         for parent, path in inputs.items():
-            env[f"ORCHESTRA_INPUT_{_env_suffix(parent)}"] = path
-        runstore.update_stage(self.run_id, name, command=command)
+            env[self.input_vars[parent]] = path
+        self._commands[name] = command
         return StageTask(
             run_id=self.run_id, stage=name, attempt=attempt, command=command, cwd=str(self.prepared.project.path),
             env=env, log_dir=str(sdir / "logs"), staging_dir=str(staging), outputs_dir=str(self.outputs_dir(name)),
@@ -257,14 +268,21 @@ class RunDriver:
                                                    f"{result.problem}; running it again")
         return result.problem
 
+    def flush(self) -> None:
+        """Write deferred LOADED records (batched: one transaction for a run of loads)."""
+        if self._deferred:
+            runstore.update_stages(self.run_id, self._deferred)
+            self._deferred = []
+
     def started(self, name: str, attempt: int, decision: planmod.StagePlan) -> None:
+        self.flush()
         now = time.time()
         self.started_at[name] = now
         environment = self.prepared.environments[name]
         runstore.update_stage(self.run_id, name, status="RUNNING", start_time=now, attempts=attempt,
                               cache_key=decision.key, components=decision.components,
                               env_key=environment.key if environment else None,
-                              log_dir=str(self.stage_dir(name) / "logs"))
+                              log_dir=str(self.stage_dir(name) / "logs"), command=self._commands.get(name))
         if attempt == 1:
             self._count("PENDING", "RUNNING")
             why = "; ".join(decision.reasons)
@@ -310,7 +328,11 @@ class RunDriver:
                 self._report_failure(name, status, outcome, took)
         else:
             self.console.stage_line(name, self.console.color(status.lower(), status) + (f" ({message})" if message else ""))
-        runstore.update_stage(self.run_id, name, **fields)
+        if status == LOADED:
+            self._deferred.append((name, fields))
+        else:
+            self.flush()
+            runstore.update_stage(self.run_id, name, **fields)
         self._count(old, status)
         duration = (outcome.end_time - self.started_at.get(name, outcome.start_time)) if outcome else None
         self._event(events.STAGE_ENDED, stage=name, status=_EVENT_STATUS[status],
@@ -385,13 +407,12 @@ def _run_params(prepared: Prepared) -> dict[str, str]:
 
 def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> list[events.Listener]:
     listeners: list[events.Listener] = []
-    try:
+    configured = (prepared.spec.hooks or options.hooks_uris or os.environ.get("ORCHESTRA_HOOKS_URI")
+                  or os.environ.get("MLFLOW_HOOKS_URI"))
+    if configured:  # importing the webhook machinery costs ~25 ms: only when hooks exist
         from orchestra import hooks
-    except ImportError:  # webhooks not installed in this build
-        return listeners
-    make = getattr(hooks, "make_listener", None)
-    if make is not None:
-        listener = make(prepared.spec.hooks, prepared.project, options)
+
+        listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options)
         if listener is not None:
             listeners.append(listener)
     return listeners
@@ -421,14 +442,15 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console) -> RunRe
     watchdog = process.start_watchdog(pgid_file)
     jobs = options.jobs or os.cpu_count() or 1
     executor = LocalExecutor(jobs, pgid_file=pgid_file,
-                             sink_for=lambda name: (lambda stream, line: console.stage_line(name, line)),
-                             on_start=lambda task, pid: runstore.update_stage(run_id, task.stage, pgid=pid))
+                             sink_for=lambda name: (lambda stream, line: console.stage_line(name, line))
+                             if not options.quiet else None)
     started = time.monotonic()
     previous = _install_sigterm()
     try:
         result = drive(graph, driver, executor, jobs=jobs, keep_going=options.keep_going,
                        retries={name: graph.stages[name].retries for name in graph.order})
     finally:
+        driver.flush()
         _restore_sigterm(previous)
         executor.close()
         if watchdog is not None:

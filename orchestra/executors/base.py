@@ -100,7 +100,10 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
         message = f"timed out after {task.timeout:g}s"
     elif status == "failed":
         message = f"exited with code {result.exit_code}"
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.rmdir()  # empty after a publish: files moved into the object store
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
     return TaskOutcome(
         stage=task.stage, attempt=task.attempt, status=status, exit_code=result.exit_code, start_time=started,
         end_time=time.time(), manifest=manifest, manifest_digest=digest, message=message,

@@ -143,7 +143,7 @@ def read_source(uri: str, label: str) -> Mapping[str, Any]:
     else:
         path = Path(uri).expanduser()
     if path.is_dir():
-        mlproject = next((p for p in sorted(path.iterdir()) if p.name.lower() == "mlproject" and p.is_file()), None)
+        mlproject = find_mlproject(path)
         if mlproject is None:
             raise HooksConfigError(f"directory {path} holds no MLproject", where=label,
                                    hint="point at a JSON/YAML hooks file or a project directory")
@@ -152,6 +152,28 @@ def read_source(uri: str, label: str) -> Mapping[str, Any]:
         raise HooksConfigError(f"no such file or directory: {path}", where=label,
                                hint="an http(s) URL, a JSON/YAML file, or a directory with an MLproject")
     return _unwrap(_parse_text(path, label), label, from_mlproject=path.name.lower() == "mlproject")
+
+
+def find_mlproject(directory: Path) -> Path | None:
+    """The MLproject file of a directory (name matched case-insensitively, as MLflow does)."""
+    try:
+        return next((p for p in sorted(directory.iterdir()) if p.name.lower() == "mlproject" and p.is_file()), None)
+    except OSError:
+        return None
+
+
+def project_hooks(directory: Path) -> Mapping[str, Any] | None:
+    """The raw ``hooks`` mapping of the MLproject in ``directory``; None without one or without hooks.
+
+    Raises:
+        HooksConfigError: the MLproject cannot be read or parsed.
+    """
+    mlproject = find_mlproject(directory)
+    if mlproject is None:
+        return None
+    data = _parse_text(mlproject, str(mlproject))
+    hooks = data.get("hooks") if isinstance(data, dict) else None
+    return hooks or None
 
 
 def parse(data: Any, where: str) -> list[Hook]:
@@ -320,10 +342,8 @@ def _validate(data: Any, where: str) -> None:
 def _describe(error: Any) -> str:
     """A user-facing sentence for a jsonschema error, naming what is allowed."""
     kind, value, schema = error.validator, error.instance, error.schema
-    if kind == "propertyNames":
-        allowed = ", ".join(error.schema["propertyNames"]["enum"])
-        bad = next((k for k in value if k not in error.schema["propertyNames"]["enum"]), "?")
-        return f"unknown event {bad!r} (allowed: {allowed})"
+    if "propertyNames" in error.schema_path:  # a key of the top-level mapping: an event name
+        return f"unknown event {_short(value)} (allowed: {', '.join(map(str, schema.get('enum', ())))})"
     if kind == "enum":
         return f"{_short(value)} is not allowed (allowed: {', '.join(map(str, schema['enum']))})"
     if kind == "additionalProperties":

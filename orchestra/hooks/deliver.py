@@ -224,9 +224,21 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _reason(exc: Exception, url: str) -> str:
-    # Exception texts quote the URL; a token in userinfo must not reach the log.
-    text = str(exc).replace(url, strip_credentials(url))
+def _reason(exc: BaseException, url: str) -> str:
+    """The innermost cause, short: ``NewConnectionError: [Errno 111] Connection refused``."""
+    for _ in range(5):  # requests → urllib3 MaxRetryError → NewConnectionError / NameResolutionError
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = str(exc)
+    # urllib3 prefixes "HTTPSConnection(host=..., port=...): Failed to ...: " — keep the cause.
+    text = text.rsplit("): ", 1)[-1] if text.startswith("HTTP") else text
+    text = text.removeprefix("Failed to establish a new connection: ")
+    # Exception texts may quote the URL; a token in userinfo must not reach the log.
+    text = text.replace(url, strip_credentials(url))
     return text[:200]
 
 

@@ -45,6 +45,8 @@ class HookListener:
         self._sequences: dict[str, int] = {}
         self._sent_any = False
         self._closed = False
+        # Open (and create) the outbox now, so the first event of the run pays no schema setup.
+        outbox.open_db(home)
 
     def handle(self, event: Event) -> None:
         """Record the event for every hook that wants it; never raises, never waits on a receiver."""

@@ -49,8 +49,10 @@ def load(root: Path) -> ProjectSpec:
         return ProjectSpec(root=root, spec_file=None, name=None, entry_points={}, env=_implicit_env(root))
     where = spec_file.name
     text = spec_file.read_text(encoding="utf-8", errors="replace")
-    data = _parse_yaml(text, where)
-    _validate(data, text, where)
+    data = _cached(text)
+    if data is None:
+        data = _parse_yaml(text, where)
+        _validate(data, text, where)
     _warn_unknown_keys(data, where)
     return _build(root, spec_file, data)
 
@@ -77,18 +79,29 @@ def _schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _validate(data: dict[str, Any], text: str, where: str) -> None:
-    """Validate against schemas/mlproject.schema.json.
+def _digest(text: str) -> str:
+    return hashlib.sha256(SCHEMA_PATH.read_bytes() + b"\0" + text.encode()).hexdigest()
 
-    A file that validated once is remembered by digest (under ORCHESTRA_HOME/cache), so warm runs
-    skip importing jsonschema (~70 ms): the schema is the single description, checked once per
+
+def _cached(text: str) -> dict[str, Any] | None:
+    """The parsed form of a file that already validated (None when unseen or unreadable).
+
+    A file that validated once is remembered by digest of its text and the schema (under
+    ORCHESTRA_HOME/cache) together with its parsed form as JSON, so warm runs skip both the YAML
+    constructor and jsonschema: the schema stays the single description, checked once per
     distinct file content and schema version.
     """
+    marker = _validated_marker(_digest(text))
+    try:
+        return json.loads(marker.read_text()) if marker is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _validate(data: dict[str, Any], text: str, where: str) -> None:
+    """Validate against schemas/mlproject.schema.json (see ``_cached``)."""
     schema_text = SCHEMA_PATH.read_bytes()
-    digest = hashlib.sha256(schema_text + b"\0" + text.encode()).hexdigest()
-    marker = _validated_marker(digest)
-    if marker is not None and marker.exists():
-        return
+    marker = _validated_marker(_digest(text))
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(json.loads(schema_text))
@@ -98,8 +111,10 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
     if marker is not None:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
+            tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, marker)
+        except (OSError, TypeError, ValueError):
             pass  # a cache, nothing more
 
 

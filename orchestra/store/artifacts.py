@@ -16,6 +16,7 @@ import os
 import shutil
 import stat as statmod
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,28 +49,59 @@ def object_path(sha: str, executable: bool = False) -> Path:
     return objects_dir() / sha[:2] / (sha[2:] + (".x" if executable else ""))
 
 
-@contextmanager
-def shared_lock() -> Iterator[None]:
+class _ObjectsLock:
+    """Readers (publish/load, any thread) share; ``gc`` is exclusive. Across processes this is a
+    flock on one file; inside a process the threads count themselves, because a flock belongs to
+    the open file and one thread's unlock would otherwise release every thread's share."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._readers = 0
+        self._fd: int | None = None
+        self._path: Path | None = None
+
+    def _descriptor(self) -> int:
+        path = home_path("locks") / "objects.lock"
+        if self._fd is None or path != self._path:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._path = path
+        return self._fd
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._mutex:
+            if self._readers == 0:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_SH)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._readers -= 1
+                if self._readers == 0:
+                    fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._mutex:
+            fd = self._descriptor()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_LOCK = _ObjectsLock()
+
+
+def shared_lock():  # -> ContextManager[None]
     """Held while publishing/linking; ``gc`` takes it exclusively before deleting objects."""
-    with _flock(fcntl.LOCK_SH):
-        yield
+    return _LOCK.shared()
 
 
-@contextmanager
-def exclusive_lock() -> Iterator[None]:
-    with _flock(fcntl.LOCK_EX):
-        yield
-
-
-@contextmanager
-def _flock(mode: int) -> Iterator[None]:
-    path = home_path("locks") / "objects.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, mode)
-        yield
-    finally:
-        os.close(fd)
+def exclusive_lock():  # -> ContextManager[None]
+    return _LOCK.exclusive()
 
 
 def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
@@ -101,6 +133,9 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
         OutputError: a declared output is missing, or a symlink points outside ``staging``.
     """
     staging = staging.resolve()
+    if not declared and not any(os.scandir(staging)):
+        dest.mkdir(parents=True, exist_ok=True)  # nothing to hash, move or link
+        return {}
     for name in declared:
         if not (staging / name).exists():
             raise OutputError(f"declared output '{name}' was not written", hint=f"write it under $ORCHESTRA_OUTPUT_DIR/{name}")

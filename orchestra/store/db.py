@@ -8,6 +8,7 @@ Each subsystem keeps its tables in its own file (``runs.sqlite``, ``hooks.sqlite
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -24,12 +25,13 @@ def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connect
     Connections are cached per thread and per path; use them with ``with conn:`` for atomic
     transactions.
     """
-    path = (home or orchestra_home()) / f"{name}.sqlite"
-    cache: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
-    key = str(path)
-    conn = cache.get(key)
+    cache: dict[object, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
+    fast_key = (name, home, os.environ.get("ORCHESTRA_HOME"))
+    conn = cache.get(fast_key)
     if conn is not None:
         return conn
+    path = (home or orchestra_home()) / f"{name}.sqlite"
+    key = str(path)
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -43,12 +45,12 @@ def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connect
         conn.executescript(schema)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open store {path}: {exc}", hint="check ORCHESTRA_HOME") from exc
-    cache[key] = conn
+    cache[key] = cache[fast_key] = conn
     return conn
 
 
 def reset_connections() -> None:
     """Forget cached connections (tests switch ORCHESTRA_HOME between cases)."""
-    for conn in _local.__dict__.get("conns", {}).values():
+    for conn in set(_local.__dict__.get("conns", {}).values()):
         conn.close()
     _local.__dict__["conns"] = {}

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS stages (
     PRIMARY KEY (run_id, name)
 );
 CREATE INDEX IF NOT EXISTS stages_by_key ON stages(cache_key, status);
+CREATE INDEX IF NOT EXISTS stages_by_name ON stages(name, end_time);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     stage TEXT NOT NULL,
@@ -139,6 +140,17 @@ def update_stage(run_id: str, name: str, **fields: Any) -> None:
     values = [_dump(v) if key in _JSON_COLUMNS and v is not None else v for key, v in fields.items()]
     with transaction() as conn:
         conn.execute(f"UPDATE stages SET {columns} WHERE run_id = ? AND name = ?", (*values, run_id, name))  # noqa: S608
+
+
+def update_stages(run_id: str, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Several stage updates in one transaction (a warm run loads hundreds of stages at once)."""
+    if not updates:
+        return
+    with transaction() as conn:
+        for name, fields in updates:
+            columns = ", ".join(f"{key} = ?" for key in fields)
+            values = [_dump(v) if key in _JSON_COLUMNS and v is not None else v for key, v in fields.items()]
+            conn.execute(f"UPDATE stages SET {columns} WHERE run_id = ? AND name = ?", (*values, run_id, name))  # noqa: S608
 
 
 def update_run(run_id: str, **fields: Any) -> None:
@@ -306,11 +318,14 @@ def reap_stale_runs() -> list[str]:
     for row in rows:
         if row["pid"] and _alive(row["pid"]):
             continue
-        for stage in conn.execute("SELECT pgid FROM stages WHERE run_id = ? AND status = 'RUNNING' AND pgid IS NOT NULL",
-                                  (row["run_id"],)).fetchall():
+        # The run's watchdog normally kills them; if it died too, the pgid file is still there.
+        from orchestra.home import home_path
+
+        pgids = home_path("runs", row["run_id"]) / "pgids"
+        for line in (pgids.read_text().split() if pgids.exists() else ()):
             try:
-                os.killpg(stage["pgid"], signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                os.killpg(int(line), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, ValueError):
                 pass
         finish_run(row["run_id"], "KILLED", "orchestra process died")
         reaped.append(row["run_id"])

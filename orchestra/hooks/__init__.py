@@ -80,12 +80,14 @@ def resume_pending(drain_s: float, *, policy: Policy | None = None, home: Path |
     """
     import time
 
-    from orchestra.hooks import outbox
-
     if home is None:
         from orchestra.home import orchestra_home
 
         home = orchestra_home()
+    if not (home / "hooks.sqlite").exists():  # the common case: checked before any import
+        return 0
+    from orchestra.hooks import outbox
+
     earliest = outbox.earliest_pending(outbox.db_path(home))
     if earliest is None:
         return 0

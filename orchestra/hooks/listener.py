@@ -67,7 +67,8 @@ class HookListener:
             remaining = self.sender.drain(drain_s)
             self.sender.stop()
             if remaining:
-                notice(f"{remaining} webhook deliveries still pending; the next orchestra command retries them "
+                noun = "delivery" if remaining == 1 else "deliveries"
+                notice(f"{remaining} webhook {noun} still pending; the next orchestra command retries them "
                        "(see `orchestra hooks log --failed`)")
         except Exception:  # noqa: BLE001
             log.warning("webhook sender did not close cleanly", exc_info=True)

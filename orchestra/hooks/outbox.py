@@ -137,21 +137,25 @@ def record_event(conn: sqlite3.Connection, *, event_id: str, run_id: str | None,
 
 
 def earliest_pending(path: Path) -> float | None:
-    """The earliest ``next_at`` of a pending delivery in ``path`` (a hooks.sqlite), else None.
+    """When the first pending delivery in ``path`` (a hooks.sqlite) may be tried; None if none.
 
-    Read-only and schema-free, so a command with nothing to resume stays cheap.
+    A delivery claimed by a process that is gone may be tried now. Read-only and schema-free,
+    so a command with nothing to resume stays cheap.
     """
     if not path.exists():
         return None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
         try:
-            row = conn.execute("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'").fetchone()
+            rows = conn.execute(
+                "SELECT claimed_pid, MIN(next_at) FROM deliveries WHERE state = 'pending' GROUP BY claimed_pid"
+            ).fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
         return None  # no table yet, or unreadable: nothing this process can resume
-    return None if row is None or row[0] is None else float(row[0])
+    times = [time.time() if pid is not None and not _pid_alive(pid) else next_at for pid, next_at in rows]
+    return min(times) if times else None
 
 
 def disable_known(conn: sqlite3.Connection) -> None:

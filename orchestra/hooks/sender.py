@@ -1,7 +1,7 @@
 """The background sender: posts due deliveries from the outbox, one in flight per receiver URL.
 
 A dispatcher thread claims due rows (oldest first, one per free URL) and hands each to a small
-thread pool; a slow or dead receiver therefore holds up only its own events, never another
+daemon thread; a slow or dead receiver therefore holds up only its own events, never another
 receiver's, and never the pipeline (which only writes rows). Every outcome is written back to
 the outbox before the next attempt to that URL is claimed.
 """
@@ -12,7 +12,6 @@ import logging
 import sqlite3
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from orchestra.hooks import outbox
@@ -42,7 +41,7 @@ class Sender:
         self._stopping = False
         self._kick = False
         self._idle = False  # the last pass found nothing due before the next wake-up
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="orchestra-hook")
+        self._max_workers = max_workers
         self._thread = threading.Thread(target=self._run, name="orchestra-hooks", daemon=True)
         self._started = False
 
@@ -85,11 +84,10 @@ class Sender:
         return outbox.pending_count(conn)
 
     def stop(self) -> None:
-        """Stop dispatching; attempts in flight finish in the background (daemon threads)."""
+        """Stop dispatching; attempts in flight go on in daemon threads, which never delay exit."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         try:
@@ -123,20 +121,19 @@ class Sender:
     def _dispatch(self, conn: sqlite3.Connection, busy: set[str]) -> None:
         outbox.disable_known(conn)
         for row in outbox.due(conn, time.time(), busy):
+            with self._cond:
+                if self._stopping or len(self._busy) >= self._max_workers:
+                    return
             claimed = outbox.claim(conn, row, self.policy.lease_s)
             if claimed is None:
                 continue
             with self._cond:
-                if self._stopping:
-                    return  # the claim lapses with the lease; a later sender takes it
                 self._busy.add(claimed.target.url)
                 self._idle = False
-            try:
-                self._pool.submit(self._send, claimed)
-            except RuntimeError:  # pool shut down between the check and the submit
-                with self._cond:
-                    self._busy.discard(claimed.target.url)
-                return
+            # Daemon threads, not a ThreadPoolExecutor: its exit hook joins workers, so a hanging
+            # receiver would hold the process past --hooks-drain. A claim cut short by exit is
+            # taken over by the next sender (the pid is gone).
+            threading.Thread(target=self._send, args=(claimed,), name="orchestra-hook-post", daemon=True).start()
 
     def _send(self, claimed: outbox.Claimed) -> None:
         try:

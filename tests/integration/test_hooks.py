@@ -326,3 +326,70 @@ def test_unmatched_events_write_nothing() -> None:
         listener.handle(event)
     listener.close(1)
     assert deliveries() == []
+
+
+PIPELINE = """\
+name: hooked
+entry_points:
+  prepare:
+    command: "python -c \\"print('prepared')\\""
+  train:
+    depends_on: [prepare]
+    retries: 1
+    parameters:
+      code: {type: int, default: 0}
+    command: "python -c \\"import sys; print('alpha too big', file=sys.stderr); sys.exit({code})\\""
+  evaluate:
+    depends_on: [train]
+    command: "python -c \\"print('evaluated')\\""
+"""
+
+
+def test_end_to_end_through_orchestra_run(cli, make_project, tmp_path: Path) -> None:
+    project = make_project(PIPELINE)
+    key = secret(b"e2e-key!")
+    hooks_file = tmp_path / "hooks.json"
+    with Receiver() as receiver:
+        hooks_file.write_text(json.dumps({"*": [{"url": receiver.url, "name": "ci", "secret_env": "E2E_SECRET"}]}))
+        args = ("run", str(project), "--env-manager", "local", "--hooks", str(hooks_file))
+        first = cli(*args, env={"E2E_SECRET": key})
+        assert first.code == 0, first.err
+        second = cli(*args, "-P", "code=3", env={"E2E_SECRET": key})
+        assert second.code == 1, second.err
+        got = receiver.wait_for(16)  # both CLI runs waited for their deliveries (drain)
+    bodies = [standardwebhooks.Webhook(key).verify(r.body, r.headers) for r in got]
+    for body in bodies:
+        validate(body)
+    run2 = [b for b in bodies if b["payload"]["run"] == bodies[-1]["payload"]["run"]]
+    assert [(b["event"], b["payload"].get("stage"), b["status"]) for b in run2] == [
+        ("run_started", None, "running"),
+        ("stage_ended", "prepare", "loaded"),
+        ("stage_started", "train", "running"),
+        ("stage_retrying", "train", "failed"),
+        ("stage_started", "train", "running"),
+        ("stage_ended", "train", "failed"),
+        ("stage_ended", "evaluate", "skipped"),
+        ("run_ended", None, "failed"),
+    ]
+    assert [b["sequence"] for b in run2] == list(range(1, 9))
+    assert run2[1]["payload"]["loaded_from"]["run"] == bodies[0]["payload"]["run"]
+    assert "alpha too big" in run2[5]["payload"]["message"]
+
+
+def test_run_exits_with_its_own_code_when_receivers_hang(cli, make_project, tmp_path: Path) -> None:
+    project = make_project(PIPELINE)
+    hang = {"value": True}
+    with Receiver(lambda request, index: Reply(hang=True) if hang["value"] else Reply()) as receiver:
+        (tmp_path / "hooks.yaml").write_text(f"run_ended: [{{url: '{receiver.url}', name: slowpoke}}]\n")
+        started = time.monotonic()
+        result = cli("run", str(project), "--env-manager", "local", "--hooks", str(tmp_path / "hooks.yaml"),
+                     "--hooks-drain", "0.5")
+        assert result.code == 0, result.err
+        assert time.monotonic() - started < 8
+        assert "1 webhook delivery still pending" in result.err
+        receiver.wait_for(1)
+        hang["value"] = False
+        retried = cli("hooks", "retry")  # the killed run's claim is taken over at once
+        assert retried.code == 0, retried.err
+        assert receiver.wait_for(2)[1].headers["x-orchestra-attempt"] == "2"
+    assert cli("hooks", "log", "--failed").out == ""

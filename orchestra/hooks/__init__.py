@@ -86,11 +86,13 @@ def resume_pending(drain_s: float, *, policy: Policy | None = None, home: Path |
         home = orchestra_home()
     if not (home / "hooks.sqlite").exists():  # the common case: checked before any import
         return 0
-    from orchestra.hooks import outbox
+    from orchestra.hooks.pending import earliest_pending
 
-    earliest = outbox.earliest_pending(outbox.db_path(home))
+    earliest = earliest_pending(home / "hooks.sqlite")
     if earliest is None:
         return 0
+    from orchestra.hooks import outbox
+
     if earliest > time.time() + drain_s:
         return outbox.pending_count(outbox.open_db(home))
     from orchestra.hooks.deliver import Policy

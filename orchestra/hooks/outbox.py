@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from orchestra.hooks.deliver import DEAD, DELIVERED, DISABLED, Outcome, Target
+from orchestra.hooks.pending import pid_alive
 from orchestra.store import db
 
 DB_NAME = "hooks"
@@ -136,28 +137,6 @@ def record_event(conn: sqlite3.Connection, *, event_id: str, run_id: str | None,
         )
 
 
-def earliest_pending(path: Path) -> float | None:
-    """When the first pending delivery in ``path`` (a hooks.sqlite) may be tried; None if none.
-
-    A delivery claimed by a process that is gone may be tried now. Read-only and schema-free,
-    so a command with nothing to resume stays cheap.
-    """
-    if not path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-        try:
-            rows = conn.execute(
-                "SELECT claimed_pid, MIN(next_at) FROM deliveries WHERE state = 'pending' GROUP BY claimed_pid"
-            ).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None  # no table yet, or unreadable: nothing this process can resume
-    times = [time.time() if pid is not None and not _pid_alive(pid) else next_at for pid, next_at in rows]
-    return min(times) if times else None
-
-
 def disable_known(conn: sqlite3.Connection) -> None:
     """Pending deliveries to a hook disabled by HTTP 410 end ``disabled`` without a request."""
     conn.execute(
@@ -182,7 +161,7 @@ def due(conn: sqlite3.Connection, now: float, busy_urls: set[str]) -> list[sqlit
     for row in rows:
         if row["url"] in seen:
             continue
-        if row["next_at"] > now and _pid_alive(row["claimed_pid"]):
+        if row["next_at"] > now and pid_alive(row["claimed_pid"]):
             continue  # another live sender is on it
         seen.add(row["url"])
         chosen.append(row)
@@ -326,17 +305,3 @@ def prune(conn: sqlite3.Connection, older_than_s: float = RETENTION_S) -> None:
         conn.execute(
             "DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event_id FROM deliveries)", (cutoff,)
         )
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

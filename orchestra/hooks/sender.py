@@ -112,8 +112,12 @@ class Sender:
             with self._cond:
                 if self._stopping:
                     return
-                wait = POLL_S if upcoming is None else min(POLL_S, max(0.0, upcoming - time.time()))
-                if not self._kick and wait > 0:
+                if upcoming is None or len(self._busy) >= self._max_workers:
+                    wait = POLL_S  # a finishing attempt notifies us before that
+                else:
+                    # Floor: a row due now that could not be claimed must not make this loop spin.
+                    wait = min(POLL_S, max(0.01, upcoming - time.time()))
+                if not self._kick:
                     self._idle = True
                     self._cond.notify_all()
                     self._cond.wait(wait)

@@ -112,8 +112,9 @@ def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
 
 
 def _stat_token(st: os.stat_result) -> str:
-    # Any write or chmod through a hardlink changes mtime or ctime: a changed token means "rehash".
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    # Any write through a hardlink changes mtime: a changed token means "rehash". (Not ctime:
+    # every new hardlink changes it, and loading is making hardlinks.)
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _hash_file(path: Path) -> str:

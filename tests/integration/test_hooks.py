@@ -234,9 +234,30 @@ def test_resume_pending_is_cheap_without_work(orchestra_home: Path) -> None:
         "c.build_parser(); n = resume_pending(5);"
         "assert n == 0 and 'requests' not in sys.modules and 'jsonschema' not in sys.modules, sys.modules.keys()"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True,
-                   env={**os.environ, "ORCHESTRA_HOME": str(orchestra_home)})
+    env = {**os.environ, "ORCHESTRA_HOME": str(orchestra_home)}
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, env=env)
     assert not (orchestra_home / "hooks.sqlite").exists()
+    outbox.open_db(orchestra_home)  # an outbox with nothing pending: still no delivery code loaded
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, env=env)
+
+
+def test_two_senders_on_one_outbox_send_each_attempt_once() -> None:
+    from orchestra.hooks.sender import Sender
+
+    with Receiver() as receiver:
+        listener = listener_for({"*": [{"url": receiver.url + "/a"}, {"url": receiver.url + "/b"}]})
+        other = Sender(orchestra_home(), FAST)
+        other.start()
+        for event in pipeline_events() * 3:
+            listener.handle(event)
+            other.wake()
+        receiver.wait_for(48)
+        listener.close(5)
+        other.drain(5)
+        other.stop()
+        assert len(receiver.requests) == 48
+    assert len({(r.path, r.headers["webhook-id"]) for r in receiver.requests}) == 48
+    assert {row["attempts"] for row in deliveries()} == {1}
 
 
 def test_make_listener_merges_every_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -207,6 +207,8 @@ class RunDriver:
         self.ran = 0
         project = prepared.project
         self.project_info = {"uri": project.uri, "commit": project.commit, "entry_point": ",".join(prepared.targets)}
+        self.run_params = _run_params(prepared)
+        self.tags = _run_tags(prepared, options)
         self.base_env = {**os.environ, **options.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
 
     def stage_dir(self, name: str) -> Path:
@@ -222,6 +224,8 @@ class RunDriver:
         self.console.set_counts(self.counts)
 
     def _event(self, name: str, **fields: Any) -> None:
+        fields.setdefault("params", self.run_params)
+        fields.setdefault("tags", self.tags)
         self.bus.publish(events.Event(name=name, run_id=self.run_id, experiment=self.options.experiment,
                                       project=self.project_info, **fields))
 
@@ -437,7 +441,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console) -> RunRe
             console.stage_line(decision.name, f"cannot reuse run {prepared.options.load_from[:8]}: {reason}")
     counts = planmod.summarize(prepared.plan.stages)
     console.line(f"orchestra: run {run_id} · {len(graph.order)} stage(s) ({counts}) · {prepared.project.uri}")
-    driver._event(events.RUN_STARTED, params={})
+    driver._event(events.RUN_STARTED, params=_run_params(prepared))
     pgid_file = driver.run_dir / "pgids"
     watchdog = process.start_watchdog(pgid_file)
     jobs = options.jobs or os.cpu_count() or 1

@@ -218,6 +218,7 @@ def content_digest(path: Path) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """Streaming sha256 of a file's bytes, hex."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    """sha256 of a file's bytes, hex (large unchanged files come from the stat-keyed cache)."""
+    from orchestra.hashcache import file_sha256
+
+    return file_sha256(path)

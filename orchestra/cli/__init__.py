@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     debug = args.debug or os.environ.get("ORCHESTRA_DEBUG") == "1"
+    _configure_logging(debug)
     try:
         code = int(args.handler(args) or 0)
     except OrchestraError as exc:
@@ -75,8 +76,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = 0
+    if args.command not in ("hooks", None) and "--help" not in argv:
+        _resume_webhooks()
     sys.stdout.flush()
     return code
+
+
+def _resume_webhooks() -> None:
+    """Deliveries left pending by an earlier (killed) process go out with any later command."""
+    try:
+        from orchestra.hooks import resume_pending
+
+        resume_pending(1.0)
+    except Exception:  # noqa: BLE001 - a webhook never changes a command's outcome
+        pass
+
+
+def _configure_logging(debug: bool) -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("orchestra: %(levelname)s: %(message)s"))
+    logger = logging.getLogger("orchestra")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.propagate = False
 
 
 def run_main() -> None:  # pragma: no cover - console script wrapper

@@ -80,23 +80,18 @@ class HooksConfig:
 
     def matching(self, event: str, status: str) -> tuple[Hook, ...]:
         """Hooks to notify for one event; a URL listed twice (e.g. under ``*`` too) gets one POST."""
-        seen: set[str] = set()
-        chosen: list[Hook] = []
-        for hook in self.hooks:
-            if hook.url not in seen and hook.matches(event, status):
-                seen.add(hook.url)
-                chosen.append(hook)
-        return tuple(chosen)
+        return _one_per_url(h for h in self.hooks if h.matches(event, status))
 
     def named(self, name: str) -> tuple[Hook, ...]:
         """Hooks called ``name``, one per distinct URL."""
-        seen: set[str] = set()
-        chosen: list[Hook] = []
-        for hook in self.hooks:
-            if hook.name == name and hook.url not in seen:
-                seen.add(hook.url)
-                chosen.append(hook)
-        return tuple(chosen)
+        return _one_per_url(h for h in self.hooks if h.name == name)
+
+
+def _one_per_url(hooks: Iterable[Hook]) -> tuple[Hook, ...]:
+    chosen: dict[str, Hook] = {}
+    for hook in hooks:
+        chosen.setdefault(hook.url, hook)  # the first declaration wins (source order)
+    return tuple(chosen.values())
 
 
 def load(spec_hooks: Mapping[str, Any] | None, uris: Iterable[str] = (), *,
@@ -123,8 +118,8 @@ def load(spec_hooks: Mapping[str, Any] | None, uris: Iterable[str] = (), *,
     return HooksConfig(tuple(hooks))
 
 
-def read_source(uri: str, label: str) -> Mapping[str, Any]:
-    """Read one hooks URI into a mapping (not yet validated).
+def read_source(uri: str, label: str) -> Any:
+    """Read one hooks URI into its document (validated by :func:`parse`, not here).
 
     Raises:
         HooksConfigError: unreachable URL, non-JSON answer, missing or unparsable file.

@@ -103,6 +103,7 @@ def open_db(home: Path | None = None) -> sqlite3.Connection:
 
 
 def db_path(home: Path) -> Path:
+    """Where the outbox of ``home`` lives (it may not exist yet)."""
     return home / f"{DB_NAME}.sqlite"
 
 
@@ -230,6 +231,7 @@ def next_wake(conn: sqlite3.Connection, busy_urls: set[str]) -> float | None:
 
 
 def pending_count(conn: sqlite3.Connection) -> int:
+    """Deliveries not yet delivered, dead or disabled."""
     return int(conn.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'pending'").fetchone()[0])
 
 
@@ -261,6 +263,7 @@ def redeliver(conn: sqlite3.Connection, event_id: str) -> list[str]:
 
 
 def find_event(conn: sqlite3.Connection, event_id: str) -> sqlite3.Row | None:
+    """The event row with this id, or None."""
     return conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
 
 
@@ -290,6 +293,7 @@ def log_rows(conn: sqlite3.Connection, *, run_id: str | None = None, failed: boo
 
 
 def attempts_of(conn: sqlite3.Connection, delivery_id: int) -> list[dict[str, Any]]:
+    """Every attempt of one delivery, in order (the answer text stays in the store)."""
     rows = conn.execute(
         "SELECT attempt, at, status_code, error, latency_ms FROM attempts WHERE delivery_id = ? ORDER BY attempt",
         (delivery_id,),

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import ORCHESTRA, fresh_home, report
+from _util import ORCHESTRA, bench_env, fresh_home, report
 
 
 def disk_used(path: Path) -> int:
@@ -32,7 +32,7 @@ def main() -> None:
         f"    command: \"head -c {size_mb}M /dev/urandom > {{outputs}}/blob.bin\"\n"
         "  small:\n    depends_on: [big]\n    command: \"ls -l {inputs.big} > {outputs}/listing.txt\"\n")
     home = fresh_home()
-    env = {**os.environ, "ORCHESTRA_HOME": home}
+    env = bench_env({"ORCHESTRA_HOME": home})
     first = subprocess.run([*ORCHESTRA, "run", str(project), "--json", "-q"], env=env, capture_output=True,
                            text=True, check=True)
     run_id = json.loads(first.stdout)["run_id"]

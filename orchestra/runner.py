@@ -491,15 +491,18 @@ def _resume_command(prepared: Prepared, options: RunOptions, run_id: str) -> str
 
 
 def _install_sigterm() -> Any:
+    """SIGINT and SIGTERM both cancel the run (even when started in the background, where a
+    shell leaves SIGINT ignored): the engine turns KeyboardInterrupt into KILLED stages."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, handler)
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)

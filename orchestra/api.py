@@ -103,10 +103,12 @@ def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, Sta
 def get_run(run_id: str) -> dict[str, Any]:
     from orchestra.store import runs
 
+    runs.reap_stale_runs()  # a run whose orchestra was SIGKILLed shows as KILLED, not RUNNING
     return runs.get_run(run_id)
 
 
 def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     from orchestra.store import runs
 
+    runs.reap_stale_runs()
     return runs.list_runs(experiment, status, limit)

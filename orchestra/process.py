@@ -98,11 +98,13 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
-    """Start the shell loop that kills the listed groups once this process is gone."""
+    """Start the shell loop that kills the listed groups once this process is gone.
+
+    (POSIX sh: ``kill -SIG -PGID`` without ``--``, which dash refuses.)"""
     script = (
         'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; '
-        '[ -f "$2" ] && for g in $(cat "$2"); do kill -TERM -- "-$g" 2>/dev/null; done; '
-        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL -- "-$g" 2>/dev/null; done; exit 0'
+        '[ -f "$2" ] && for g in $(cat "$2"); do kill -TERM "-$g" 2>/dev/null; done; '
+        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL "-$g" 2>/dev/null; done; exit 0'
     )
     try:
         return subprocess.Popen(["/bin/sh", "-c", script, "orchestra-watchdog", str(os.getpid()), str(pgid_file)],

@@ -164,6 +164,8 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
                 _place_object(source, obj, move=not path.is_symlink(), executable=executable)
                 ost = obj.stat()
                 records.append((sha + (".x" if executable else ""), ost.st_size, _stat_token(ost)))
+            elif not path.is_symlink():
+                source.unlink()  # a duplicate of a stored object: free the space now
             manifest[rel] = {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}
         runstore.record_objects(records)
         link_tree(manifest, dest)

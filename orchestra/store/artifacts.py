@@ -142,34 +142,54 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
             raise OutputError(f"declared output '{name}' was not written", hint=f"write it under $ORCHESTRA_OUTPUT_DIR/{name}")
     manifest: dict[str, dict[str, object]] = {}
     records: list[tuple[str, int, str]] = []
+    paths = list(_walk(staging))
+    links = [p for p in paths if p.is_symlink()]
+    for link in links:  # refuse escapes before anything moves
+        if not link.resolve().is_relative_to(staging):
+            rel = link.relative_to(staging).as_posix()
+            raise OutputError(f"output '{rel}' is a symlink to {os.readlink(link)}, outside the output directory",
+                              hint="write the file itself, not a link to it")
     with shared_lock():
-        for path in _walk(staging):
-            rel = path.relative_to(staging).as_posix()
+        # Regular files first (moved into the store), then links inside the directory, which
+        # are published as copies of their targets' entries (a link is never stored as a link).
+        for path in paths:
             if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(staging):
-                    raise OutputError(f"output '{rel}' is a symlink to {os.readlink(path)}, outside the output directory",
-                                      hint="write the file itself, not a link to it")
-                if target.is_dir():
-                    continue  # its files are published under their real path
-                source = target
-            else:
-                source = path
-            st = source.stat()
-            executable = bool(st.st_mode & statmod.S_IXUSR)
-            sha = _hash_file(source)
-            obj = object_path(sha, executable)
-            if not obj.exists():
-                obj.parent.mkdir(parents=True, exist_ok=True)
-                _place_object(source, obj, move=not path.is_symlink(), executable=executable)
-                ost = obj.stat()
-                records.append((sha + (".x" if executable else ""), ost.st_size, _stat_token(ost)))
-            elif not path.is_symlink():
-                source.unlink()  # a duplicate of a stored object: free the space now
-            manifest[rel] = {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}
+                continue
+            entry, record = _store(path, move=True)
+            manifest[path.relative_to(staging).as_posix()] = entry
+            if record:
+                records.append(record)
+        for link in links:
+            target = link.resolve()
+            rel_target = target.relative_to(staging).as_posix()
+            if rel_target in manifest:
+                manifest[link.relative_to(staging).as_posix()] = dict(manifest[rel_target])
+            elif target.is_file():
+                entry, record = _store(target, move=False)
+                manifest[link.relative_to(staging).as_posix()] = entry
+                if record:
+                    records.append(record)
+            # a link to a directory: its files are published under their real paths
         runstore.record_objects(records)
         link_tree(manifest, dest)
     return manifest
+
+
+def _store(source: Path, *, move: bool) -> tuple[dict[str, object], tuple[str, int, str] | None]:
+    """Put one file into the object store; return its manifest entry and a new object record."""
+    st = source.stat()
+    executable = bool(st.st_mode & statmod.S_IXUSR)
+    sha = _hash_file(source)
+    obj = object_path(sha, executable)
+    record = None
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        _place_object(source, obj, move=move, executable=executable)
+        ost = obj.stat()
+        record = (sha + (".x" if executable else ""), ost.st_size, _stat_token(ost))
+    elif move:
+        source.unlink()  # a duplicate of a stored object: free the space now
+    return {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}, record
 
 
 def _walk(root: Path) -> Iterator[Path]:

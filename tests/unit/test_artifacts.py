@@ -75,3 +75,15 @@ def test_collect_garbage_keeps_referenced_objects(tmp_path):
     assert removed == 1 and freed == len("orphan")
     assert artifacts.collect_garbage()[0] == 1
     assert artifacts.collect_garbage()[0] == 0
+
+
+def test_link_sorting_after_its_target_still_publishes(tmp_path):
+    staging = tmp_path / "staging"
+    (staging / "d").mkdir(parents=True)
+    (staging / "a.txt").write_text("a")
+    (staging / "d" / "in.txt").write_text("i")
+    (staging / "z_link").symlink_to("a.txt")
+    (staging / "z_dirlink").symlink_to("d")
+    manifest = artifacts.publish(staging, tmp_path / "out")
+    assert manifest["z_link"] == manifest["a.txt"]
+    assert set(manifest) == {"a.txt", "d/in.txt", "z_link"}

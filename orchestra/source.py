@@ -100,6 +100,9 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
     uri = uri.strip().strip("'\"")
     if not uri:
         raise SourceError("empty project URI", hint="a directory or a git URL")
+    if uri.startswith("-"):
+        raise SourceError(f"refusing project URI {strip_credentials(uri)!r}: it could be read as an option",
+                          hint="for a directory named like that, write ./" + uri)
     base, subdir = split_subdirectory(uri)
     local = _local_path(base)
     if local is not None and (version is None or not (local / ".git").exists()):
@@ -113,7 +116,17 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
         return _local_project(local, subdir, display_uri=str(local) + (f"#{subdir}" if subdir else ""))
     from orchestra import gitsource
 
+    if local is None and _local_bare(base):
+        base = _local_bare(base)  # type: ignore[assignment]
     return gitsource.fetch_git(base, subdir, version, local=local)
+
+
+def _local_bare(base: str) -> str | None:
+    """A local path to a bare repository, as a file:// URL git can clone."""
+    if "://" in base or _looks_like_scp(base):
+        return None
+    path = Path(base).expanduser()
+    return path.resolve().as_uri() if path.is_dir() and _is_bare_repository(path) else None
 
 
 def _local_path(base: str) -> Path | None:
@@ -127,10 +140,16 @@ def _local_path(base: str) -> Path | None:
     else:
         candidate = Path(base).expanduser()
     if candidate.is_dir():
+        if _is_bare_repository(candidate):
+            return None  # a bare repository has no work tree to run in: clone it (gitsource)
         return candidate.resolve()
     if "://" in base:
         return None  # file:// URL of something else (e.g. a bare repo) goes to git
     raise SourceError(f"no such project directory: {base}", hint="a local directory or a git URL")
+
+
+def _is_bare_repository(path: Path) -> bool:
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
 
 def _looks_like_scp(base: str) -> bool:

@@ -74,6 +74,7 @@ class StagePlan:
     source: Candidate | None = None
     trusted: bool = False
     load_from_differences: tuple[str, ...] = ()
+    compared_with: str | None = None  # the earlier run whose key components ``reasons`` compare to
 
     @property
     def final(self) -> bool:
@@ -100,6 +101,7 @@ class Plan:
             "load_from": {"run_id": s.source.run_id, "stage": s.source.stage} if s.source else None,
             "trusted": s.trusted, "components": s.components,
             "load_from_differences": list(s.load_from_differences),
+            "compared_with": s.compared_with,
         } for s in self.stages]
 
 
@@ -155,7 +157,8 @@ def decide(stage: StageInputs, upstream: Mapping[str, str | None], options: Plan
                          load_from_differences=load_from_diff)
     previous = view.latest_for_stage(name)
     reasons = tuple(fingerprint.differences(previous.components, parts)) if previous else ("never ran",)
-    return StagePlan(name, RUN, key, parts, reasons or ("no earlier run with this key",), load_from_differences=load_from_diff)
+    return StagePlan(name, RUN, key, parts, reasons or ("no earlier run with this key",),
+                     load_from_differences=load_from_diff, compared_with=previous.run_id if previous else None)
 
 
 class LiveStoreView:

@@ -100,14 +100,18 @@ def _cached(text: str) -> dict[str, Any] | None:
 
 def _validate(data: dict[str, Any], text: str, where: str) -> None:
     """Validate against schemas/mlproject.schema.json (see ``_cached``)."""
-    schema_text = SCHEMA_PATH.read_bytes()
+    schema = json.loads(SCHEMA_PATH.read_bytes())
     marker = _validated_marker(_digest(text))
-    import jsonschema
+    from orchestra.spec import fastschema
 
-    validator = jsonschema.Draft202012Validator(json.loads(schema_text))
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        raise SpecError(_describe(errors[0]), where=f"{where}: {_key_path(errors[0].absolute_path) or '(top level)'}")
+    if not fastschema.is_valid(data, schema):  # jsonschema finds and explains the error
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(data),
+                        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+        if errors:
+            raise SpecError(_describe(errors[0]), where=f"{where}: {_key_path(errors[0].absolute_path) or '(top level)'}")
     if marker is not None:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)

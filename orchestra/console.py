@@ -12,7 +12,8 @@ _COLORS = {"FINISHED": "32", "LOADED": "36", "FAILED": "31", "KILLED": "31", "SK
 
 
 class Console:
-    """Thread-safe writer; on a terminal keeps a bottom line with stage counts and elapsed time."""
+    """Thread-safe writer; on a terminal keeps a bottom line with stage counts, the running
+    stages with their durations, and elapsed time (redrawn twice a second)."""
 
     def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
@@ -23,6 +24,9 @@ class Console:
         self._started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.total = 0
+        self.running: dict[str, float] = {}  # stage -> monotonic start
+        self._ticker: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def color(self, text: str, status: str) -> str:
         code = _COLORS.get(status)
@@ -35,7 +39,7 @@ class Console:
             if self.live and self._status:
                 self.stream.write("\r\x1b[K")
             self.stream.write(text + "\n")
-            if self.live:
+            if self.live and not self._closed.is_set():
                 self._draw()
             self.stream.flush()
 
@@ -44,23 +48,57 @@ class Console:
 
     def set_counts(self, counts: dict[str, int]) -> None:
         self.counts = counts
-        if self.live:
+        if self.live and not self._closed.is_set():
             with self._lock:
                 self._draw()
                 self.stream.flush()
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="console-status", daemon=True)
+                self._ticker.start()
+
+    def stage_running(self, stage: str) -> None:
+        self.running[stage] = time.monotonic()
+
+    def stage_done(self, stage: str) -> None:
+        self.running.pop(stage, None)
+
+    def _tick(self) -> None:
+        # Durations of running stages move even when no stage prints anything.
+        while not self._closed.wait(0.5):
+            with self._lock:
+                if not self._closed.is_set():
+                    self._draw()
+                    self.stream.flush()
 
     def _draw(self) -> None:
         done = sum(self.counts.get(k, 0) for k in ("FINISHED", "LOADED"))
         parts = [f"{done}/{self.total} done"]
-        for key in ("RUNNING", "FAILED", "SKIPPED", "PENDING"):
+        now = time.monotonic()
+        running = sorted(self.running.items(), key=lambda item: item[1])
+        if running:
+            shown = ", ".join(f"{name} {now - start:.1f}s" for name, start in running[:3])
+            more = f" +{len(running) - 3}" if len(running) > 3 else ""
+            parts.append(f"running: {shown}{more}")
+        for key in ("FAILED", "SKIPPED", "PENDING"):
             if self.counts.get(key):
                 parts.append(f"{self.counts[key]} {key.lower()}")
-        self._status = f"── {' · '.join(parts)} · {time.monotonic() - self._started:.1f}s"
+        status = f"── {' · '.join(parts)} · {now - self._started:.1f}s"
+        width = _width(self.stream)
+        self._status = status if len(status) <= width else status[:width - 1] + "…"
         self.stream.write("\r\x1b[K" + self._status)
 
     def close(self) -> None:
+        self._closed.set()
         if self.live and self._status:
             with self._lock:
                 self.stream.write("\r\x1b[K")
                 self.stream.flush()
                 self._status = ""
+
+
+def _width(stream: TextIO) -> int:
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        columns = 0
+    return max(20, columns) if columns else 100  # a pty of unknown size reports 0

@@ -287,6 +287,7 @@ class RunDriver:
                               cache_key=decision.key, components=decision.components,
                               env_key=environment.key if environment else None,
                               log_dir=str(self.stage_dir(name) / "logs"), command=self._commands.get(name))
+        self.console.stage_running(name)
         if attempt == 1:
             self._count("PENDING", "RUNNING")
             why = "; ".join(decision.reasons)
@@ -304,6 +305,7 @@ class RunDriver:
     def ended(self, name: str, status: str, decision: planmod.StagePlan | None, outcome: TaskOutcome | None,
               message: str | None) -> None:
         now = time.time()
+        self.console.stage_done(name)
         fields: dict[str, Any] = {"status": status, "end_time": now, "message": message}
         old = "RUNNING" if outcome is not None or name in self.started_at else "PENDING"
         if status == LOADED and decision and decision.source:

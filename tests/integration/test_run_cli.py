@@ -202,3 +202,38 @@ def test_importing_the_cli_stays_light():
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_live_status_line_on_a_terminal_only(make_project):
+    """On a TTY the bottom line names the running stages with their durations; piped output
+    has no escape codes at all."""
+    import os
+    import pty
+    import re
+
+    project = make_project("""
+        entry_points:
+          first: {command: "python -c 'print(1)'"}
+          slow: {command: "python -c 'print(2)'", depends_on: [first]}
+    """)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(project)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=follower, env={**os.environ, "TERM": "xterm"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(60) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert re.search(r"running: first \d+\.\ds", screen) and re.search(r"running: slow \d+\.\ds", screen)
+    assert "2/2 done" in screen and "\x1b[K" in screen
+    piped = subprocess.run([sys.executable, "-m", "orchestra", "run", str(project), "--no-cache"],
+                           capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0 and "\x1b" not in piped.stderr and "running:" not in piped.stderr

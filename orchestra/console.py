@@ -28,6 +28,24 @@ class Console:
         self._ticker: threading.Thread | None = None
         self._closed = threading.Event()
 
+    def _write(self, text: str) -> None:
+        # A reader that went away (``orchestra run | head``, a closed terminal) must not kill
+        # the pipeline: stage logs are in files anyway, so stop writing and carry on.
+        if self.quiet:
+            return
+        try:
+            self.stream.write(text)
+        except (OSError, ValueError):
+            self.quiet = True
+
+    def _flush(self) -> None:
+        if self.quiet:
+            return
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.quiet = True
+
     def color(self, text: str, status: str) -> str:
         code = _COLORS.get(status)
         return f"\x1b[{code}m{text}\x1b[0m" if self.live and code else text
@@ -37,11 +55,11 @@ class Console:
             return
         with self._lock:
             if self.live and self._status:
-                self.stream.write("\r\x1b[K")
-            self.stream.write(text + "\n")
+                self._write("\r\x1b[K")
+            self._write(text + "\n")
             if self.live and not self._closed.is_set():
                 self._draw()
-            self.stream.flush()
+            self._flush()
 
     def stage_line(self, stage: str, text: str) -> None:
         self.line(f"[{stage}] {text}")
@@ -51,7 +69,7 @@ class Console:
         if self.live and not self._closed.is_set():
             with self._lock:
                 self._draw()
-                self.stream.flush()
+                self._flush()
             if self._ticker is None:
                 self._ticker = threading.Thread(target=self._tick, name="console-status", daemon=True)
                 self._ticker.start()
@@ -68,7 +86,7 @@ class Console:
             with self._lock:
                 if not self._closed.is_set():
                     self._draw()
-                    self.stream.flush()
+                    self._flush()
 
     def _draw(self) -> None:
         done = sum(self.counts.get(k, 0) for k in ("FINISHED", "LOADED"))
@@ -85,14 +103,14 @@ class Console:
         status = f"── {' · '.join(parts)} · {now - self._started:.1f}s"
         width = _width(self.stream)
         self._status = status if len(status) <= width else status[:width - 1] + "…"
-        self.stream.write("\r\x1b[K" + self._status)
+        self._write("\r\x1b[K" + self._status)
 
     def close(self) -> None:
         self._closed.set()
         if self.live and self._status:
             with self._lock:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
+                self._write("\r\x1b[K")
+                self._flush()
                 self._status = ""
 
 

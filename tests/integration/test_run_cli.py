@@ -237,3 +237,23 @@ def test_live_status_line_on_a_terminal_only(make_project):
     piped = subprocess.run([sys.executable, "-m", "orchestra", "run", str(project), "--no-cache"],
                            capture_output=True, text=True, timeout=60)
     assert piped.returncode == 0 and "\x1b" not in piped.stderr and "running:" not in piped.stderr
+
+
+def test_a_reader_that_goes_away_does_not_kill_the_run(make_project, cli):
+    """``orchestra run … 2>&1 | head -1``: the console stops writing, the pipeline finishes."""
+    import os
+
+    project = make_project("""
+        entry_points:
+          a: {command: "python -c 'print(1)'"}
+          b: {command: "python -c 'print(2)'", depends_on: [a]}
+    """)
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(project)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=write_end)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        assert reader.readline().startswith(b"orchestra: run ")
+    assert proc.wait(60) == 0
+    record = json.loads(cli("runs", "list", "--json").out)[0]
+    assert record["status"] == "FINISHED"

@@ -210,3 +210,24 @@ def test_scp_style_ssh_url(cli, ssh_server):
     result = cli("run", f"git@127.0.0.1:{name}", env={"GIT_SSH_COMMAND": f"ssh -F {bad_config}",
                                                       "ORCHESTRA_HOME": str(Path(os.environ['ORCHESTRA_HOME']) / 'other')})
     assert result.code == 2 and "authentication failed" in result.err, result.err
+
+
+def test_submodules_are_initialised(cli, tmp_path):
+    """A project whose code lives partly in a submodule (relative URL, as most repos use)."""
+    lib = tmp_path / "lib-work"
+    lib.mkdir()
+    git("init", "-q", "-b", "main", cwd=lib)
+    (lib / "data.txt").write_text("from the submodule\n")
+    git("add", "-A", cwd=lib)
+    git("commit", "-qm", "lib", cwd=lib)
+    git("clone", "-q", "--bare", str(lib), str(tmp_path / "lib.git"))
+    app = tmp_path / "app-work"
+    app.mkdir()
+    git("init", "-q", "-b", "main", cwd=app)
+    (app / "MLproject").write_text("entry_points:\n  main:\n    command: \"cat lib/data.txt > {outputs}/data\"\n")
+    git("-c", "protocol.file.allow=always", "submodule", "add", "-q", "../lib.git", "lib", cwd=app)
+    git("add", "-A", cwd=app)
+    git("commit", "-qm", "app", cwd=app)
+    git("clone", "-q", "--bare", str(app), str(tmp_path / "app.git"))
+    record = run(cli, (tmp_path / "app.git").as_uri())
+    assert (Path(record["stages"][0]["outputs_dir"]) / "data").read_text() == "from the submodule\n"

@@ -182,11 +182,11 @@ def _check_field(part: str, index: int, shown: str, where: str | None) -> None:
     if "?" in part:
         raise CronError(f"cron {shown}: '?' is not supported in the {name} field", where=where,
                         hint="use '*' (5-field Vixie/Debian cron)")
-    if not _CHARS.match(part):
-        raise CronError(f"cron {shown}: bad {name} {part!r}", where=where, hint=f"{name}: {_RANGES[index]}")
-    if re.search(r"(^|[^A-Z])[HR]($|[^A-Z])", upper) or upper.startswith("H("):
+    if re.search(r"(^|[^A-Z])[HR]($|[^A-Z])", upper):
         raise CronError(f"cron {shown}: Jenkins-style H/R in the {name} field is not supported", where=where,
                         hint="write the minute/hour explicitly; add jitter with --jitter SECONDS")
+    if not _CHARS.match(part):
+        raise CronError(f"cron {shown}: bad {name} {part!r}", where=where, hint=f"{name}: {_RANGES[index]}")
     if index == 2 and "W" in upper and upper != "LW":
         raise CronError(f"cron {shown}: 'W' (nearest weekday) is not supported, only 'LW'", where=where,
                         hint=f"{name}: {_RANGES[index]}")

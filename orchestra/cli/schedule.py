@@ -197,6 +197,17 @@ def _run_due(args: argparse.Namespace) -> int:
             for sig, old in previous.items():
                 signal.signal(sig, old)
     failed = [o for o in report.outcomes if o.state == "launch_failed"]
+    if not args.no_wait:
+        from orchestra.schedule import store
+
+        for outcome in report.states("launched"):
+            row = store.firing(outcome.firing_id)
+            if row["state"] == "launch_failed" or row["run_status"] != "FINISHED":
+                failed.append(outcome)
+            if not args.json:
+                result = row["run_status"] or row["state"]
+                print(f"{outcome.schedule} {outcome.slot} {result}"
+                      + (f" run {row['run_id']}" if row["run_id"] else f": {row['reason']}" if row["reason"] else ""))
     return 1 if failed else 0
 
 

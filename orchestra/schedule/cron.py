@@ -143,6 +143,19 @@ def parse(text: str, timezone_name: str = "UTC", *, where: str | None = None) ->
     Raises:
         CronError: anything outside the accepted syntax, an impossible date, or an unknown zone.
     """
+    cached = _PARSED.get((text, timezone_name))
+    if cached is not None:
+        return cached
+    expr = _parse(text, timezone_name, where)
+    if len(_PARSED) < 4096:
+        _PARSED[(text, timezone_name)] = expr
+    return expr
+
+
+_PARSED: dict[tuple[str, str], CronExpr] = {}  # a tick re-reads every definition: parse each once
+
+
+def _parse(text: str, timezone_name: str, where: str | None) -> CronExpr:
     tz = check_timezone(timezone_name, where=where)
     raw = " ".join(str(text or "").split())
     if not raw:

@@ -199,10 +199,18 @@ def tick(now_dt: datetime, launcher: Launcher, *, names: Sequence[str] | None = 
     report = TickReport()
     reconcile(now)
     pid = os.getpid()
+    conn = store.db()
+    busy = {row["schedule"] for row in conn.execute(
+        "SELECT DISTINCT schedule FROM firings WHERE state = 'pending' OR (state IN ('launching', 'launched')"
+        " AND ended_at IS NULL)")}
     for stored in store.all_schedules():
         if names is not None and stored.schedule.name not in names:
             continue
         if stored.paused:
+            continue
+        # Cheap pre-check without the write lock: the listing's watermark can only be older than
+        # the current one, so "nothing due" from it is also true of the current one.
+        if stored.schedule.name not in busy and not due_slots(stored.schedule, stored.watermark, now)[0]:
             continue
         try:
             _tick_one(stored.schedule.name, now, pid, launcher, report, notify)

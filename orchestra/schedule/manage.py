@@ -40,6 +40,10 @@ def add(name: str, uri: str, cron_text: str, *, replace: bool = False, now: floa
         **fields: Any) -> tuple[Schedule, str]:
     """Validate and store a schedule; returns it and ``added``/``updated``/``unchanged``."""
     schedule = model.build(name, normalize_uri(uri), cron_text, **fields)
+    if schedule.hooks_uris:  # an unreadable hooks source is exit 2 now, not a silent gap at 2 a.m.
+        from orchestra.hooks import config as hooks_config
+
+        hooks_config.load(None, schedule.hooks_uris, environ={})
     return schedule, store.put(schedule, now=time.time() if now is None else now, replace=replace)
 
 

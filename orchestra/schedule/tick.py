@@ -29,6 +29,8 @@ ON_TIME_S = 90.0
 MAX_LATENESS_S = 24 * 3600.0  # catchup latest: never start a slot older than a day
 MAX_CATCHUP = 5  # catchup all: at most this many missed slots are run
 MAX_LISTED = 500  # missed slots recorded one by one per tick; older ones are summed up in one row
+MAX_EVENTS = 20  # schedule_skipped webhooks per schedule and tick
+LOOKBACK_S = 8 * 24 * 3600.0  # after a longer downtime, slots before this are noted, not enumerated
 LAUNCH, MISSED = "launch", "missed"
 
 
@@ -86,15 +88,23 @@ class Launcher(Protocol):
     def launch(self, firing: dict[str, Any]) -> tuple[int, str]: ...
 
 
-def due_slots(schedule: Schedule, watermark: float, now: float) -> tuple[list[Slot], int]:
+def due_slots(schedule: Schedule, watermark: float, now: float) -> tuple[list[Slot], tuple[Slot, int] | None]:
     """Slots after ``watermark`` whose fire time (with jitter) has come, oldest first.
 
-    Returns the newest :data:`MAX_LISTED` of them and how many older ones were dropped.
+    At most :data:`MAX_LISTED` are returned, from at most :data:`LOOKBACK_S` back. When older
+    ones went by too, the second value is (the first of them, how many; -1 = not counted), so
+    the caller records one ``missed`` row for all of them instead of none.
     """
-    after = datetime.fromtimestamp(watermark, tz=timezone.utc)
+    floor = max(watermark, now - LOOKBACK_S)
     slots: list[Slot] = []
-    dropped = 0
-    for moment in schedule.expr.times_after(after):
+    dropped: list[Slot] = []
+    count = 0
+    if floor > watermark:
+        first = schedule.expr.next_times(datetime.fromtimestamp(watermark, tz=timezone.utc), 1)
+        if first and first[0].timestamp() <= floor:
+            dropped.append(Slot(first[0], first[0].timestamp()))
+            count = -1
+    for moment in schedule.expr.times_after(datetime.fromtimestamp(floor, tz=timezone.utc)):
         nominal = moment.timestamp()
         if nominal > now:
             break
@@ -103,12 +113,19 @@ def due_slots(schedule: Schedule, watermark: float, now: float) -> tuple[list[Sl
             break  # not yet; later slots wait behind it so slots are always decided in order
         slots.append(Slot(moment, fire_at))
         if len(slots) > MAX_LISTED * 2:
-            dropped += len(slots) - MAX_LISTED
-            slots = slots[-MAX_LISTED:]
+            slots = _trim(slots, dropped)
+            count = -1 if count < 0 else count + MAX_LISTED
     if len(slots) > MAX_LISTED:
-        dropped += len(slots) - MAX_LISTED
-        slots = slots[-MAX_LISTED:]
-    return slots, dropped
+        extra = len(slots) - MAX_LISTED
+        slots = _trim(slots, dropped)
+        count = -1 if count < 0 else count + extra
+    return slots, ((dropped[0], count) if dropped else None)
+
+
+def _trim(slots: list[Slot], dropped: list[Slot]) -> list[Slot]:
+    if not dropped:
+        dropped.append(slots[0])
+    return slots[-MAX_LISTED:]
 
 
 def decide(schedule: Schedule, slots: Sequence[Slot], now: float) -> list[Decision]:
@@ -230,16 +247,24 @@ def _tick_one(name: str, now: float, pid: int, launcher: Launcher, report: TickR
         schedule = Schedule.from_json(json.loads(row["definition"]))
         slots, dropped = due_slots(schedule, row["watermark"], now)
         decisions = decide(schedule, slots, now)
+        if dropped is not None:
+            first, count = dropped
+            what = f"{count} slot(s)" if count > 0 else "every slot"
+            reason = (f"no scheduler was running: {what} from here to {slots[0].local if slots else 'now'}"
+                      " missed (not listed one by one)")
+            firing_id = store.insert_firing(conn, schedule=schedule, slot_key=first.key, slot_local=first.local,
+                                            fire_at=first.fire_at, now=now, state="missed", reason=reason,
+                                            claimer_pid=pid)
+            if firing_id is not None:
+                recorded.append(Outcome(name, first.local, "missed", firing_id, reason))
         active = sum(1 for r in store.open_firings(conn, name) if is_active(r))
         queued = len(store.pending(conn, name))
         backlog = sum(1 for d in decisions if d.action == LAUNCH) > 1
-        for index, decision in enumerate(decisions):
+        for decision in decisions:
             slot = decision.slot
             reason = decision.reason
             if decision.action == MISSED:
                 state = "missed"
-                if index == 0 and dropped:
-                    reason = f"{reason}; {dropped} older slot(s) since the last evaluation were missed too"
             elif schedule.overlap == "allow":
                 state = "launching"
             elif active or queued:
@@ -275,8 +300,12 @@ def _tick_one(name: str, now: float, pid: int, launcher: Launcher, report: TickR
     report.outcomes.extend(recorded)
     if _has_pending(name):
         report.waiting = True
-    for outcome in recorded:
-        if notify and outcome.state in ("skipped", "missed"):
+    skipped = [o for o in recorded if o.state in ("skipped", "missed")]
+    # After a long downtime hundreds of slots are missed at once: receivers (often chat rooms) get
+    # the summary row and the newest ones; every slot is still in `schedule history`.
+    for outcome in ([o for o in skipped if "not listed one by one" in (o.reason or "")] + skipped[-MAX_EVENTS:]
+                    if len(skipped) > MAX_EVENTS else skipped):
+        if notify:
             _emit(outcome, "schedule_skipped", "overlap" if outcome.state == "skipped" else "missed")
     for firing_id in to_launch:
         report.outcomes.append(_launch(firing_id, launcher, notify))

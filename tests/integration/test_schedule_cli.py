@@ -76,6 +76,8 @@ def test_other_bad_input(cli, make_project, tmp_path: Path) -> None:
     assert "no such project directory" in one_line_error(cli("schedule", "add", "x", str(tmp_path / "nope"), "--cron", "@daily"))
     assert "no schedule named 'ghost'" in one_line_error(cli("schedule", "next", "ghost"))
     assert "not an ISO-8601 time" in one_line_error(cli("schedule", "run-due", "--at", "yesterday"))
+    assert "--hooks" in one_line_error(cli("schedule", "add", "x", str(project), "--cron", "@daily",
+                                           "--hooks", str(tmp_path / "nohooks.json")))
     assert cli("schedule", "add", "x", str(project), "--cron", "@daily").code == 0
     assert "already exists" in one_line_error(cli("schedule", "add", "x", str(project), "--cron", "@hourly"))
     assert "invalid choice" in one_line_error(cli("schedule", "add", "y", str(project), "--cron", "@daily",

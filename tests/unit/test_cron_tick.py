@@ -301,3 +301,15 @@ def test_stale_firings_are_closed_when_their_process_is_gone() -> None:
     tick(T0 + timedelta(minutes=11), FakeLauncher())  # reconcile: no run was ever created
     row = store.firings("job")[0]
     assert row["state"] == "launch_failed" and "exited before creating a run" in row["reason"]
+
+
+def test_a_long_downtime_is_recorded_without_listing_every_slot() -> None:
+    add(cron="* * * * *")
+    launcher = FakeLauncher()
+    report = tick(T0 + timedelta(days=30), launcher)  # a month of minutes went by
+    assert len(launcher.launched) == 1  # catchup latest: the newest slot only
+    rows = store.firings("job", 100_000)
+    assert len(rows) <= 502
+    summary = [r for r in rows if "not listed one by one" in (r["reason"] or "")]
+    assert len(summary) == 1 and summary[0]["scheduled_for"] == "2026-03-01T12:01:00Z"  # the first missed slot
+    assert sum(1 for o in report.outcomes if o.state == "missed") == len(rows) - 1

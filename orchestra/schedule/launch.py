@@ -15,10 +15,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from orchestra.home import home_path
+from orchestra.home import home_path, orchestra_home
 
 
 class ProcessLauncher:
@@ -35,7 +34,8 @@ class ProcessLauncher:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestra.schedule.child", str(firing["id"])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=str(Path.home()) if Path.home().is_dir() else "/",
+                # An absolute home: a relative ORCHESTRA_HOME must mean the same store in the child.
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "ORCHESTRA_HOME": str(orchestra_home())},
             )
         self.children[proc.pid] = proc
         return proc.pid, str(log_path)

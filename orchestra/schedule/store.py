@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS firings (
     claimer_pid INTEGER,
     host TEXT,
     pid INTEGER,
+    pid_start TEXT,
     launched_at REAL,
     ended_at REAL,
     run_id TEXT,
@@ -180,7 +181,19 @@ def update_firing(firing_id: int, **fields: Any) -> None:
 
 
 def mark_launched(firing_id: int, pid: int, log_path: str, now: float) -> None:
-    update_firing(firing_id, state="launched", pid=pid, log_path=log_path, launched_at=now)
+    update_firing(firing_id, state="launched", pid=pid, pid_start=process_start(pid), log_path=log_path,
+                  launched_at=now)
+
+
+def process_start(pid: int | None) -> str | None:
+    """The kernel's start time of ``pid`` (Linux /proc), so a reused pid is not taken for the run."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b") ", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def finish(firing_id: int, *, run_id: str | None, run_status: str | None, now: float) -> None:

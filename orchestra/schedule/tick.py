@@ -171,7 +171,11 @@ def is_active(row: Any) -> bool:
     """Could this open firing still have its run going?"""
     if row["state"] == "launching":
         return _alive(row["claimer_pid"], row["host"])
-    return _alive(row["pid"], row["host"])
+    if not _alive(row["pid"], row["host"]):
+        return False
+    started = row["pid_start"]
+    # Same pid, other start time: the run process is gone and the pid was reused.
+    return not (started and row["host"] == socket.gethostname() and store.process_start(row["pid"]) not in (None, started))
 
 
 def reconcile(now: float) -> list[int]:

@@ -259,3 +259,19 @@ def test_schedule_webhooks(cli, make_project, tmp_path: Path) -> None:
     assert fired["payload"]["run"] is None
     ended = next(b for b in bodies if b["event"] == "run_ended")
     assert ended["payload"]["schedule"]["name"] == "hooked"
+
+
+def test_definition_changed_between_ticks(cli, make_project) -> None:
+    project = make_project(ECHO, {"report.py": REPORT})
+    assert cli("schedule", "add", "d", str(project), "--cron", "* * * * *", "-P", "alpha=0.1").code == 0
+    at1, _ = slot_after(1)
+    assert cli("schedule", "run-due", "--at", at1).code == 0
+    changed = cli("schedule", "add", "d", str(project), "--cron", "* * * * *", "-P", "alpha=0.9", "--replace")
+    assert "schedule d updated" in changed.out
+    at2, _ = slot_after(2)
+    assert cli("schedule", "run-due", "--at", at2).code == 0
+    runs = list(reversed(scheduled_runs("d")))
+    assert [r["params"]["alpha"] for r in runs] == ["0.1", "0.9"]
+    digests = [f["definition_digest"] for f in reversed(store.firings("d"))]
+    assert len(digests) == 2 and digests[0] != digests[1]
+    assert [r["tags"]["orchestra.schedule.digest"] for r in runs] == digests

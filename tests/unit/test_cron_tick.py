@@ -313,3 +313,15 @@ def test_a_long_downtime_is_recorded_without_listing_every_slot() -> None:
     summary = [r for r in rows if "not listed one by one" in (r["reason"] or "")]
     assert len(summary) == 1 and summary[0]["scheduled_for"] == "2026-03-01T12:01:00Z"  # the first missed slot
     assert sum(1 for o in report.outcomes if o.state == "missed") == len(rows) - 1
+
+
+def test_a_reused_pid_does_not_count_as_the_running_run() -> None:
+    add()
+    launcher = FakeLauncher()
+    tick(T0 + timedelta(minutes=10), launcher)
+    [row] = store.firings("job")
+    assert row["pid"] == os.getpid() and row["pid_start"]
+    # Same pid, another process start time: what a reboot or pid wrap-around looks like.
+    store.update_firing(row["id"], pid_start="1")
+    tick(T0 + timedelta(minutes=20), launcher)
+    assert [st for _, st in states()] == ["launch_failed", "launched"]

@@ -62,12 +62,16 @@ def sync(uri: str, version: str | None = None, *, now: float | None = None) -> l
     project = source.fetch(normalize_uri(uri), version)
     try:
         spec = load.load(project.path)
-        where = spec.display_file if hasattr(spec, "display_file") else "MLproject"
+        where = spec.display_file
         stored_uri = project.uri if not project.is_remote else uri.strip()
         tag = f"mlproject:{stored_uri}"
         wanted = []
         for name, entry in (spec.schedules or {}).items():
             schedule = model.from_mlproject(str(name), entry, stored_uri, where=where)
+            for target in schedule.entry_points:
+                if target not in spec.entry_points and load.implicit_stage(project.path, target) is None:
+                    raise BadInputError(f"unknown entry point '{target}'", where=f"{where}: schedules.{name}.entry_points",
+                                        hint="entry points: " + ", ".join(spec.entry_points))
             if version and not schedule.version:
                 schedule = model.build(schedule.name, schedule.uri, schedule.cron, timezone=schedule.timezone,
                                        **{**_fields(schedule), "version": version})

@@ -124,9 +124,16 @@ def build(name: str, uri: str, cron_text: str, *, timezone: str | None = None, w
         raise
 
 
+MLPROJECT_KEYS = ("cron", "timezone", "parameters", "entry_points", "version", "overlap", "catchup", "jitter")
+
+
 def from_mlproject(name: str, entry: Mapping[str, Any], uri: str, *, where: str) -> Schedule:
     """One entry of an MLproject ``schedules:`` section (already schema-checked for types)."""
     at = f"{where}: schedules.{name}"
+    unknown = sorted(set(entry) - set(MLPROJECT_KEYS))
+    if unknown:  # a typo such as `timezon:` must not silently mean UTC
+        raise BadInputError(f"unknown key '{unknown[0]}'", where=f"{at}.{unknown[0]}",
+                            hint="allowed: " + ", ".join(MLPROJECT_KEYS))
     params = tuple(f"{k}={_text(v)}" for k, v in (entry.get("parameters") or {}).items())
     return build(str(name), uri, str(entry.get("cron", "")), timezone=entry.get("timezone"), where=at,
                  entry_points=tuple(entry.get("entry_points") or ()), params=params,

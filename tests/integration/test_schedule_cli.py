@@ -90,6 +90,8 @@ def test_other_bad_input(cli, make_project, tmp_path: Path) -> None:
     ("{cron: '0 2 * * *', timezone: Moon/Base}", "MLproject: schedules.nightly.timezone: unknown time zone"),
     ("{cron: '0 2 * * *', overlap: sometimes}", "schedules.nightly.overlap"),
     ("{timezone: UTC}", "schedules.nightly"),
+    ("{cron: '@daily', entry_points: [trian]}", "MLproject: schedules.nightly.entry_points: unknown entry point 'trian'"),
+    ("{cron: '@daily', timezon: Europe/Berlin}", "MLproject: schedules.nightly.timezon: unknown key 'timezon'"),
 ])
 def test_sync_names_file_and_key_path(cli, make_project, entry: str, needle: str) -> None:
     project = make_project(ECHO + f"schedules:\n  nightly: {entry}\n", {"report.py": REPORT})

@@ -187,6 +187,9 @@ def _run_due(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     if not args.no_wait and launcher.children:
+        from orchestra.schedule.daemon import start_sender
+
+        sender = start_sender() if report.outcomes else None  # schedule webhooks go out while runs run
         previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM,)}
         try:
             launcher.wait_all()
@@ -196,6 +199,8 @@ def _run_due(args: argparse.Namespace) -> int:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
+            if sender is not None:
+                sender.stop()
     failed = [o for o in report.outcomes if o.state == "launch_failed"]
     if not args.no_wait:
         from orchestra.schedule import store

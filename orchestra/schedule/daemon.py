@@ -128,7 +128,7 @@ def serve(*, clock: Clock | None = None, out=sys.stderr) -> int:
     hooks_config.load(None)  # a broken ORCHESTRA_HOOKS_URI is exit 2 now, not a silent gap later
     lock = acquire_lock(home)
     launcher = ProcessLauncher()
-    sender = _start_sender(home)
+    sender = start_sender(home)
 
     def report(rep: TickReport) -> None:
         for outcome in rep.outcomes:
@@ -162,8 +162,13 @@ def serve(*, clock: Clock | None = None, out=sys.stderr) -> int:
     return 0
 
 
-def _start_sender(home: Path) -> Any:
-    """One webhook sender for the daemon's lifetime: it also delivers what runs left pending."""
+def start_sender(home: Path | None = None) -> Any:
+    """A background webhook sender (the daemon keeps one for its lifetime; it also delivers what
+    runs left pending), or None when it cannot start."""
+    if home is None:
+        from orchestra.home import orchestra_home
+
+        home = orchestra_home()
     try:
         from orchestra.hooks.deliver import Policy
         from orchestra.hooks.sender import Sender

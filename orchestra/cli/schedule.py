@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sync.set_defaults(handler=_sync)
     due = verbs.add_parser("run-due", help="one scheduler tick (for system cron / systemd timers)",
                            description="Claim and launch every slot due now (or at --at); safe beside a daemon.")
+    due.add_argument("names", nargs="*", metavar="NAME", help="only these schedules (default: all)")
     due.add_argument("--at", metavar="ISO-8601", help="stand-in for now (no offset = UTC)")
     due.add_argument("--no-wait", action="store_true", help="return after launching instead of waiting for the runs")
     due.add_argument("--json", action="store_true")
@@ -176,7 +177,11 @@ def _run_due(args: argparse.Namespace) -> int:
     from orchestra.schedule import manage
 
     at = manage.parse_at(args.at)
-    report, launcher = manage.run_due(at, wait=not args.no_wait)
+    for name in args.names:
+        from orchestra.schedule import store
+
+        store.get(name)  # an unknown name is exit 2, with the known ones
+    report, launcher = manage.run_due(at, wait=not args.no_wait, names=args.names or None)
     for outcome in report.outcomes:
         extra = f" (pid {outcome.pid})" if outcome.pid else (f": {outcome.reason}" if outcome.reason else "")
         if not args.json:

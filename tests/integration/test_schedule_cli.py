@@ -181,7 +181,8 @@ def test_git_project_is_fetched_at_fire_time(cli, make_project, tmp_path: Path) 
     assert commits == [first, second]
 
 
-def test_overlap_skip_with_real_runs(cli, make_project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlap", ["skip", "queue", "allow"])
+def test_overlap_with_real_runs(cli, make_project, tmp_path: Path, overlap: str) -> None:
     gate = tmp_path / "gate"
     project = make_project("""
         name: slow
@@ -194,19 +195,25 @@ def test_overlap_skip_with_real_runs(cli, make_project, tmp_path: Path) -> None:
         while not pathlib.Path({str(gate)!r}).exists() and time.time() < deadline:
             time.sleep(0.05)
     """})
-    assert cli("schedule", "add", "slow", str(project), "--cron", "* * * * *").code == 0
+    assert cli("schedule", "add", "slow", str(project), "--cron", "* * * * *", "--overlap", overlap).code == 0
     at1, _ = slot_after(1)
     assert cli("schedule", "run-due", "--at", at1, "--no-wait").code == 0
     wait_until(lambda: scheduled_runs("slow"), timeout=30)
     at2, _ = slot_after(2)
-    second = cli("schedule", "run-due", "--at", at2)
-    assert "skipped: overlap: the previous run of this schedule is still running" in second.out
+    second = cli("schedule", "run-due", "--at", at2, "--no-wait")
+    expected = {"skip": "skipped: overlap: the previous run of this schedule is still running",
+                "queue": "pending: waiting for the schedule's running run to end", "allow": "launched"}[overlap]
+    assert expected in second.out
+    if overlap == "allow":
+        wait_until(lambda: len([r for r in scheduled_runs("slow") if r["status"] == "RUNNING"]) == 2, timeout=30)
     gate.write_text("go")
-    wait_until(lambda: store.firings("slow")[-1]["ended_at"] is not None, timeout=30)
-    at3, _ = slot_after(3)
-    third = cli("schedule", "run-due", "--at", at3)
-    assert "launched" in third.out
-    assert [f["state"] for f in reversed(store.firings("slow"))] == ["launched", "skipped", "launched"]
+    wait_until(lambda: all(f["ended_at"] for f in store.firings("slow") if f["state"] == "launched"), timeout=30)
+    third = cli("schedule", "run-due", "--at", at2)  # same time: only a queued slot can start now
+    assert ("launched" in third.out) == (overlap == "queue")
+    states = [f["state"] for f in reversed(store.firings("slow"))]
+    assert states == {"skip": ["launched", "skipped"], "queue": ["launched", "launched"],
+                      "allow": ["launched", "launched"]}[overlap]
+    assert len(scheduled_runs("slow")) == (1 if overlap == "skip" else 2)
 
 
 def test_sync_list_pause_resume_remove(cli, make_project) -> None:
@@ -247,33 +254,36 @@ def test_schedule_webhooks(cli, make_project, tmp_path: Path) -> None:
                                      "schedule_skipped": [{"url": receiver.url, "name": "s"}],
                                      "run_ended": [{"url": receiver.url, "name": "s"}]}))
         assert cli("schedule", "add", "hooked", str(project), "--cron", "* * * * *", "--hooks", str(hooks)).code == 0
-        at, key = slot_after(3)  # 2 missed (catchup latest), then the newest launched
+        assert cli("schedule", "add", "broken", (tmp_path / "gone.git").as_uri(), "--cron", "*/30 * * * *",
+                   "--catchup", "none", "--hooks", str(hooks)).code == 0
+        at, key = slot_after(3)  # hooked: 2 missed (catchup latest), then the newest launched
+        boundary = datetime.fromisoformat(at).replace(second=0)
+        # broken fires at :00/:30 only; run it at its own next slot, on time
+        half = boundary.replace(minute=0 if boundary.minute < 30 else 30) + timedelta(minutes=30)
         assert cli("schedule", "run-due", "--at", at).code == 0
-        got = receiver.wait_for(4)
+        assert cli("schedule", "run-due", "broken", "--at", (half + timedelta(seconds=2)).isoformat()).code == 1
+        receiver.wait_for(6)
+        from orchestra.hooks import outbox
+
+        conn = outbox.open_db()
+        # Every event recorded was delivered, and there were exactly six: no extra one is in flight.
+        wait_until(lambda: conn.execute("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'").fetchone()[0] == 6)
+        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 6
+        got = list(receiver.requests)
+        assert len(got) == 6
     bodies = [r.json for r in got]
     for body in bodies:
         jsonschema.Draft202012Validator(schema).validate(body)
-    summary = sorted((b["event"], b["status"]) for b in bodies)
-    assert summary == [("run_ended", "success"), ("schedule_fired", "launched"),
-                       ("schedule_skipped", "missed"), ("schedule_skipped", "missed")]
-    fired = next(b for b in bodies if b["event"] == "schedule_fired")
+    summary = sorted((b["payload"]["schedule"]["name"], b["event"], b["status"]) for b in bodies)
+    hooked = [s for s in summary if s[0] == "hooked"]
+    assert [s[1:] for s in hooked] == [("run_ended", "success"), ("schedule_fired", "launched"),
+                                       ("schedule_skipped", "missed"), ("schedule_skipped", "missed")]
+    assert [s[1:] for s in summary if s[0] == "broken"] == [("schedule_fired", "launch_failed"),
+                                                            ("schedule_fired", "launched")]
+    fired = next(b for b in bodies if b["event"] == "schedule_fired" and b["payload"]["schedule"]["name"] == "hooked")
     assert fired["payload"]["schedule"] == {"name": "hooked", "scheduled_for": key.replace("Z", "+00:00")}
     assert fired["payload"]["run"] is None
+    failed = next(b for b in bodies if b["status"] == "launch_failed")
+    assert "gone.git" in failed["payload"]["message"]
     ended = next(b for b in bodies if b["event"] == "run_ended")
     assert ended["payload"]["schedule"]["name"] == "hooked"
-
-
-def test_definition_changed_between_ticks(cli, make_project) -> None:
-    project = make_project(ECHO, {"report.py": REPORT})
-    assert cli("schedule", "add", "d", str(project), "--cron", "* * * * *", "-P", "alpha=0.1").code == 0
-    at1, _ = slot_after(1)
-    assert cli("schedule", "run-due", "--at", at1).code == 0
-    changed = cli("schedule", "add", "d", str(project), "--cron", "* * * * *", "-P", "alpha=0.9", "--replace")
-    assert "schedule d updated" in changed.out
-    at2, _ = slot_after(2)
-    assert cli("schedule", "run-due", "--at", at2).code == 0
-    runs = list(reversed(scheduled_runs("d")))
-    assert [r["params"]["alpha"] for r in runs] == ["0.1", "0.9"]
-    digests = [f["definition_digest"] for f in reversed(store.firings("d"))]
-    assert len(digests) == 2 and digests[0] != digests[1]
-    assert [r["tags"]["orchestra.schedule.digest"] for r in runs] == digests

@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 from orchestra.errors import BadInputError
 from orchestra.schedule.model import Schedule
@@ -205,14 +204,6 @@ def launch_failed(firing_id: int, reason: str, now: float) -> None:
     update_firing(firing_id, state="launch_failed", reason=reason[:1000], ended_at=now)
 
 
-def claim_pending(firing_id: int, pid: int) -> bool:
-    """Move one queued slot to ``launching`` for this process; False when another got it first."""
-    with transaction() as conn:
-        cur = conn.execute("UPDATE firings SET state = 'launching', claimer_pid = ?, host = ? WHERE id = ?"
-                           " AND state = 'pending'", (pid, socket.gethostname(), firing_id))
-        return cur.rowcount == 1
-
-
 def open_firings(conn: sqlite3.Connection, name: str | None = None) -> list[sqlite3.Row]:
     """Firings that may still have a live run process (``launching``/``launched``, not ended)."""
     sql = "SELECT * FROM firings WHERE state IN ('launching', 'launched') AND ended_at IS NULL"
@@ -257,10 +248,6 @@ def data_version() -> int:
     return int(db().execute("PRAGMA data_version").fetchone()[0])
 
 
-def now_ts() -> float:
-    return time.time()
-
-
 def find_run(name: str, scheduled_local: str) -> tuple[str, str] | None:
     """The run the scheduler tagged with this schedule and slot: (run_id, status), or None."""
     from orchestra.hooks.payload import SCHEDULE_TAG, SCHEDULED_FOR_TAG
@@ -274,7 +261,3 @@ def find_run(name: str, scheduled_local: str) -> tuple[str, str] | None:
     except sqlite3.Error:
         return None
     return (row["run_id"], row["status"]) if row else None
-
-
-def ids(rows: Sequence[sqlite3.Row]) -> list[int]:
-    return [row["id"] for row in rows]

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 
 from orchestra.schedule import cron, store
@@ -360,13 +360,3 @@ def next_fire_at(now: float, names: Sequence[str] | None = None) -> float | None
                 best = fire_at if best is None else min(best, fire_at)
                 break
     return best
-
-
-def next_slots(schedule: Schedule, after: datetime, n: int) -> list[datetime]:
-    """The next ``n`` nominal fire times (pure; ``schedule next``)."""
-    return schedule.expr.next_times(after, n)
-
-
-def one_period(schedule: Schedule, after: datetime) -> timedelta:
-    times = schedule.expr.next_times(after, 2)
-    return times[1] - times[0] if len(times) == 2 else timedelta(0)

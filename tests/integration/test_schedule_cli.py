@@ -37,8 +37,11 @@ if float(sys.argv[1]) < 0:
 
 
 def slot_after(minutes: int = 1) -> tuple[str, str]:
-    """(--at value a few seconds past the minute boundary `minutes` ahead, that slot's UTC key)."""
-    boundary = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=minutes)
+    """(--at value a few seconds past the `minutes`-th minute boundary after the newest schedule
+    was added, that slot's UTC key) — counted from the add, so a boundary passing meanwhile
+    cannot add a slot the test did not expect."""
+    added = max((s.created_at for s in store.all_schedules()), default=datetime.now(timezone.utc).timestamp())
+    boundary = datetime.fromtimestamp(added, tz=timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=minutes)
     return (boundary + timedelta(seconds=3)).isoformat(), boundary.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

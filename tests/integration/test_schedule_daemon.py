@@ -59,15 +59,18 @@ def test_daemon_end_to_end_on_the_real_clock(cli, make_project, tmp_path: Path) 
     """)
     schedules = {"good": (str(project), ()), "failing": (str(project), ("-P", "alpha=-1")),
                  "nowhere": ((tmp_path / "missing.git").as_uri(), ()), "slow": (str(slow), ())}
-    added_at = datetime.now(timezone.utc)
     for name, (uri, extra) in schedules.items():
         assert cli("schedule", "add", name, uri, "--cron", "* * * * *", *extra).code == 0
-    first_slot = (added_at.replace(second=0, microsecond=0) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Each schedule's first slot is the first minute after it was added (the adds may straddle one).
+    first = {name: datetime.fromtimestamp(store.get(name).created_at, tz=timezone.utc).replace(second=0, microsecond=0)
+             + timedelta(minutes=1) for name in schedules}
+    slot_of = {name: moment.strftime("%Y-%m-%dT%H:%M:%SZ") for name, moment in first.items()}
+    deadline = (max(first.values()) - datetime.now(timezone.utc)).total_seconds() + 30
     log = tmp_path / "daemon.log"
     daemon = start_daemon(log)
     try:
         def settled() -> bool:
-            rows = {name: [f for f in store.firings(name) if f["scheduled_for"] == first_slot] for name in schedules}
+            rows = {name: [f for f in store.firings(name) if f["scheduled_for"] == slot_of[name]] for name in schedules}
             if not all(rows.values()):
                 return False
             good, failing, nowhere, slow_row = (rows[n][0] for n in ("good", "failing", "nowhere", "slow"))
@@ -77,13 +80,13 @@ def test_daemon_end_to_end_on_the_real_clock(cli, make_project, tmp_path: Path) 
             return (good["run_status"] == "FINISHED" and failing["run_status"] == "FAILED"
                     and nowhere["state"] == "launch_failed" and bool(running))
 
-        wait_until(settled, timeout=75, interval=0.25)
+        wait_until(settled, timeout=deadline, interval=0.25)  # at most ~90 s, usually well under 60
         assert daemon.poll() is None, log.read_text()  # survived the failing run and the bad URI
         for name in schedules:
-            at_slot = [f for f in store.firings(name) if f["scheduled_for"] == first_slot]
+            at_slot = [f for f in store.firings(name) if f["scheduled_for"] == slot_of[name]]
             assert len(at_slot) == 1
         tagged = [r for r in runstore.list_runs(limit=100) if r["tags"].get("orchestra.schedule") == "good"
-                  and r["tags"]["orchestra.scheduled_for"] == first_slot.replace("Z", "+00:00")]
+                  and r["tags"]["orchestra.scheduled_for"] == slot_of["good"].replace("Z", "+00:00")]
         assert len(tagged) == 1 and tagged[0]["status"] == "FINISHED"
         assert "launch_failed" == store.firings("nowhere")[-1]["state"]
     finally:
@@ -94,7 +97,7 @@ def test_daemon_end_to_end_on_the_real_clock(cli, make_project, tmp_path: Path) 
     assert "Traceback" not in text
     [slow_run] = [r for r in runstore.list_runs(limit=100) if r["tags"].get("orchestra.schedule") == "slow"]
     assert slow_run["status"] == "KILLED"
-    slow_firing = [f for f in store.firings("slow") if f["scheduled_for"] == first_slot][0]
+    slow_firing = [f for f in store.firings("slow") if f["scheduled_for"] == slot_of["slow"]][0]
     assert slow_firing["run_status"] == "KILLED" and slow_firing["ended_at"] is not None
     # The stage's process group is gone too.
     for stage in slow_run["stages"]:

@@ -18,6 +18,9 @@ RUN_ENDED = "run_ended"
 STAGE_STARTED = "stage_started"
 STAGE_RETRYING = "stage_retrying"
 STAGE_ENDED = "stage_ended"
+# Scheduler events (issue 7): a slot was launched (or failed to), or skipped/missed.
+SCHEDULE_FIRED = "schedule_fired"
+SCHEDULE_SKIPPED = "schedule_skipped"
 
 # Webhook status vocabulary (DESIGN §6).
 SUCCESS, FAILED, SKIPPED, LOADED, KILLED = "success", "failed", "skipped", "loaded", "killed"

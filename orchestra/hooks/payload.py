@@ -22,15 +22,15 @@ MESSAGE_CAP_BYTES = 1024
 BODY_CAP_BYTES = 20_000
 
 PING = "ping"
-SCHEDULE_FIRED = "schedule_fired"
-SCHEDULE_SKIPPED = "schedule_skipped"
+SCHEDULE_FIRED = ev.SCHEDULE_FIRED
+SCHEDULE_SKIPPED = ev.SCHEDULE_SKIPPED
 EVENT_NAMES: tuple[str, ...] = (
     ev.RUN_STARTED, ev.RUN_ENDED, ev.STAGE_STARTED, ev.STAGE_RETRYING, ev.STAGE_ENDED,
     SCHEDULE_FIRED, SCHEDULE_SKIPPED,
 )
 STATUSES: tuple[str, ...] = (
     "running", ev.SUCCESS, ev.FAILED, ev.SKIPPED, ev.LOADED, ev.KILLED,
-    "launched", "overlap", "missed", "test",
+    "launched", "launch_failed", "overlap", "missed", "test",
 )
 
 # Status implied by the event when the engine leaves it out (§8.1 table).
@@ -86,7 +86,8 @@ def build_body(event: ev.Event, event_id: str, sequence: int, *, include_params:
         sequence: position of the event in its run, from 1.
         include_params: add the run's parameter values (a hook's ``include: [params]``).
     """
-    payload: dict[str, Any] = {"experiment": event.experiment, "run": event.run_id}
+    # Schedule events of a slot that never became a run carry ``run: null``.
+    payload: dict[str, Any] = {"experiment": event.experiment, "run": event.run_id or None}
     if event.stage is not None:  # run-level events omit ``stage`` (§8.3)
         payload["stage"] = event.stage
     project = event.project or {}

@@ -95,7 +95,13 @@ def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, Sta
     project = source.fetch(uri, version)
     try:
         spec = load.load(project.path)
-        return spec, graph.build(spec)
+        built = graph.build(spec)
+        if spec.schedules:  # cron and zones are checked where they are understood
+            from orchestra.schedule import model
+
+            for name, entry in spec.schedules.items():
+                model.from_mlproject(str(name), entry, project.uri, where=spec.display_file)
+        return spec, built
     finally:
         project.cleanup()
 

@@ -99,6 +99,8 @@ def test_other_bad_input(cli, make_project, tmp_path: Path) -> None:
 def test_sync_names_file_and_key_path(cli, make_project, entry: str, needle: str) -> None:
     project = make_project(ECHO + f"schedules:\n  nightly: {entry}\n", {"report.py": REPORT})
     assert needle in one_line_error(cli("schedule", "sync", str(project)))
+    if "entry_points" not in needle:  # validate checks the section too (it does not resolve targets)
+        assert needle.split(": ", 1)[-1] in one_line_error(cli("validate", str(project)))
 
 
 def test_run_due_launches_through_orchestra_run(cli, make_project) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -79,7 +80,6 @@ def build_channel(channel: Path) -> Path:
     make_conda_pkg(noarch, "hello", "0.1", depends=("hellolib >=1.0",))
     make_conda_pkg(noarch, "hello", "0.2", depends=("hellolib >=1.0",))
     make_conda_pkg(noarch, "othertool", "1.0")
-    host = Path(sys.base_prefix)
     real = Path(os.path.realpath(sys.executable))
     make_conda_pkg(
         noarch, "python", PY_VERSION,
@@ -88,7 +88,6 @@ def build_channel(channel: Path) -> Path:
                f"lib/python{PY_MINOR}/site-packages/.keep": ("", 0o644)},
         symlinks={"bin/python": str(real), f"bin/python{PY_MINOR}": str(real), "bin/python3": str(real)},
     )
-    del host
     index_channel(channel)
     return channel
 
@@ -187,7 +186,8 @@ def make_slow_sdist(wheels: Path) -> Path:
     }
     wheels.mkdir(parents=True, exist_ok=True)
     out = wheels / "slowpkg-1.0.tar.gz"
-    with tarfile.open(out, "w:gz") as tf:
+    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tf:
         for path, text in files.items():
             _tar_add(tf, path, text.encode())
     return out

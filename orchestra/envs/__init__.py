@@ -46,7 +46,7 @@ class Environment:
     kind: str
     key: str
     prefix: Path | None = None
-    env_vars: Mapping[str, str] = field(default_factory=dict)
+    env_vars: Mapping[str, str] = field(default_factory=dict, hash=False)
     path_prepend: tuple[str, ...] = ()
     description: str = "local environment"
     notice: str | None = None

@@ -107,16 +107,24 @@ def solve(spec: CondaSpec, where: str, platform: str) -> list[dict[str, Any]]:
     if not specs:
         return []
     gateway = rattler.Gateway(cache_dir=home_path("cache", "rattler"))
+    unreachable = unsatisfiable = None
     try:
         records = asyncio.run(rattler.solve(
             [Channel(uri) for uri in spec.channels], specs, gateway=gateway,
             platforms=[Platform(platform), Platform("noarch")], virtual_packages=VirtualPackage.detect()))
     except GatewayError as exc:
-        raise EnvError(f"channel unreachable: {_first_line(exc)}", where=f"{where}: channels",
-                       hint="channels: " + ", ".join(spec.channels)) from None
+        unreachable = _first_line(exc)
     except SolverError as exc:
-        raise EnvError(f"cannot satisfy {', '.join(spec.dependencies)}: {_first_line(exc)}",
-                       where=f"{where}: dependencies") from None
+        unsatisfiable = _first_line(exc)
+    # Raised outside the except blocks: an exception chained to rattler's keeps the gateway alive
+    # until interpreter shutdown, where freeing it crashes the process (seen with py-rattler 0.28).
+    del gateway
+    if unreachable is not None:
+        raise EnvError(f"channel unreachable: {unreachable}", where=f"{where}: channels",
+                       hint="channels: " + ", ".join(spec.channels))
+    if unsatisfiable is not None:
+        raise EnvError(f"cannot satisfy {', '.join(spec.dependencies)}: {unsatisfiable}",
+                       where=f"{where}: dependencies")
     return sorted((_entry(r) for r in records), key=lambda e: e["name"])
 
 
@@ -175,15 +183,17 @@ def build(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:
     check_local_hashes(entries, where)
     cache = os.environ.get("RATTLER_CACHE_DIR")
     cache_dir = Path(cache) / "pkgs" if cache else home_path("pkgs")
+    message = None
     try:
         asyncio.run(rattler.install(records_of(entries), tmp, cache_dir=cache_dir, show_progress=False,
                                     alternative_target_prefix=final, platform=rattler.Platform(resolved["platform"])))
     except (InstallerError, TransactionError, OSError) as exc:
         message = _first_line(exc)
+    if message is not None:  # raised outside the except block (see solve)
         if "hash mismatch" in message.lower():
             raise EnvError(f"hash mismatch of a locked package: {message}", where=where,
-                           hint="re-lock with `orchestra env lock URI`") from None
-        raise EnvError(f"installing the conda packages failed: {message}", where=where) from None
+                           hint="re-lock with `orchestra env lock URI`")
+        raise EnvError(f"installing the conda packages failed: {message}", where=where)
     _install_pip(resolved, tmp, final, where)
 
 

@@ -142,6 +142,29 @@ def sweep(only: str | None = None) -> list[Path]:
     return removed
 
 
+def sweep_unmarked() -> list[Path]:
+    """Delete published-looking directories without a marker (an in-place build that died),
+    each under its own lock so a build in progress is left alone."""
+    from filelock import FileLock, Timeout
+
+    removed = []
+    for entry in root().iterdir():
+        if entry.name.startswith(".") or not entry.is_dir() or entry.name in ("locks", "resolved") or is_valid(entry):
+            continue
+        lock = FileLock(str(root() / f"{entry.name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        try:
+            if not is_valid(entry):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        finally:
+            lock.release()
+    return removed
+
+
 def _lock_timeout() -> float:
     try:
         return float(os.environ.get(LOCK_TIMEOUT_ENV, "3600"))
@@ -171,7 +194,11 @@ def ensure(name: str, build: Builder, marker: Mapping[str, Any], *, relocatable:
     lock = FileLock(str(base / f"{name}.lock"))
     waited_from = time.time()
     try:
-        lock.acquire(timeout=_lock_timeout())
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log_event("waiting", name)  # another process is building it: wait, then reuse
+            lock.acquire(timeout=_lock_timeout())
     except Timeout:
         holder = (base / f"{name}.owner").read_text().strip() if (base / f"{name}.owner").exists() else "?"
         raise EnvError(f"timed out waiting for another process (pid {holder}) to build environment {name}",

@@ -75,13 +75,22 @@ def local_environment(notice: str | None = None) -> Environment:
     )
 
 
+def _activation(kind: str, prefix: Path) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
+    """(variables to set, PATH entries to prepend, variables to unset) for a stage in the env.
+
+    What ``conda activate`` / ``source bin/activate`` would do, minus the shell: an outer venv
+    or conda env must not leak into the stage (its ``python`` would shadow the env's).
+    """
+    bindir = (str(prefix / "bin"),)
+    if kind == "python":
+        return {"VIRTUAL_ENV": str(prefix)}, bindir, ("PYTHONHOME", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
+    return ({"CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": str(prefix), "CONDA_SHLVL": "1"}, bindir,
+            ("VIRTUAL_ENV", "PYTHONHOME"))
+
+
 def _environment(resolved: Mapping, prefix: Path | None, built: bool = False) -> Environment:
     kind, key = resolved["kind"], resolved["key"]
-    if kind == "python":
-        from orchestra.envs.venv import env_vars
-    else:
-        from orchestra.envs.conda import env_vars
-    variables, path, unset = env_vars(prefix) if prefix is not None else ({}, (), ())
+    variables, path, unset = _activation(kind, prefix) if prefix is not None else ({}, (), ())
     origin = resolved.get("from_lock") or resolved.get("shown") or ""
     return Environment(kind=kind, key=f"{kind}-{key}", prefix=prefix, env_vars=variables, path_prepend=path,
                        unset=unset, description=f"{kind} env {key[:12]} ({origin})", notice=resolved.get("notice"),
@@ -130,11 +139,13 @@ def peek(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None = 
         return local_environment()
     _digest, resolved = resolve.cached(request, project_root, peek=True)
     if resolved is None and request.kind == "conda-lock":
-        from orchestra.envs import conda, condalock
+        from orchestra.envs import condalock
+        from orchestra.envs.conda import key_of
+        from orchestra.envs.host import current_platform
 
-        platform = conda.current_platform()
+        platform = current_platform()
         entries, pip_lock, _meta = condalock.read(request.file, project_root, platform)  # type: ignore[arg-type]
-        resolved = {"kind": "conda", "key": conda.key_of(platform, entries, pip_lock), "shown": str(request.file)}
+        resolved = {"kind": "conda", "key": key_of(platform, entries, pip_lock), "shown": str(request.file)}
     if resolved is None:
         return None
     prefix = store.root_peek() / f"{resolved['kind']}-{resolved['key']}"

@@ -9,10 +9,8 @@ rattler is imported inside functions: ``import orchestra.cli`` must stay light.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
-import platform as _platform
 import shutil
 import subprocess
 import sys
@@ -25,30 +23,7 @@ from orchestra.envs.specfiles import CondaSpec
 from orchestra.errors import EnvError
 from orchestra.home import home_path
 
-CONDA_EXE_ENV = "ORCHESTRA_CONDA_EXE"
-
-
-def current_platform() -> str:
-    """conda's name for this machine's subdir (computed without importing rattler)."""
-    machine = _platform.machine().lower()
-    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64", "ppc64le": "ppc64le",
-            "s390x": "s390x", "i686": "32", "i386": "32"}.get(machine, machine)
-    system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
-    if system == "osx" and arch == "aarch64":
-        arch = "arm64"
-    return f"{system}-{arch}"
-
-
-def conda_exe() -> str | None:
-    """The external executable named by ORCHESTRA_CONDA_EXE (micromamba, mamba or conda), if any."""
-    value = os.environ.get(CONDA_EXE_ENV, "").strip()
-    if not value:
-        return None
-    found = shutil.which(value)
-    if not found:
-        raise EnvError(f"{CONDA_EXE_ENV}={value}: no such executable",
-                       hint="name micromamba, mamba or conda (on PATH or as a path), or unset it to use py-rattler")
-    return found
+from orchestra.envs.host import CONDA_EXE_ENV, conda_exe, current_platform  # noqa: F401 (re-exported)
 
 
 def key_of(platform: str, entries: Sequence[dict[str, Any]], pip_lock: str) -> str:
@@ -93,6 +68,8 @@ def _first_line(exc: BaseException) -> str:
 
 def solve(spec: CondaSpec, where: str, platform: str) -> list[dict[str, Any]]:
     """Solve the spec's dependencies against its channels (offline for file:// channels)."""
+    import asyncio
+
     import rattler
     from rattler import Channel, MatchSpec, Platform, VirtualPackage
     from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
@@ -176,6 +153,8 @@ def check_local_hashes(entries: Sequence[dict[str, Any]], where: str) -> None:
 
 def build(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:
     """Install into ``tmp`` with paths rewritten for ``final`` (so renaming keeps it working)."""
+    import asyncio
+
     import rattler
     from rattler.exceptions import InstallerError, TransactionError
 
@@ -246,9 +225,3 @@ def relocate_scripts(tmp: Path, final: Path) -> None:
         tmp_file.write_bytes(data[:1024].replace(old, new) + data[1024:])
         os.chmod(tmp_file, mode)
         os.replace(tmp_file, entry)
-
-
-def env_vars(prefix: Path) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
-    """(variables to set, PATH entries to prepend, variables to unset) for a stage in the env."""
-    return ({"CONDA_PREFIX": str(prefix), "CONDA_DEFAULT_ENV": str(prefix), "CONDA_SHLVL": "1"},
-            (str(prefix / "bin"),), ("VIRTUAL_ENV", "PYTHONHOME"))

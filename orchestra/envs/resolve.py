@@ -23,8 +23,7 @@ from orchestra.errors import EnvError
 
 def spec_digest(request: Request, project_root: Path) -> str:
     """A digest of the request's inputs (no solve, no subprocess, no rattler import)."""
-    from orchestra.envs.conda import conda_exe, current_platform
-    from orchestra.envs.uvtool import INDEX_VARS
+    from orchestra.envs.host import INDEX_VARS, conda_exe, current_platform
 
     h = hashlib.sha256(f"{store.LAYOUT_VERSION}\n{request.kind}\n{current_platform()}\n".encode())
     if request.file is not None:
@@ -139,6 +138,10 @@ def build(resolved: dict[str, Any]) -> tuple[Path, bool]:
 
     kind, key = resolved["kind"], resolved["key"]
     name = f"{kind}-{key}"
+    final = store.prefix_for(name)
+    if store.is_valid(final):  # warm: no lock, no backend import
+        store.touch(final)
+        return final, False
     shown = resolved.get("shown", "")
     marker = {"kind": kind, "key": key, "spec": resolved.get("spec", ""), "declared_at": resolved.get("declared_at")}
     if kind == "python":

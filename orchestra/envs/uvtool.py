@@ -18,9 +18,7 @@ from typing import Sequence
 
 from orchestra.errors import EnvError
 
-# uv settings that change what a resolution returns: part of a python_env's spec digest.
-INDEX_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_INDEX",
-              "UV_OFFLINE", "UV_PRERELEASE", "UV_RESOLUTION", "UV_EXCLUDE_NEWER")
+from orchestra.envs.host import INDEX_VARS  # noqa: F401 (re-exported)
 
 
 @lru_cache(maxsize=1)

@@ -39,8 +39,3 @@ def build(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:
     if proc.returncode != 0:
         raise EnvError(f"creating the virtualenv failed: {uvtool.error_line(proc.stderr)}", where=where)
     uvtool.sync(resolved["lock"], tmp / "bin" / "python", where=where)
-
-
-def env_vars(prefix: Path) -> tuple[dict[str, str], tuple[str, ...], tuple[str, ...]]:
-    """(variables to set, PATH entries to prepend, variables to unset) for a stage in the venv."""
-    return {"VIRTUAL_ENV": str(prefix)}, (str(prefix / "bin"),), ("PYTHONHOME", "CONDA_PREFIX")

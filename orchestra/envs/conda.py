@@ -71,7 +71,7 @@ def solve(spec: CondaSpec, where: str, platform: str) -> list[dict[str, Any]]:
     import asyncio
 
     import rattler
-    from rattler import Channel, MatchSpec, Platform, VirtualPackage
+    from rattler import Channel, MatchSpec, Subdir, VirtualPackage
     from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
 
     specs = []
@@ -88,7 +88,7 @@ def solve(spec: CondaSpec, where: str, platform: str) -> list[dict[str, Any]]:
     try:
         records = asyncio.run(rattler.solve(
             [Channel(uri) for uri in spec.channels], specs, gateway=gateway,
-            platforms=[Platform(platform), Platform("noarch")], virtual_packages=VirtualPackage.detect()))
+            platforms=[Subdir(platform), Subdir("noarch")], virtual_packages=VirtualPackage.detect()))
     except GatewayError as exc:
         unreachable = _first_line(exc)
     except SolverError as exc:
@@ -165,7 +165,7 @@ def build(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:
     message = None
     try:
         asyncio.run(rattler.install(records_of(entries), tmp, cache_dir=cache_dir, show_progress=False,
-                                    alternative_target_prefix=final, platform=rattler.Platform(resolved["platform"])))
+                                    alternative_target_prefix=final, platform=rattler.Subdir(resolved["platform"])))
     except (InstallerError, TransactionError, OSError) as exc:
         message = _first_line(exc)
     if message is not None:  # raised outside the except block (see solve)

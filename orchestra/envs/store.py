@@ -232,6 +232,7 @@ def ensure(name: str, build: Builder, marker: Mapping[str, Any], *, relocatable:
         log_event("built", name, seconds=round(time.time() - started, 3))
         return final, True
     finally:
+        (base / f"{name}.owner").unlink(missing_ok=True)
         lock.release()
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -98,7 +97,7 @@ def log_event(event: str, name: str, **fields: Any) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -212,7 +211,7 @@ def ensure(name: str, build: Builder, marker: Mapping[str, Any], *, relocatable:
         sweep(only=name)
         started = time.time()
         if relocatable:
-            tmp = base / f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}"
+            tmp = base / f".tmp-{name}-{os.getpid()}-{os.urandom(4).hex()}"
             tmp.mkdir()
             try:
                 build(tmp, final)
@@ -307,7 +306,7 @@ def remove(env: StoredEnv) -> bool:
         return False
     try:
         # Unpublish first (atomic), then delete at leisure: a reader never sees half an env.
-        trash = root() / f".tmp-{env.name}-{os.getpid()}-{secrets.token_hex(4)}"
+        trash = root() / f".tmp-{env.name}-{os.getpid()}-{os.urandom(4).hex()}"
         try:
             os.rename(env.prefix, trash)
         except OSError:

@@ -17,7 +17,6 @@ file (to catch a build in the middle).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import hashlib
@@ -68,9 +67,11 @@ def make_conda_pkg(noarch: Path, name: str, version: str, *, build: str = "0", d
 
 
 def index_channel(channel: Path) -> None:
-    import rattler.index
+    """Index with py-rattler, in a child process (py-rattler can crash at interpreter exit)."""
+    from orchestra.envs import rattler_worker
 
-    asyncio.run(rattler.index.index_fs(channel, write_zst=False, write_shards=False, force=True))
+    answer = rattler_worker.call("index", {"channel": str(channel)})
+    assert "ok" in answer, answer
 
 
 def build_channel(channel: Path) -> Path:

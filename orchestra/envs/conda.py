@@ -4,7 +4,7 @@ A solve becomes a list of package *entries* (plain dicts: name, version, build, 
 md5, depends, ...), which is what the resolution cache, conda-lock.yml and the key are made of.
 The key hashes only what identifies a package's content (platform, name, version, build,
 sha256), so an env solved here and the same env read back from conda-lock.yml share one key.
-rattler is imported inside functions: ``import orchestra.cli`` must stay light.
+py-rattler itself runs in a child process (rattler_worker.py): orchestra never imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import unquote, urlparse
@@ -21,9 +20,8 @@ from urllib.parse import unquote, urlparse
 from orchestra.envs import uvtool
 from orchestra.envs.specfiles import CondaSpec
 from orchestra.errors import EnvError
-from orchestra.home import home_path
-
 from orchestra.envs.host import CONDA_EXE_ENV, conda_exe, current_platform  # noqa: F401 (re-exported)
+from orchestra.home import home_path
 
 
 def key_of(platform: str, entries: Sequence[dict[str, Any]], pip_lock: str) -> str:
@@ -33,76 +31,26 @@ def key_of(platform: str, entries: Sequence[dict[str, Any]], pip_lock: str) -> s
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _entry(record: Any) -> dict[str, Any]:
-    return {
-        "name": record.name.normalized, "version": str(record.version), "build": str(record.build),
-        "build_number": int(record.build_number), "subdir": str(record.subdir), "url": str(record.url),
-        "channel": str(record.channel or ""), "file_name": str(record.file_name),
-        "sha256": record.sha256.hex() if record.sha256 else None, "md5": record.md5.hex() if record.md5 else None,
-        "depends": [str(d) for d in record.depends],
-        "noarch": str(record.noarch) if record.noarch and str(record.noarch) not in ("None", "") else None,
-    }
-
-
-def records_of(entries: Sequence[dict[str, Any]]) -> list[Any]:
-    """Entries → rattler RepoDataRecords (what rattler.install takes)."""
-    from rattler import BuildString, PackageRecord, RepoDataRecord
-
-    records = []
-    for e in entries:
-        parts = e["url"].rstrip("/").split("/")
-        record = PackageRecord(
-            e["name"], e["version"], BuildString(e["build"]), int(e.get("build_number") or 0),
-            e.get("subdir") or parts[-2], depends=list(e.get("depends") or []),
-            sha256=bytes.fromhex(e["sha256"]) if e.get("sha256") else None,
-            md5=bytes.fromhex(e["md5"]) if e.get("md5") else None)
-        channel = e.get("channel") or "/".join(parts[:-2]) + "/"
-        records.append(RepoDataRecord(record, e.get("file_name") or parts[-1], e["url"], channel))
-    return records
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines[:3])[:500] or type(exc).__name__
-
-
 def solve(spec: CondaSpec, where: str, platform: str) -> list[dict[str, Any]]:
     """Solve the spec's dependencies against its channels (offline for file:// channels)."""
-    import asyncio
+    from orchestra.envs import rattler_worker
 
-    import rattler
-    from rattler import Channel, MatchSpec, Subdir, VirtualPackage
-    from rattler.exceptions import GatewayError, InvalidMatchSpecError, SolverError
-
-    specs = []
-    for i, dep in enumerate(spec.dependencies):
-        try:
-            specs.append(MatchSpec(dep, strict=False))
-        except InvalidMatchSpecError as exc:
-            raise EnvError(f"invalid package spec '{dep}': {_first_line(exc)}",
-                           where=f"{where}: dependencies[{i}]") from None
-    if not specs:
+    if not spec.dependencies:
         return []
-    gateway = rattler.Gateway(cache_dir=home_path("cache", "rattler"))
-    unreachable = unsatisfiable = None
-    try:
-        records = asyncio.run(rattler.solve(
-            [Channel(uri) for uri in spec.channels], specs, gateway=gateway,
-            platforms=[Subdir(platform), Subdir("noarch")], virtual_packages=VirtualPackage.detect()))
-    except GatewayError as exc:
-        unreachable = _first_line(exc)
-    except SolverError as exc:
-        unsatisfiable = _first_line(exc)
-    # Raised outside the except blocks: an exception chained to rattler's keeps the gateway alive
-    # until interpreter shutdown, where freeing it crashes the process (seen with py-rattler 0.28).
-    del gateway
-    if unreachable is not None:
-        raise EnvError(f"channel unreachable: {unreachable}", where=f"{where}: channels",
+    answer = rattler_worker.call("solve", {"specs": list(spec.dependencies), "channels": list(spec.channels),
+                                           "platform": platform, "cache_dir": str(home_path("cache", "rattler"))})
+    error, message = answer.get("error"), answer.get("message", "")
+    if error == "matchspec":
+        dep = spec.dependencies[answer["index"]]
+        raise EnvError(f"invalid package spec '{dep}': {message}", where=f"{where}: dependencies[{answer['index']}]")
+    if error == "gateway":
+        raise EnvError(f"channel unreachable: {message}", where=f"{where}: channels",
                        hint="channels: " + ", ".join(spec.channels))
-    if unsatisfiable is not None:
-        raise EnvError(f"cannot satisfy {', '.join(spec.dependencies)}: {unsatisfiable}",
-                       where=f"{where}: dependencies")
-    return sorted((_entry(r) for r in records), key=lambda e: e["name"])
+    if error == "solver":
+        raise EnvError(f"cannot satisfy {', '.join(spec.dependencies)}: {message}", where=f"{where}: dependencies")
+    if error:
+        raise EnvError(f"solving failed: {message}", where=where)
+    return answer["ok"]
 
 
 def python_version(entries: Sequence[dict[str, Any]]) -> str | None:
@@ -153,22 +101,16 @@ def check_local_hashes(entries: Sequence[dict[str, Any]], where: str) -> None:
 
 def build(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:
     """Install into ``tmp`` with paths rewritten for ``final`` (so renaming keeps it working)."""
-    import asyncio
-
-    import rattler
-    from rattler.exceptions import InstallerError, TransactionError
+    from orchestra.envs import rattler_worker
 
     entries = resolved["packages"]
     check_local_hashes(entries, where)
     cache = os.environ.get("RATTLER_CACHE_DIR")
     cache_dir = Path(cache) / "pkgs" if cache else home_path("pkgs")
-    message = None
-    try:
-        asyncio.run(rattler.install(records_of(entries), tmp, cache_dir=cache_dir, show_progress=False,
-                                    alternative_target_prefix=final, platform=rattler.Subdir(resolved["platform"])))
-    except (InstallerError, TransactionError, OSError) as exc:
-        message = _first_line(exc)
-    if message is not None:  # raised outside the except block (see solve)
+    answer = rattler_worker.call("install", {"entries": entries, "target": str(tmp), "final": str(final),
+                                             "cache_dir": str(cache_dir), "platform": resolved["platform"]})
+    if answer.get("error"):
+        message = answer.get("message", "")
         if "hash mismatch" in message.lower():
             raise EnvError(f"hash mismatch of a locked package: {message}", where=where,
                            hint="re-lock with `orchestra env lock URI`")

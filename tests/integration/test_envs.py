@@ -404,3 +404,18 @@ def test_python_hash_mismatch_of_a_locked_package(tmp_path, cli, wheels):
     assert result.code == 2 and "hash mismatch" in result.err.lower(), result.err
     assert len(result.err.strip().splitlines()) == 1
     assert cli("env", "create", str(root), "--update", env=env).code == 0  # re-resolving accepts the new wheel
+
+
+def test_python_env_uses_another_installed_python(tmp_path, cli):
+    from orchestra.envs import uvtool
+
+    others = [v for v in uvtool.installed_versions() if not v.startswith(envkit.PY_MINOR + ".")
+              and v.startswith("3.") and int(v.split(".")[1]) >= 8]
+    if not others:
+        pytest.skip("only one Python 3 minor version is installed here")
+    minor = ".".join(others[-1].split(".")[:2])
+    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
+                              "    command: \"python -c 'import sys, tinypkg; print(*sys.version_info[:2], sep=chr(46))'\"\n",
+                    {"python_env.yaml": f"python: '{minor}'\ndependencies: [tinypkg]\n"})
+    record = _run_json(cli, str(root))
+    assert _stdout(record, "main").strip() == minor

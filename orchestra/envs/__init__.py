@@ -91,6 +91,7 @@ def _activation(kind: str, prefix: Path) -> tuple[dict[str, str], tuple[str, ...
 def _environment(resolved: Mapping, prefix: Path | None, built: bool = False) -> Environment:
     kind, key = resolved["kind"], resolved["key"]
     variables, path, unset = _activation(kind, prefix) if prefix is not None else ({}, (), ())
+    variables = {**(resolved.get("variables") or {}), **variables}
     origin = resolved.get("from_lock") or resolved.get("shown") or ""
     return Environment(kind=kind, key=f"{kind}-{key}", prefix=prefix, env_vars=variables, path_prepend=path,
                        unset=unset, description=f"{kind} env {key[:12]} ({origin})", notice=resolved.get("notice"),

@@ -114,6 +114,7 @@ def resolve(request: Request, project_root: Path) -> dict[str, Any]:
                               f"solving instead (re-lock with `orchestra env lock`)")
             if resolved is None:
                 resolved = conda.resolve(spec, project_root, shown)
+            resolved["variables"] = dict(spec.variables)
     resolved.update(spec=str(request.file) if request.file else "", shown=shown, notice=notice,
                     declared_at=request.declared_at)
     return resolved

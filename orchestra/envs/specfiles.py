@@ -32,6 +32,7 @@ class CondaSpec:
         channels: absolute channel URIs (paths made ``file://`` relative to the MLproject dir).
         dependencies: conda match specs, as written.
         pip: the ``pip:`` list (requirement lines), empty when there is none.
+        variables: the ``variables:`` mapping (set in the stage's environment, as conda activate does).
     """
 
     file: Path
@@ -39,6 +40,7 @@ class CondaSpec:
     channels: tuple[str, ...]
     dependencies: tuple[str, ...]
     pip: tuple[str, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +135,16 @@ def parse_conda(file: Path, project_root: Path) -> CondaSpec:
             pip.extend(x.strip() for x in items if x.strip())
         else:
             raise EnvError(f"must be a package spec string or {{pip: [...]}}, got {dep!r}", where=where)
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                                  and not isinstance(v, bool) for k, v in variables.items()):
+        raise EnvError("must be a mapping of variable names to strings", where=f"{shown}: variables")
     if not uris and conda:
         raise EnvError("no channels given", where=f"{shown}: channels",
                        hint="list the channels to solve from: a name, a path or a URL")
     # Match specs are checked by the solver (importing rattler here would slow the warm path).
-    return CondaSpec(file=file, name=name, channels=tuple(uris), dependencies=tuple(conda), pip=tuple(pip))
+    return CondaSpec(file=file, name=name, channels=tuple(uris), dependencies=tuple(conda), pip=tuple(pip),
+                     variables=tuple((k, str(v)) for k, v in variables.items()))
 
 
 def _str_list(data: dict, key: str, shown: str) -> tuple[str, ...]:

@@ -419,3 +419,32 @@ def test_python_env_uses_another_installed_python(tmp_path, cli):
                     {"python_env.yaml": f"python: '{minor}'\ndependencies: [tinypkg]\n"})
     record = _run_json(cli, str(root))
     assert _stdout(record, "main").strip() == minor
+
+
+def test_env_manager_uv_without_any_env_file_builds_a_bare_venv(tmp_path, cli):
+    root = _project(tmp_path, "name: p\nentry_points:\n  main:\n"
+                              "    command: \"python -c 'import sys; print(sys.prefix != sys.base_prefix, sys.prefix)'\"\n", {})
+    record = _run_json(cli, str(root), "--env-manager", "uv")
+    in_venv, prefix = _stdout(record, "main").split()
+    assert in_venv == "True" and Path(prefix).name.startswith("python-")
+    local = _run_json(cli, str(root), "--no-cache")
+    assert _stdout(local, "main").split()[0] == "False"
+
+
+def test_python_env_requirements_file_is_part_of_the_key(tmp_path, cli):
+    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
+                              "    command: \"python -c 'import tinypkg; print(tinypkg.VERSION)'\"\n",
+                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [-r requirements.txt]\n",
+                     "requirements.txt": "tinypkg==1.0\n"})
+    assert _stdout(_run_json(cli, str(root)), "main").strip() == "1.0"
+    (root / "requirements.txt").write_text("tinypkg==2.0\n")
+    record = _run_json(cli, str(root))
+    assert record["stages"][0]["status"] == "FINISHED" and _stdout(record, "main").strip() == "2.0"
+
+
+def test_conda_variables_are_set_for_the_stage(tmp_path, cli, channel):
+    root = tmp_path / "proj"
+    root.mkdir()
+    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'echo $MY_SETTING'\n",
+             {"conda.yaml": _conda_yaml(root, channel, "  - hellolib\nvariables:\n  MY_SETTING: on-42\n")})
+    assert _stdout(_run_json(cli, str(root)), "main").strip() == "on-42"

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 from urllib.parse import unquote, urlparse
 
 from orchestra.envs import uvtool
+from orchestra.envs.host import current_platform
 from orchestra.envs.specfiles import CondaSpec
 from orchestra.errors import EnvError
-from orchestra.envs.host import CONDA_EXE_ENV, conda_exe, current_platform  # noqa: F401 (re-exported)
 from orchestra.home import home_path
 
 

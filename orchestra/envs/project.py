@@ -55,10 +55,11 @@ def create(root: Path, *, entry_points: Sequence[str] = (), env_manager: str | N
 def lock(root: Path, *, entry_points: Sequence[str] = ()) -> list[Path]:
     """Solve each conda.yaml of the project and write its conda-lock.yml beside it."""
     from orchestra.envs import conda, condalock
+    from orchestra.envs.host import current_platform
     from orchestra.envs.specfiles import display, parse_conda
 
     written = []
-    platform = conda.current_platform()
+    platform = current_platform()
     seen = set()
     for item in project_envs(root, entry_points):
         request = select(item.spec, "conda") if item.spec is not None and item.spec.kind == "conda" else None

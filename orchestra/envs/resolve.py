@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from orchestra.envs import store
 from orchestra.envs.select import Request
@@ -37,7 +38,7 @@ def spec_digest(request: Request, project_root: Path) -> str:
             if uri.startswith("file://"):
                 for subdir in ("noarch", current_platform()):
                     try:
-                        st = os.stat(Path(uri[7:]) / subdir / "repodata.json")
+                        st = os.stat(Path(unquote(urlparse(uri).path)) / subdir / "repodata.json")
                         h.update(f"{uri} {subdir} {st.st_mtime_ns} {st.st_size}\n".encode())
                     except OSError:
                         h.update(f"{uri} {subdir} -\n".encode())
@@ -155,8 +156,9 @@ def build(resolved: dict[str, Any]) -> tuple[Path, bool]:
         lock_text = resolved["lock"]
     else:
         from orchestra.envs import conda
+        from orchestra.envs.host import conda_exe
 
-        exe = conda.conda_exe()
+        exe = conda_exe()
         if exe:
             def builder(tmp: Path, final: Path) -> None:
                 conda.build_with_exe(exe, resolved, final, shown)

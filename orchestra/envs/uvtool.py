@@ -18,7 +18,6 @@ from typing import Sequence
 
 from orchestra.errors import EnvError
 
-from orchestra.envs.host import INDEX_VARS  # noqa: F401 (re-exported)
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests import envkit
-from tests.conftest import run_cli
 from tests.envfixtures import channel, offline_envs, session_channel, session_wheels, uv_cache, wheels  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -388,7 +387,7 @@ def test_bad_python_env_is_one_line_exit_2(tmp_path, cli, python_env, expected):
     assert result.code == 2, result.err
     assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
     if "3.99" in python_env:
-        assert f"found: " in result.err and envkit.PY_VERSION in result.err
+        assert "found: " in result.err and envkit.PY_VERSION in result.err
 
 
 def test_python_hash_mismatch_of_a_locked_package(tmp_path, cli, wheels):

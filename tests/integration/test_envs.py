@@ -378,7 +378,8 @@ def test_unreachable_http_channel_is_one_line_exit_2(tmp_path, cli):
     ("python: '3.11'\ndependencies: tinypkg\n", "python_env.yaml: dependencies: must be a list"),
     ("python: '3.11'\ndependencies: [tinypkg, 3]\n", "python_env.yaml: dependencies[1]: must be a pip requirement"),
     ("python: '3.11'\nextras: [x]\n", "python_env.yaml: extras: unknown key"),
-    ("python: '3.11'\ndependencies: [nosuchpkg]\n", "python_env.yaml: cannot resolve the requirements nosuchpkg"),
+    (f"python: '{envkit.PY_MINOR}'\ndependencies: [nosuchpkg]\n",
+     "python_env.yaml: cannot resolve the requirements nosuchpkg"),
 ])
 def test_bad_python_env_is_one_line_exit_2(tmp_path, cli, python_env, expected):
     root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n    command: 'true'\n",
@@ -447,3 +448,18 @@ def test_conda_variables_are_set_for_the_stage(tmp_path, cli, channel):
     _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'echo $MY_SETTING'\n",
              {"conda.yaml": _conda_yaml(root, channel, "  - hellolib\nvariables:\n  MY_SETTING: on-42\n")})
     assert _stdout(_run_json(cli, str(root)), "main").strip() == "on-42"
+
+
+def test_warm_reuse_takes_no_lock_and_no_solve(tmp_path, cli, wheels, orchestra_home):
+    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
+                              "    command: \"python -c 'import tinypkg; print(tinypkg.VERSION)'\"\n",
+                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinypkg==1.0]\n"})
+    first = _run_json(cli, str(root))
+    key = first["stages"][0]["env_key"]
+    shutil.rmtree(wheels)  # a solve now would fail: nothing to resolve from
+    lock = orchestra_home / "envs" / f"{key}.lock"
+    lock.unlink()
+    lock.mkdir()  # and so would taking the env's filelock
+    again = _run_json(cli, str(root), "--no-cache")
+    assert again["stages"][0]["env_key"] == key and _stdout(again, "main").strip() == "1.0"
+    assert len(_builds(orchestra_home)) == 1 and _builds(orchestra_home, "waiting") == []

@@ -7,6 +7,7 @@ Conda channel (``noarch``):
     hellolib 1.0            bin/hellolib
     hello 0.1, 0.2          bin/hello (prints "hello <version>"), depends on hellolib >=1.0
     othertool 1.0           bin/othertool
+    hellodata 1.0           etc/conda/activate.d/hellodata.sh (exports HELLO_DATA)
     python <host version>   a shim: pyvenv.cfg + bin/python → the host interpreter, so conda
                             envs with a ``pip:`` section are testable offline
 
@@ -81,6 +82,9 @@ def build_channel(channel: Path) -> Path:
     make_conda_pkg(noarch, "hello", "0.1", depends=("hellolib >=1.0",))
     make_conda_pkg(noarch, "hello", "0.2", depends=("hellolib >=1.0",))
     make_conda_pkg(noarch, "othertool", "1.0")
+    make_conda_pkg(noarch, "hellodata", "1.0", files={
+        "etc/conda/activate.d/hellodata.sh": ('export HELLO_DATA="$CONDA_PREFIX/share/hellodata"\n', 0o644),
+        "share/hellodata/README": ("data\n", 0o644)})
     real = Path(os.path.realpath(sys.executable))
     make_conda_pkg(
         noarch, "python", PY_VERSION,

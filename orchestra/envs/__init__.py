@@ -88,10 +88,25 @@ def _activation(kind: str, prefix: Path) -> tuple[dict[str, str], tuple[str, ...
             ("VIRTUAL_ENV", "PYTHONHOME"))
 
 
+def _activation_file(prefix: Path) -> dict[str, str]:
+    """Variables the env's activate.d scripts set (recorded at build time; usually absent)."""
+    import json
+
+    try:
+        with open(prefix / ".orchestra-activate.json") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    data.pop("PATH", None)  # the env's bin is prepended anyway; the build's PATH is not the stage's
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def _environment(resolved: Mapping, prefix: Path | None, built: bool = False) -> Environment:
     kind, key = resolved["kind"], resolved["key"]
     variables, path, unset = _activation(kind, prefix) if prefix is not None else ({}, (), ())
     variables = {**(resolved.get("variables") or {}), **variables}
+    if kind == "conda" and prefix is not None:
+        variables.update(_activation_file(prefix))
     origin = resolved.get("from_lock") or resolved.get("shown") or ""
     return Environment(kind=kind, key=f"{kind}-{key}", prefix=prefix, env_vars=variables, path_prepend=path,
                        unset=unset, description=f"{kind} env {key[:12]} ({origin})", notice=resolved.get("notice"),

@@ -10,9 +10,12 @@ py-rattler itself runs in a child process (rattler_worker.py): orchestra never i
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import unquote, urlparse
@@ -116,6 +119,29 @@ def build(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:
                            hint="re-lock with `orchestra env lock URI`")
         raise EnvError(f"installing the conda packages failed: {message}", where=where)
     _install_pip(resolved, tmp, final, where)
+    record_activation(tmp, final)
+
+
+ACTIVATION_FILE = ".orchestra-activate.json"
+
+
+def record_activation(tmp: Path, final: Path) -> None:
+    """Run the env's ``etc/conda/activate.d/*.sh`` once, at build time, and keep the variables
+    they set (stages then get them without a shell per stage, as ``conda activate`` would)."""
+    scripts = sorted((tmp / "etc" / "conda" / "activate.d").glob("*.sh"))
+    if not scripts:
+        return
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"), "CONDA_PREFIX": str(final)}
+    sources = "; ".join(f". {shlex.quote(str(s))}" for s in scripts)
+    dump = "import json, os; print(json.dumps(dict(os.environ)))"
+    script = f"{{ {sources}; }} >&2; exec {shlex.quote(sys.executable)} -c {shlex.quote(dump)}"
+    proc = subprocess.run(["/bin/bash", "-c", script], env=base, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EnvError(f"an activation script of the env failed: {uvtool.error_line(proc.stderr)}")
+    after = json.loads(proc.stdout.strip().splitlines()[-1])
+    changed = {k: v.replace(str(tmp), str(final)) for k, v in after.items()
+               if base.get(k) != v and k not in ("PWD", "SHLVL", "_", "OLDPWD")}
+    (tmp / ACTIVATION_FILE).write_text(json.dumps(changed, indent=1, sort_keys=True))
 
 
 def build_with_exe(exe: str, resolved: dict[str, Any], prefix: Path, where: str) -> None:
@@ -136,6 +162,7 @@ def build_with_exe(exe: str, resolved: dict[str, Any], prefix: Path, where: str)
                        f"{uvtool.error_line(proc.stderr or proc.stdout)}", where=where)
     prefix.mkdir(parents=True, exist_ok=True)
     _install_pip(resolved, prefix, prefix, where)
+    record_activation(prefix, prefix)
 
 
 def _install_pip(resolved: dict[str, Any], tmp: Path, final: Path, where: str) -> None:

@@ -463,3 +463,13 @@ def test_warm_reuse_takes_no_lock_and_no_solve(tmp_path, cli, wheels, orchestra_
     again = _run_json(cli, str(root), "--no-cache")
     assert again["stages"][0]["env_key"] == key and _stdout(again, "main").strip() == "1.0"
     assert len(_builds(orchestra_home)) == 1 and _builds(orchestra_home, "waiting") == []
+
+
+def test_conda_activation_scripts_set_their_variables(tmp_path, cli, channel):
+    root = tmp_path / "proj"
+    root.mkdir()
+    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n"
+                       "    command: 'echo $HELLO_DATA; cat $HELLO_DATA/README; echo $CONDA_PREFIX'\n",
+             {"conda.yaml": _conda_yaml(root, channel, "  - hellodata\n")})
+    data, content, prefix = _stdout(_run_json(cli, str(root)), "main").split()
+    assert data == f"{prefix}/share/hellodata" and content == "data"  # the final path, not the build dir

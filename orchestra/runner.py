@@ -247,9 +247,7 @@ class RunDriver:
         env = dict(self.base_env)
         environment = self.prepared.environments[name]
         if environment is not None:
-            env.update(environment.env_vars)
-            if environment.path_prepend:
-                env["PATH"] = os.pathsep.join([*environment.path_prepend, env.get("PATH", "")])
+            env = environment.apply(env)
         env.update({"ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": str(staging), "ORCHESTRA_ATTEMPT": str(attempt),
                     "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")})
         for parent, path in inputs.items():

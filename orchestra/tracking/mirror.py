@@ -71,7 +71,12 @@ class MirrorListener:
     # -- engine thread: synchronous, bounded -----------------------------------------------
     def stage_env(self, name: str, decision: Any = None) -> dict[str, str]:
         """MLFLOW_* variables for a stage about to start, creating its child run if the server is up."""
-        env = {"MLFLOW_TRACKING_URI": self.uri.raw}
+        # The URI without credentials: stage code prints it (mlflow's "View run at ..."). Credentials
+        # from the URI go in the variables the mlflow client reads for basic auth.
+        env = {"MLFLOW_TRACKING_URI": self.uri.base}
+        if self.uri.username is not None:
+            env["MLFLOW_TRACKING_USERNAME"] = self.uri.username
+            env["MLFLOW_TRACKING_PASSWORD"] = self.uri.password or ""
         if self.run_id is None:
             return env
         try:

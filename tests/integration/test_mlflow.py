@@ -49,9 +49,10 @@ FILES = {
     # Logs through the real mlflow client, into the run named by MLFLOW_RUN_ID.
     "train.py": """
         import os, sys
+        seen = {k: os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI",
+                                               "MLFLOW_TRACKING_USERNAME")}
         import mlflow
         alpha, data, out = float(sys.argv[1]), sys.argv[2], sys.argv[3]
-        seen = {k: os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")}
         with mlflow.start_run() as run:
             mlflow.log_param("alpha", alpha)
             for step in range(3):
@@ -126,7 +127,8 @@ def test_three_stage_pipeline_is_mirrored(make_project, mlflow_server: MlflowSer
     train = children["train"]
     assert seen["MLFLOW_RUN_ID"] == seen["active"] == train["info"]["run_id"]
     assert seen["MLFLOW_EXPERIMENT_ID"] == mlflow_server.experiment_id(experiment)
-    assert seen["MLFLOW_TRACKING_URI"] == uri
+    # The URI the stage sees has no credentials (stage code prints it); they go as mlflow's auth vars.
+    assert seen["MLFLOW_TRACKING_URI"] == mlflow_server.url and seen["MLFLOW_TRACKING_USERNAME"] == "alice"
     assert params(train) == {"alpha": "0.25"}
     assert tags(train)["trained_by"] == "train.py"
     assert [(m["step"], m["value"]) for m in sorted(mlflow_server.metric_history(train, "loss"), key=lambda m: m["step"])] \
@@ -287,9 +289,10 @@ def test_server_stopped_mid_run_then_synced(make_project, tmp_path: Path):
 
 
 def test_sync_replays_a_run_that_was_never_mirrored(make_project, mlflow_server: MlflowServer):
-    project = make_project(PIPELINE.replace("python train.py", "python -c 'import sys, os; "
-                                            "open(os.path.join(sys.argv[3], \"m.txt\"), \"w\").write(sys.argv[1])'"),
-                           {"prep.py": FILES["prep.py"], "report.py": "print('r')\n"})
+    project = make_project(PIPELINE, {"prep.py": FILES["prep.py"], "report.py": "print('r')\n", "train.py": """
+        import sys
+        open(sys.argv[3] + "/model.txt", "w").write(sys.argv[1])
+    """})
     local = run_cli("run", str(project), "--json", "-P", "alpha=0.7")
     assert local.code == 0, local.err
     run_id = json.loads(local.out)["run_id"]

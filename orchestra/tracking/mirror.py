@@ -185,17 +185,31 @@ class MirrorListener:
                                                  end_time=event.timestamp))
 
     # -- end of run ------------------------------------------------------------------------
+    def _last_try(self, conn: Any) -> None:
+        """The server was found down: one more attempt (at most _LAST_TRY_S), not a full drain."""
+        assert self.run_id is not None
+        queue.make_due(conn, self.key, self.run_id)
+        first = queue.head(conn, self.key, self.run_id)
+        if first is None:
+            return
+        self._sender.wake()
+        deadline = time.monotonic() + _LAST_TRY_S
+        while time.monotonic() < deadline:
+            op = queue.head(conn, self.key, self.run_id)
+            if op is None or op.id != first.id or op.attempts > first.attempts:
+                return
+            time.sleep(0.02)
+
     def close(self, drain_s: float) -> None:
-        """Wait at most ``drain_s`` (2 s when the server is known down) for the queue; never raises."""
+        """Wait at most ``drain_s`` for the queue (one quick last try when the server is known down)."""
         try:
             if self.run_id is None:
                 return
             conn = queue.open_db(self.home)
             if self.breaker.open:
-                queue.make_due(conn, self.key, self.run_id)
-                drain_s = min(drain_s, _LAST_TRY_S)
+                self._last_try(conn)
+            deadline = time.monotonic() + (0.0 if self.breaker.open else max(0.0, drain_s))
             self._sender.wake()
-            deadline = time.monotonic() + max(0.0, drain_s)
             while True:
                 op = queue.head(conn, self.key, self.run_id)
                 if op is None:

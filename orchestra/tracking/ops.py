@@ -65,8 +65,6 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
     ops: OpList = []
     params = {**{k: str(v) for k, v in declared_params.items()},
               **{k: str(v) for k, v in (stage.get("params") or {}).items()}}
-    if params:
-        ops.append(("params", {"params": params}))
     tags = clean_tags(stage.get("tags") or {})
     if stage.get("exit_code") is not None:
         tags["orchestra.exit_code"] = str(stage["exit_code"])
@@ -79,7 +77,9 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
     loaded = stage.get("loaded_from")
     if loaded:
         tags["orchestra.loaded_from"] = f"{loaded['run_id']}/{loaded['stage']}"
-    ops.append(("batch", {"metrics": [list(m) for m in metrics], "tags": tags}))
+    # One request for params, metrics and tags (the sender splits params off if stage code
+    # already logged one of them with other text).
+    ops.append(("batch", {"metrics": [list(m) for m in metrics], "tags": tags, "params": params}))
     log_dir = stage.get("log_dir")
     if log_dir:
         for name in ("stdout.log", "stderr.log"):

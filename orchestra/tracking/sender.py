@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -145,9 +146,16 @@ class Applier:
         if op.kind == "params":
             return self._params(run_id, dict(payload["params"]))
         if op.kind == "batch":
-            self.client.log_batch(run_id, metrics=[tuple(m) for m in payload.get("metrics", ())],  # type: ignore[misc]
-                                  tags=payload.get("tags") or {})
-            return None
+            metrics = [tuple(m) for m in payload.get("metrics", ())]
+            params = dict(payload.get("params") or {})
+            try:
+                self.client.log_batch(run_id, metrics=metrics, tags=payload.get("tags") or {}, params=params)  # type: ignore[arg-type]
+                return None
+            except Rejected as exc:
+                if exc.code != "INVALID_PARAMETER_VALUE" or not params:
+                    raise
+            self.client.log_batch(run_id, metrics=metrics, tags=payload.get("tags") or {})  # type: ignore[arg-type]
+            return self._params(run_id, params)
         if op.kind == "upload":
             return self._upload(target, payload)
         if op.kind == "status":
@@ -194,6 +202,8 @@ class Applier:
                                status=0, code=None) from None
             return f"{artifact}: no such file {path}"
         with handle:
+            if "file" in payload and not os.fstat(handle.fileno()).st_size:
+                return None  # an empty log: nothing worth a request
             self.client.upload(target.artifact_uri or "", artifact, handle)
         return None
 

@@ -75,3 +75,18 @@ def test_importing_the_cli_stays_light():
             "print([m for m in ('requests', 'mlflow', 'pandas') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_erroring_server_never_fails_the_run(cli, make_project, orchestra_home):
+    """A server answering 500 to everything: the run finishes, the stages do not wait on it."""
+    from tests.hooks_receiver import Receiver, Reply
+
+    with Receiver(lambda request, index: Reply(status=500, body=b'{"error_code": "INTERNAL_ERROR"}')) as server:
+        result = cli("run", str(make_project(PROJECT)), "--tracking-uri", server.base, "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["status"] == "FINISHED"
+        assert "HTTP 500" in result.err and result.err.count("MLflow tracking server") == 1
+        # Synchronous calls stopped after the first failure: only the background sender (with its
+        # backoff) and the one last try at the end asked again, not one call per stage.
+        assert server.requests[0].path.startswith("/api/2.0/mlflow/experiments/get-by-name")
+        assert len(server.requests) <= 6

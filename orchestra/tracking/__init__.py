@@ -45,7 +45,7 @@ def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | N
     from orchestra.tracking.mirror import MirrorListener
     from orchestra.tracking.sender import Policy
 
-    return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy())
+    return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy.from_env())
 
 
 def resolve_load_from(ref: str, options: RunOptions) -> str:

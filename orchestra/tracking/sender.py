@@ -38,6 +38,19 @@ class Policy:
     delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
     sync_timeouts: tuple[float, float] = (1.0, 3.0)
 
+    @classmethod
+    def from_env(cls) -> Policy:
+        """The default policy; ``ORCHESTRA_MLFLOW_TIMEOUT`` (seconds) raises the synchronous read
+        timeout for a server known to be slow (a bad value is ignored: mirroring never fails a run)."""
+        text = os.environ.get("ORCHESTRA_MLFLOW_TIMEOUT")
+        try:
+            read = float(text) if text else None
+        except ValueError:
+            read = None
+        if read is None or not read > 0:
+            return cls()
+        return cls(sync_timeouts=(min(read, 5.0), read))
+
     def delay(self, attempts: int) -> float:
         return self.delays[min(attempts, len(self.delays) - 1)]
 

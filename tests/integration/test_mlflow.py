@@ -18,6 +18,14 @@ from tests.mlflow_server import MlflowServer, metrics, mlflow_env, mlflow_server
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _patient_sync_calls(monkeypatch):
+    """On a loaded 2-core CI machine the server may take seconds to create a run; these tests
+    check where runs land, so the synchronous calls may wait (the default is 3 s, then the
+    breaker opens and the stage runs without MLFLOW_RUN_ID: see test_mlflow_cli)."""
+    monkeypatch.setenv("ORCHESTRA_MLFLOW_TIMEOUT", "60")
+
 PIPELINE = """
 name: mirrored
 entry_points:
@@ -125,7 +133,7 @@ def test_three_stage_pipeline_is_mirrored(make_project, mlflow_server: MlflowSer
     # client's own metrics, params and tags landed there (metric history included).
     seen = json.loads((Path(local["train"]["outputs_dir"]) / "env.json").read_text())
     train = children["train"]
-    assert seen["MLFLOW_RUN_ID"] == seen["active"] == train["info"]["run_id"]
+    assert seen["MLFLOW_RUN_ID"] == seen["active"] == train["info"]["run_id"], (seen, result.err)
     assert seen["MLFLOW_EXPERIMENT_ID"] == mlflow_server.experiment_id(experiment)
     # The URI the stage sees has no credentials (stage code prints it); they go as mlflow's auth vars.
     assert seen["MLFLOW_TRACKING_URI"] == mlflow_server.url and seen["MLFLOW_TRACKING_USERNAME"] == "alice"

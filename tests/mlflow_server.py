@@ -127,7 +127,7 @@ class MlflowServer:
         """(parent run, {stage: child run}) of an orchestra run, found by its ``orchestra.run_id`` tag."""
         runs = self.api("runs/search", {"experiment_ids": [self.experiment_id(experiment)],
                                         "filter": f"tags.`orchestra.run_id` = '{orchestra_run_id}'",
-                                        "max_results": 1000})["runs"]
+                                        "max_results": 1000}).get("runs", [])
         parents = [r for r in runs if "orchestra.stage" not in tags(r)]
         assert len(parents) == 1, [tags(r) for r in runs]
         children = {tags(r)["orchestra.stage"]: r for r in runs if "orchestra.stage" in tags(r)}

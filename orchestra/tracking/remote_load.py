@@ -90,8 +90,7 @@ def _get(client: RestClient, run_id: str, uri: TrackingURI) -> dict[str, Any]:
 
 def _experiment_name(client: RestClient, experiment_id: str) -> str:
     try:
-        return str(client._call("GET", "experiments/get", params={"experiment_id": experiment_id})
-                   ["experiment"]["name"])
+        return client.experiment_name(experiment_id)
     except (Rejected, KeyError):
         return "Default"
 

@@ -121,6 +121,9 @@ class RestClient:
         return str(self._call("GET", "experiments/get-by-name", params={"experiment_name": name})
                    ["experiment"]["experiment_id"])
 
+    def experiment_name(self, experiment_id: str) -> str:
+        return str(self._call("GET", "experiments/get", params={"experiment_id": experiment_id})["experiment"]["name"])
+
     # -- runs --------------------------------------------------------------------------
     def create_run(self, experiment_id: str, *, start_time: float, tags: Mapping[str, str],
                    run_name: str | None = None) -> dict[str, Any]:

@@ -255,7 +255,7 @@ def test_server_stopped_mid_run_then_synced(make_project, tmp_path: Path):
                 assert proc.poll() is None and time.monotonic() < deadline
                 try:
                     runs = server.api("runs/search", {"experiment_ids": [server.experiment_id(experiment)],
-                                                      "filter": "tags.`orchestra.stage` = 'first'"})["runs"]
+                                                      "filter": "tags.`orchestra.stage` = 'first'"}).get("runs")
                     if runs:
                         break
                 except AssertionError:

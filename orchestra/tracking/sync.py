@@ -52,6 +52,8 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
     replayed = not queue.targets_of(conn, full, uri.display)
     if replayed:
         _replay(conn, record, uri, upload_outputs=upload_outputs, experiment=experiment)
+    else:
+        _close_unfinished(conn, record, uri, upload_outputs=upload_outputs)
     before = queue.counts(conn, uri.display, full)
     client = RestClient(uri)
     applier = Applier(uri, client, home, threading.Lock())
@@ -107,3 +109,25 @@ def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment:
     queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": record["status"] if record["status"] in
                                                           ("FINISHED", "FAILED", "KILLED") else "FAILED",
                                                           "end_time": record["end_time"]})])
+
+
+def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -> None:  # noqa: ANN001
+    """A process that died (SIGKILL) never queued the end of its run: queue it from the run store."""
+    from orchestra.store import runs as runstore
+
+    run_id = record["run_id"]
+    closed = {row["stage"] for row in conn.execute(
+        "SELECT DISTINCT stage FROM ops WHERE uri = ? AND run_id = ? AND kind = 'status'", (uri.display, run_id))}
+    store = runstore.db()
+    for target in queue.targets_of(conn, run_id, uri.display):
+        if target.stage in closed or target.stage == PARENT:
+            continue
+        row = opsmod.stage_row(store, run_id, target.stage)
+        if row is None or row["status"] not in opsmod.CHILD_STATUS:
+            continue
+        queue.enqueue(conn, uri.display, run_id, target.stage, opsmod.stage_end_ops(
+            row, metrics=opsmod.metric_rows(store, run_id, target.stage), declared_params={}, run_id=run_id,
+            upload_outputs=upload_outputs, end_time=row["end_time"] or record["end_time"] or time.time()))
+    if PARENT not in closed:
+        status = record["status"] if record["status"] in ("FINISHED", "FAILED", "KILLED") else "FAILED"
+        queue.enqueue(conn, uri.display, run_id, PARENT, [("status", {"status": status, "end_time": record["end_time"]})])

@@ -161,6 +161,7 @@ entry_points:
     command: "python -c 'print(1)'"
   b:
     depends_on: [a]
+    retries: 1
     command: "python -c 'import sys; print(\\"bad input row 7\\", file=sys.stderr); sys.exit(3)'"
   c:
     depends_on: [b]
@@ -178,6 +179,7 @@ def test_failed_stage(make_project, mlflow_server: MlflowServer):
     assert children["a"]["info"]["status"] == "FINISHED"
     assert children["b"]["info"]["status"] == "FAILED"
     assert tags(children["b"])["orchestra.exit_code"] == "3"
+    assert tags(children["b"])["orchestra.attempts"] == "2"  # both attempts in one child run
     assert "bad input row 7" in mlflow_server.artifact(children["b"], "logs/stderr.log").text
     assert "c" not in children  # skipped: it never started, so it has no run (as in the local record: SKIPPED)
 
@@ -221,6 +223,39 @@ def test_killed_run(make_project, mlflow_server: MlflowServer, tmp_path: Path):
     assert parent["info"]["status"] == "KILLED" and parent["info"].get("end_time")
     assert children["quick"]["info"]["status"] == "FINISHED"
     assert children["slow"]["info"]["status"] == "KILLED"
+
+
+def test_sigkilled_orchestra_is_closed_by_sync(make_project, mlflow_server: MlflowServer, tmp_path: Path):
+    """orchestra itself SIGKILLed: no end events at all. The next command marks the run KILLED
+    locally, and sync closes its MLflow runs from the run store instead of leaving them RUNNING."""
+    marker = tmp_path / "slow-started"
+    project = make_project(SLOW, {"slow.py": f"""
+        import pathlib, time
+        pathlib.Path({str(marker)!r}).write_text("x")
+        time.sleep(120)
+    """})
+    experiment = _experiment()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(project), "--tracking-uri", mlflow_server.url,
+                             "--experiment", experiment], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the slow stage never started"
+            time.sleep(0.05)
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run_id = err.split("orchestra: run ", 1)[1].split()[0]
+    running = mlflow_server.runs_of(run_id, experiment)[1]["slow"]
+    assert running["info"]["status"] == "RUNNING"
+    synced = run_cli("runs", "sync", run_id, "--tracking-uri", mlflow_server.url)
+    assert synced.code == 0, synced.err
+    parent, children = mlflow_server.runs_of(run_id, experiment)
+    assert parent["info"]["status"] == "KILLED"
+    assert {k: c["info"]["status"] for k, c in children.items()} == {"quick": "FINISHED", "slow": "KILLED"}
+    assert children["slow"]["info"]["end_time"] >= children["slow"]["info"]["start_time"]
 
 
 def test_server_stopped_mid_run_then_synced(make_project, tmp_path: Path):

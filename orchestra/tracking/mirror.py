@@ -180,9 +180,11 @@ class MirrorListener:
                   "components": source.components if source else {}, "metrics": source.metrics if source else {},
                   "env_key": environment.key if environment else None}
         metrics = [(k, v, 0, event.timestamp) for k, v in (source.metrics if source else {}).items()]
+        ref = (opsmod.outputs_ref(queue.open_db(self.home), runstore.db(), self.key, event.loaded_from)
+               if self.upload_outputs else None)
         self._enqueue(name, opsmod.stage_end_ops(record, metrics=metrics, declared_params=declared,
                                                  run_id=self.run_id, upload_outputs=self.upload_outputs,  # type: ignore[arg-type]
-                                                 end_time=event.timestamp))
+                                                 end_time=event.timestamp, outputs_ref=ref))
 
     # -- end of run ------------------------------------------------------------------------
     def _last_try(self, conn: Any) -> None:

@@ -49,7 +49,7 @@ def run_name(project_name: str | None, run_id: str) -> str:
 
 
 def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]], declared_params: Mapping[str, str],
-                  run_id: str, upload_outputs: bool, end_time: float) -> OpList:
+                  run_id: str, upload_outputs: bool, end_time: float, outputs_ref: str | None = None) -> OpList:
     """Ops closing one stage's child run.
 
     Args:
@@ -60,6 +60,8 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
         run_id: the orchestra run.
         upload_outputs: ``--mlflow-artifacts``: upload the outputs (the manifest goes up always).
         end_time: seconds since the epoch.
+        outputs_ref: for a loaded stage, the artifact URI (on the same server) already holding
+            these outputs: the manifest points there instead of uploading them again.
     """
     status = stage["status"]
     ops: OpList = []
@@ -86,7 +88,7 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
             ops.append(("upload", {"file": f"{log_dir}/{name}", "artifact": f"logs/{name}"}))
     manifest = stage.get("manifest")
     if status in ("FINISHED", "LOADED") and manifest is not None:
-        if upload_outputs:
+        if upload_outputs and not outputs_ref:
             for rel, entry in sorted(manifest.items()):
                 ops.append(("upload", {"object": entry["sha256"], "executable": bool(int(entry["mode"]) & 0o100),
                                        "artifact": f"{OUTPUTS_PREFIX}/{rel}"}))
@@ -96,6 +98,7 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
             "cache_key": stage.get("cache_key"), "components": stage.get("components") or {},
             "env_key": stage.get("env_key"), "manifest": manifest, "manifest_digest": stage.get("manifest_digest"),
             "metrics": stage.get("metrics") or {}, "outputs": upload_outputs, "outputs_prefix": OUTPUTS_PREFIX,
+            **({"outputs_artifact_uri": outputs_ref} if upload_outputs and outputs_ref else {}),
         }}))
     ops.append(("status", {"status": CHILD_STATUS[status], "end_time": end_time}))
     return ops
@@ -119,3 +122,19 @@ def metric_rows(conn: Any, run_id: str, stage: str) -> list[tuple[str, float, in
     rows = conn.execute("SELECT key, value, step, timestamp FROM metrics WHERE run_id = ? AND stage = ? ORDER BY rowid",
                         (run_id, stage)).fetchall()
     return [(r["key"], r["value"], r["step"], r["timestamp"]) for r in rows]
+
+
+def outputs_ref(conn: Any, store: Any, uri: str, loaded_from: Mapping[str, str] | None) -> str | None:
+    """Where on server ``uri`` the outputs of the stage a loaded stage came from already are."""
+    if not loaded_from:
+        return None
+    from orchestra.tracking import queue
+
+    found = queue.outputs_uri(conn, uri, loaded_from["run_id"], loaded_from["stage"])
+    if found:
+        return found
+    source = stage_row(store, loaded_from["run_id"], loaded_from["stage"])  # imported from this server?
+    tags = (source or {}).get("tags") or {}
+    if tags.get("orchestra.imported_server") == uri and tags.get("orchestra.outputs_artifact_uri"):
+        return tags["orchestra.outputs_artifact_uri"]
+    return None

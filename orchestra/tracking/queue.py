@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS targets (
     start_time REAL NOT NULL,
     tags TEXT NOT NULL DEFAULT '{}',
     create_attempts INTEGER NOT NULL DEFAULT 0,
+    outputs_uri TEXT,
     PRIMARY KEY (uri, run_id, stage)
 );
 CREATE INDEX IF NOT EXISTS targets_by_mlflow ON targets(mlflow_run_id);
@@ -140,6 +141,19 @@ def set_created(conn: sqlite3.Connection, target: Target, *, experiment_id: str,
     conn.execute(
         "UPDATE targets SET experiment_id = ?, mlflow_run_id = ?, artifact_uri = ? WHERE uri = ? AND run_id = ?"
         " AND stage = ?", (experiment_id, mlflow_run_id, artifact_uri, target.uri, target.run_id, target.stage))
+
+
+def set_outputs_uri(conn: sqlite3.Connection, target: Target, outputs_uri: str) -> None:
+    """Record where the target's outputs are on the server (once its manifest is uploaded)."""
+    conn.execute("UPDATE targets SET outputs_uri = ? WHERE uri = ? AND run_id = ? AND stage = ?",
+                 (outputs_uri, target.uri, target.run_id, target.stage))
+
+
+def outputs_uri(conn: sqlite3.Connection, uri: str, run_id: str, stage: str) -> str | None:
+    """The artifact URI holding the uploaded outputs of a stage mirrored to ``uri``, if any."""
+    row = conn.execute("SELECT outputs_uri FROM targets WHERE uri = ? AND run_id = ? AND stage = ?",
+                       (uri, run_id, stage)).fetchone()
+    return row["outputs_uri"] if row else None
 
 
 def find_by_mlflow_id(conn: sqlite3.Connection, mlflow_run_id: str) -> Target | None:

@@ -125,6 +125,8 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
     staging = staging_root / f"s{len(list(staging_root.iterdir()))}"
     staging.mkdir()
     prefix = doc.get("outputs_prefix") or opsmod.OUTPUTS_PREFIX
+    # A stage that loaded its outputs points at the run that uploaded them (same server).
+    outputs_at = doc.get("outputs_artifact_uri") or info["artifact_uri"]
     for rel, entry in sorted(manifest.items()):
         target = (staging / rel).resolve()
         if not target.is_relative_to(staging.resolve()):
@@ -132,7 +134,7 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            sha, size = client.download(info["artifact_uri"], f"{prefix}/{rel}", target)
+            sha, size = client.download(outputs_at, f"{prefix}/{rel}", target)
         except Rejected as exc:
             _note(f"stage {name}: cannot download {rel} ({exc}); it will not be loaded")
             return None
@@ -150,7 +152,9 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
             "env_key": doc.get("env_key"), "manifest": published, "manifest_digest": artifacts.manifest_digest(published),
             "outputs_dir": str(dest), "metrics": doc.get("metrics") or {},
             "start_time": (info.get("start_time") or 0) / 1000 or None, "end_time": (info.get("end_time") or 0) / 1000 or None,
-            "params": {}, "tags": {"orchestra.imported_from": f"mlflow:{info['run_id']}"}}
+            "params": {}, "tags": {"orchestra.imported_from": f"mlflow:{info['run_id']}",
+                                   "orchestra.imported_server": client.uri.display,
+                                   "orchestra.outputs_artifact_uri": outputs_at}}
 
 
 def _record(orchestra_id: str, run: dict[str, Any], tags: dict[str, str], experiment: str,

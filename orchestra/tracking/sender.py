@@ -198,8 +198,10 @@ class Applier:
     def _upload(self, target: Target, payload: dict[str, Any]) -> str | None:
         artifact = payload["artifact"]
         if "json" in payload:
-            self.client.upload(target.artifact_uri or "", artifact,
-                               json.dumps(payload["json"], indent=1, sort_keys=True).encode())
+            doc = payload["json"]
+            self.client.upload(target.artifact_uri or "", artifact, json.dumps(doc, indent=1, sort_keys=True).encode())
+            if doc.get("outputs"):  # later runs that load this stage point at these outputs
+                queue.set_outputs_uri(self.conn(), target, doc.get("outputs_artifact_uri") or target.artifact_uri or "")
             return None
         if "object" in payload:
             from orchestra.store.artifacts import object_path

@@ -103,9 +103,10 @@ def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment:
         # The MLproject params of a stage are recorded at run level: "k" (all stages agree) or "stage.k".
         prefix = stage["name"] + "."
         declared = {k[len(prefix):]: v for k, v in record["params"].items() if k.startswith(prefix)}
+        ref = opsmod.outputs_ref(conn, store, key, loaded) if upload_outputs else None
         queue.enqueue(conn, key, run_id, stage["name"], opsmod.stage_end_ops(
             row, metrics=metrics, declared_params=declared, run_id=run_id, upload_outputs=upload_outputs,
-            end_time=row["end_time"] or record["end_time"] or time.time()))
+            end_time=row["end_time"] or record["end_time"] or time.time(), outputs_ref=ref))
     queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": record["status"] if record["status"] in
                                                           ("FINISHED", "FAILED", "KILLED") else "FAILED",
                                                           "end_time": record["end_time"]})])

@@ -360,17 +360,28 @@ def test_load_from_an_mlflow_run_in_another_home(make_project, mlflow_server: Ml
     assert mlflow_server.artifact(children["train"], "outputs/model.txt").text == "alpha=0.5 n=3\n"
     mlflow_id = parent["info"]["run_id"]
 
-    # Another machine: a fresh ORCHESTRA_HOME that has never seen the run.
+    # The same machine again: every stage loads; its MLflow runs point at the outputs uploaded
+    # by the first run instead of uploading them once more.
+    again, record_again = _run(project, mlflow_server, experiment, "--mlflow-artifacts", env=mlflow_env)
+    assert again.code == 0 and [s["status"] for s in record_again["stages"]] == ["LOADED"] * 3
+    parent_again, children_again = mlflow_server.runs_of(record_again["run_id"], experiment)
+    assert mlflow_server.artifact(children_again["train"], "outputs/model.txt").status_code == 404
+    pointer = mlflow_server.artifact(children_again["train"], "orchestra/manifest.json").json()
+    assert pointer["outputs"] is True
+    assert pointer["outputs_artifact_uri"] == children["train"]["info"]["artifact_uri"]
+
+    # Another machine: a fresh ORCHESTRA_HOME that has never seen either run; it loads from the
+    # second MLflow run, whose outputs live in the first one's artifacts.
     other = {**mlflow_env, "ORCHESTRA_HOME": str(tmp_path / "other-home")}
-    second, record2 = _run(project, mlflow_server, experiment, "--load-from", mlflow_id, env=other)
+    second, record2 = _run(project, mlflow_server, experiment, "--load-from", parent_again["info"]["run_id"], env=other)
     assert second.code == 0, second.err
     assert [s["status"] for s in record2["stages"]] == ["LOADED"] * 3
-    assert all(s["loaded_from"]["run_id"] == record["run_id"] for s in record2["stages"])
+    assert all(s["loaded_from"]["run_id"] == record_again["run_id"] for s in record2["stages"])
     stage = {s["name"]: s for s in record2["stages"]}
     assert (Path(stage["train"]["outputs_dir"]) / "model.txt").read_text() == "alpha=0.5 n=3\n"
     # The loading run is mirrored too: its children say where their outputs came from.
     _, children2 = mlflow_server.runs_of(record2["run_id"], experiment)
-    assert tags(children2["train"])["orchestra.loaded_from"] == f"{record['run_id']}/train"
+    assert tags(children2["train"])["orchestra.loaded_from"] == f"{record_again['run_id']}/train"
 
     # Downloads are verified against the manifest: a tampered artifact is never used; that stage
     # runs again (and so does its downstream), the intact one still loads.

@@ -10,6 +10,7 @@ sender; ``close`` waits a bounded time for it, and what is left is sent by ``orc
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -94,6 +95,8 @@ class MirrorListener:
                 env["MLFLOW_EXPERIMENT_ID"] = target.experiment_id
             if target is not None and target.stage == name and target.mlflow_run_id:
                 env["MLFLOW_RUN_ID"] = target.mlflow_run_id
+            elif os.environ.get("MLFLOW_RUN_ID"):
+                env["MLFLOW_RUN_ID"] = ""  # not an inherited run of someone else (mlflow ignores "")
         except Exception:  # noqa: BLE001 - mirroring never breaks a stage
             log.warning("MLflow mirror: cannot prepare the run of stage %s", name, exc_info=True)
         return env

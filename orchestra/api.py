@@ -33,7 +33,8 @@ class RunOptions:
         tags: extra run tags (the scheduler adds its schedule name and slot).
         extra_env: extra variables for every stage (ORCHESTRA_SCHEDULE, ...).
         executor: ``local`` or ``dask://host:port``.
-        tracking_uri: MLflow tracking server to mirror to.
+        tracking_uri: MLflow tracking server to mirror to (None: ``MLFLOW_TRACKING_URI`` if set).
+        mlflow_artifacts: also upload stage outputs (and the manifest) to the MLflow runs.
         quiet: no live output on stderr.
     """
 
@@ -56,6 +57,7 @@ class RunOptions:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     executor: str = "local"
     tracking_uri: str | None = None
+    mlflow_artifacts: bool = False
     quiet: bool = False
 
 

@@ -84,7 +84,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     environments = _environments(spec, stages, project.path, options, build=build_envs)
     load_from = None
     if options.load_from:
-        load_from = runstore.resolve_run_id(options.load_from)
+        load_from = _resolve_load_from(options)
         for name in options.load_stages:
             if name not in graph.stages:
                 raise RunNotFoundError(f"--load-stages {name}: not a selected stage",
@@ -109,6 +109,14 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
                                        load_from=load_from, load_stages=frozenset(options.load_stages))
     the_plan = planmod.plan(graph, inputs, plan_options, planmod.LiveStoreView(project.uri))
     return Prepared(project, spec, graph, targets, params, environments, inputs, plan_options, the_plan)
+
+
+def _resolve_load_from(options: RunOptions) -> str:
+    if options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # may be an MLflow run id (issue 8)
+        from orchestra import tracking
+
+        return tracking.resolve_load_from(options.load_from or "", options)
+    return runstore.resolve_run_id(options.load_from or "")
 
 
 def _default_targets(spec: ProjectSpec) -> tuple[str, ...]:
@@ -210,6 +218,8 @@ class RunDriver:
         self.run_params = _run_params(prepared)
         self.tags = _run_tags(prepared, options)
         self.base_env = {**os.environ, **options.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+        # Listeners that give each stage variables (the MLflow mirror: MLFLOW_RUN_ID of its child run).
+        self.env_providers = [listener.stage_env for listener in bus.listeners if hasattr(listener, "stage_env")]
 
     def stage_dir(self, name: str) -> Path:
         return self.stage_dirs[name]
@@ -252,6 +262,8 @@ class RunDriver:
                     "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")})
         for parent, path in inputs.items():
             env[self.input_vars[parent]] = path
+        for provide in self.env_providers:
+            env.update(provide(name, decision))
         self._commands[name] = command
         return StageTask(
             run_id=self.run_id, stage=name, attempt=attempt, command=command, cwd=str(self.prepared.project.path),
@@ -419,6 +431,12 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
         listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options)
         if listener is not None:
             listeners.append(listener)
+    if options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow mirror (issue 8)
+        from orchestra import tracking
+
+        mirror = tracking.make_listener(prepared, options)
+        if mirror is not None:
+            listeners.append(mirror)
     return listeners
 
 

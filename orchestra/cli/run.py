@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -20,6 +21,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="run every stage, load nothing")
     parser.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun STAGE (repeatable)")
     parser.add_argument("--load-from", metavar="RUN_ID", help="prefer the outputs of this run where still valid")
+    parser.add_argument("--tracking-uri", metavar="URI",
+                        help="MLflow tracking server (http[s]://host:port) to mirror to and --load-from "
+                             "(default: $MLFLOW_TRACKING_URI)")
     parser.add_argument("--load-stages", metavar="A,B", default="",
                         help="with --load-from: load these stages from RUN_ID even if their keys differ")
 
@@ -31,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("-k", "--keep-going", action="store_true", help="after a failure, let independent stages finish")
     run.add_argument("--dry-run", action="store_true", help="print the plan; run and write nothing")
     run.add_argument("--experiment", "--experiment-name", dest="experiment", default="Default", help="experiment name")
+    run.add_argument("--mlflow-artifacts", action="store_true",
+                     help="with a tracking server: upload stage outputs and their manifest, so --load-from "
+                          "<MLflow run id> works from another machine")
     run.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URI",
                      help="webhook config source (URL, JSON/YAML file, or project dir)")
     run.add_argument("--trust-project-hooks", action="store_true", help="honour hooks declared inside a git project")
@@ -54,7 +61,7 @@ def options_from(args: argparse.Namespace, **extra: object):
         version=args.version, entry_points=tuple(args.entry_points), params=tuple(args.params),
         no_cache=args.no_cache, force=tuple(args.force), load_from=args.load_from,
         load_stages=tuple(s.strip() for s in args.load_stages.split(",") if s.strip()),
-        env_manager=args.env_manager, **extra,  # type: ignore[arg-type]
+        env_manager=args.env_manager, tracking_uri=getattr(args, "tracking_uri", None), **extra,  # type: ignore[arg-type]
     )
 
 
@@ -67,8 +74,12 @@ def _run(args: argparse.Namespace) -> int:
     options = options_from(
         args, jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run, experiment=args.experiment,
         hooks_uris=tuple(args.hooks_uris), trust_project_hooks=args.trust_project_hooks,
-        hooks_drain=args.hooks_drain, quiet=args.quiet,
+        hooks_drain=args.hooks_drain, quiet=args.quiet, mlflow_artifacts=args.mlflow_artifacts,
     )
+    if options.tracking_uri or args.mlflow_artifacts or os.environ.get("MLFLOW_TRACKING_URI"):
+        from orchestra import tracking
+
+        tracking.check_options(options)  # a bad URI is exit 2 before anything is fetched or built
     result = api.run(args.uri, options)
     if args.json:
         json.dump(result.record, sys.stdout, indent=2, default=str)

@@ -1,4 +1,4 @@
-"""``orchestra runs list|show|diff``."""
+"""``orchestra runs list|show|diff|sync``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("run_a", metavar="RUN_A")
     diff.add_argument("run_b", metavar="RUN_B")
     diff.set_defaults(handler=_diff)
+    sync = verbs.add_parser("sync", help="mirror a run to an MLflow tracking server (finish or replay it)",
+                            description="Send what the MLflow mirror of RUN_ID left pending, or replay the whole "
+                                        "run from the local store if it was never mirrored to this server.")
+    sync.add_argument("run_id", metavar="RUN_ID")
+    sync.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking server (default: $MLFLOW_TRACKING_URI)")
+    sync.add_argument("--experiment", "--experiment-name", dest="experiment",
+                      help="experiment for a replay (default: the run's)")
+    sync.add_argument("--mlflow-artifacts", action="store_true", help="in a replay, upload stage outputs too")
+    sync.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="give up after (default 300)")
+    sync.set_defaults(handler=_sync)
     runs.set_defaults(handler=lambda args: (runs.print_help(sys.stderr), 2)[1])
 
 
@@ -117,4 +127,21 @@ def _diff(args: argparse.Namespace) -> int:
         if sa and sb and sa["components"] and sb["components"]:
             changes = differences(sa["components"], sb["components"])
             print("  key: " + ("same" if not changes else "; ".join(changes)))
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from orchestra import tracking
+
+    uri = tracking.configured(args.tracking_uri)
+    if uri is None:
+        raise tracking.TrackingURIError("runs sync needs a tracking server",
+                                        hint="pass --tracking-uri http://host:port or set MLFLOW_TRACKING_URI")
+    report = tracking.sync_run(args.run_id, uri, upload_outputs=args.mlflow_artifacts, timeout_s=args.timeout,
+                               experiment=args.experiment)
+    how = "replayed" if report.replayed else "synced"
+    print(f"run {report.run_id} {how} to {uri.display}: MLflow run {report.mlflow_run_id} "
+          f"(experiment {report.experiment_id}), {report.sent} operation(s) sent")
+    for problem in report.dropped:
+        print(f"  dropped: {problem}", file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ and every worker. Imported only when a dask executor is asked for.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import threading
@@ -27,8 +28,16 @@ from orchestra.process import LineSink
 CONNECT_TIMEOUT_S = 5.0
 
 
-def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
-    """A distributed.Client for ``address`` (``tcp://host:port``), or a one-line exit-2 error."""
+def connect(address: str, timeout: float | None = None) -> Any:
+    """A distributed.Client for ``address`` (``tcp://host:port``), or a one-line exit-2 error.
+
+    The connect timeout is ``timeout``, else ``ORCHESTRA_DASK_CONNECT_TIMEOUT`` seconds (5).
+    """
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get("ORCHESTRA_DASK_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S)
+        except ValueError:
+            raise BadInputError("ORCHESTRA_DASK_CONNECT_TIMEOUT: not a number of seconds") from None
     try:
         import distributed
     except ImportError:
@@ -52,7 +61,7 @@ class DaskExecutor:
 
     def __init__(self, address: str, *, store_url: str | None = None,
                  sink_for: Callable[[str], LineSink | None] | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
+                 connect_timeout: float | None = None) -> None:
         self.address = address
         self.client = connect(address, connect_timeout)
         self.store = None

@@ -7,8 +7,10 @@
 - no artifact store (``store_url`` None): the driver's paths are shared (same machine or a
   shared filesystem at the same mount point). The command writes into the driver's staging
   directory and the driver publishes it; nothing here touches the driver's stores.
-- an artifact store: the project and every upstream output are downloaded (verified) into a
-  scratch directory, the outputs are uploaded file by file, the manifest last, then the logs.
+- an artifact store: the project and every upstream output are downloaded (verified) into this
+  host's cache under ``ORCHESTRA_WORKER_DIR`` (keyed by content, so each is fetched once per
+  host; remove the directory to reclaim space), the command runs in a private scratch
+  directory, and the outputs are uploaded file by file, the manifest last, then the logs.
 
 ``run_dask`` wraps it for Dask with the supervisor: a watchdog per worker process kills every
 stage group if the worker dies (SIGKILL included), and a watcher thread kills the attempt's
@@ -111,10 +113,8 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     try:
         rewrite = {task.staging_dir: str(scratch / "out"), task.log_dir: str(scratch / "logs"),
                    task.metrics_file: str(scratch / "tracking.jsonl"), task.cwd: str(code_dir)}
-        for i, (parent, path) in enumerate(sorted(task.input_dirs.items())):
-            where = scratch / "inputs" / str(i)
-            store.fetch_tree(task.input_manifests.get(parent, {}), where)
-            rewrite[path] = str(where)
+        for parent, path in task.input_dirs.items():
+            rewrite[path] = str(_input_dir(store, root, task.input_manifests.get(parent, {})))
         local = dataclasses.replace(
             task, command=_rewrite(task.command, rewrite), cwd=str(code_dir),
             env=_stage_env(task, code_dir, rewrite), log_dir=rewrite[task.log_dir],
@@ -134,6 +134,21 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
         return outcome
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _input_dir(store: Any, root: Path, manifest: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Upstream outputs on this host, downloaded once per content (a chain's later stages reuse
+    them) and read-only, as the hardlinked inputs of local runs are."""
+    from orchestra.store import artifacts
+
+    if not manifest:
+        empty = root / "inputs" / "empty"
+        empty.mkdir(parents=True, exist_ok=True)
+        return empty
+    where = root / "inputs" / artifacts.manifest_digest(manifest).split(":")[1][:32]
+    ro = {rel: {**entry, "mode": 0o555 if int(entry["mode"]) & 0o100 else 0o444} for rel, entry in manifest.items()}
+    store.fetch_tree(ro, where)
+    return where
 
 
 # -- the supervisor -------------------------------------------------------------------------

@@ -72,6 +72,31 @@ def _aws_env(endpoint: str) -> dict[str, str]:
 
 
 _cluster: Cluster | None = None
+_s3: tuple[object, str] | None = None
+
+
+def s3_endpoint() -> str:
+    """A moto S3 server on 127.0.0.1 (process-wide) with the bucket ``orchestra-test``."""
+    global _s3
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    if _s3 is None:
+        from moto.server import ThreadedMotoServer
+        import boto3
+
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+        _s3 = (server, endpoint)
+        atexit.register(server.stop)
+    return _s3[1]
+
+
+def s3_env(prefix: str) -> dict[str, str]:
+    return {**_aws_env(s3_endpoint()), "ORCHESTRA_ARTIFACTS": f"s3://{BUCKET}/{prefix}"}
 
 
 def cluster() -> Cluster:
@@ -88,17 +113,8 @@ def cluster() -> Cluster:
 
 
 def _start() -> Cluster:
-    from moto.server import ThreadedMotoServer
-
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-dask-"))
-    port = _free_port()
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    s3.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    endpoint = s3_endpoint()
     env = {**os.environ, **_aws_env(endpoint), "PYTHONPATH": str(REPO_ROOT),
            # Lost workers are noticed by the driver; keep the logs of the cluster quiet.
            "DASK_LOGGING__DISTRIBUTED": "warning"}
@@ -127,9 +143,7 @@ def _start() -> Cluster:
             argv += ["--resources", resources]
         procs.append(subprocess.Popen(argv, stdout=wlog, stderr=wlog, start_new_session=True,
                                       env={**env, "WORKER_LABEL": name, "ORCHESTRA_WORKER_DIR": str(tmp / f"scratch-{name}")}))
-    result = Cluster(address=address, s3_endpoint=endpoint, tmp=tmp, procs=procs)
-    result._s3 = s3  # type: ignore[attr-defined]
-    return result
+    return Cluster(address=address, s3_endpoint=endpoint, tmp=tmp, procs=procs)
 
 
 def _stop(c: Cluster) -> None:
@@ -143,7 +157,3 @@ def _stop(c: Cluster) -> None:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    try:
-        c._s3.stop()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001
-        pass

@@ -56,9 +56,15 @@ def main() -> None:
     try:
         n = 200
         chain = chain_project(tmp / "chain", n)
+        single = chain_project(tmp / "single", 1)
         fan = fanout_project(tmp / "fanout", 16, 0.5)
-        rows: dict[str, list[float]] = {k: [] for k in ("local", "dask", "dask_store", "fan_local", "fan_dask")}
+        rows: dict[str, list[float]] = {k: [] for k in ("local", "dask", "dask_store", "fan_local", "fan_dask",
+                                                         "one_local", "one_dask")}
         for i in range(repeats):
+            # The fixed cost of a run (interpreter, imports: distributed alone is ~0.5-1.5 s here).
+            rows["one_local"].append(timed([*ORCHESTRA, "run", str(single), "-e", "s0", "-q"], {"ORCHESTRA_HOME": fresh_home()}))
+            rows["one_dask"].append(timed([*ORCHESTRA, "run", str(single), "-e", "s0", "-q", *dask],
+                                          {"ORCHESTRA_HOME": fresh_home()}))
             rows["local"].append(timed([*ORCHESTRA, "run", str(chain), "-q"], {"ORCHESTRA_HOME": fresh_home()}))
             rows["dask"].append(timed([*ORCHESTRA, "run", str(chain), "-q", *dask], {"ORCHESTRA_HOME": fresh_home()}))
             rows["dask_store"].append(timed([*ORCHESTRA, "run", str(chain), "-q", *dask], {
@@ -70,20 +76,24 @@ def main() -> None:
                                            {"ORCHESTRA_HOME": home}))
             rows["fan_dask"].append(timed([*ORCHESTRA, "run", str(fan), "-j", "2", "-q", "--no-cache", *dask],
                                           {"ORCHESTRA_HOME": home}))
+        print("1-stage project (fixed cost of a run)")
+        report("local pool", rows["one_local"])
+        report("dask", rows["one_dask"])
         print(f"{n}-stage chain of no-op commands, cold (every stage runs)")
         report("local pool", rows["local"])
         report("dask, shared paths", rows["dask"])
         report("dask, file:// artifact store", rows["dask_store"])
         med = {k: statistics.median(v) for k, v in rows.items()}
-        print(f"per stage: local {med['local'] / n * 1000:.2f} ms, dask {med['dask'] / n * 1000:.2f} ms, "
-              f"dask+store {med['dask_store'] / n * 1000:.2f} ms "
-              f"(dask adds {(med['dask'] - med['local']) / n * 1000:.2f} ms/stage, "
-              f"the store {(med['dask_store'] - med['dask']) / n * 1000:.2f} ms more)")
+        per = {k: (med[k] - med["one_" + ("local" if k == "local" else "dask")]) / (n - 1) * 1000
+               for k in ("local", "dask", "dask_store")}
+        print(f"per stage, fixed cost removed ((chain - 1-stage) / {n - 1}): local {per['local']:.2f} ms, "
+              f"dask {per['dask']:.2f} ms, dask + file:// store {per['dask_store']:.2f} ms")
         print("16 x 0.5 s stages, -j 2 (ideal 4.0 s; dask: 2 workers x 1 thread)")
         report("local pool", rows["fan_local"])
         report("dask", rows["fan_dask"])
-        print(f"ratio to ideal: local {med['fan_local'] / 4:.3f}, dask {med['fan_dask'] / 4:.3f}; "
-              f"dask adds {(med['fan_dask'] - med['fan_local']) / 17 * 1000:.1f} ms/stage")
+        fixed = med["one_dask"] - med["one_local"]
+        print(f"ratio to ideal: local {med['fan_local'] / 4:.3f}, dask {med['fan_dask'] / 4:.3f}; dask adds "
+              f"{(med['fan_dask'] - med['fan_local'] - fixed) / 17 * 1000:.1f} ms/stage beyond its fixed cost")
     finally:
         for proc in reversed(procs):
             os.killpg(proc.pid, signal.SIGTERM)

@@ -214,9 +214,12 @@ class DaskExecutor:
             return _outcome(task, "failed", f"Dask worker {worker} was lost while running it")
         if kind == "cancelled" or future.status == "cancelled":
             return _outcome(task, "killed", "cancelled")
-        if future.status == "finished":
-            return self._finish(task, future.result())
-        exc = future.exception()
+        try:
+            if future.status == "finished":
+                return self._finish(task, future.result())
+            exc = future.exception()
+        except Exception as err:  # noqa: BLE001 - the result could not be fetched (worker gone, bad pickle)
+            exc = err
         if type(exc).__name__ == "KilledWorker":
             return _outcome(task, "failed", f"Dask worker lost while running it ({exc})")
         return _outcome(task, "failed", f"on the Dask worker: {type(exc).__name__}: {exc}")

@@ -85,6 +85,8 @@ def _stage_env(task: StageTask, project_root: Path, rewrite: Mapping[str, str]) 
         except ValueError:
             pass
     environment = envs.ensure(spec, project_root=project_root, env_manager=task.env_manager)
+    if not task.overlay_env:  # a task built without the split: its env is complete as it is
+        return {k: _rewrite(v, rewrite) for k, v in task.env.items()}
     overlay = {k: _rewrite(v, rewrite) for k, v in task.overlay_env.items()}
     env = dict(os.environ)
     env.update((k, v) for k, v in overlay.items() if not k.startswith("ORCHESTRA_"))

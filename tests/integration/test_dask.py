@@ -263,3 +263,53 @@ def test_local_runs_import_no_distributed_machinery(make_project):
             "print(','.join(m for m in ('distributed', 'dask', 'fsspec', 's3fs', 'boto3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_output_lines_stream_from_the_worker_to_the_console(cli, make_project, dask_cluster):
+    root = make_project("""
+        entry_points:
+          main:
+            command: "echo hello-from-$WORKER_LABEL; echo warn-line >&2"
+    """)
+    result = cli("run", str(root), "--executor", dask_cluster.url)
+    assert result.code == 0, result.err
+    assert any(line.startswith("[main] hello-from-") for line in result.err.splitlines())
+    assert "[main] warn-line" in result.err
+
+
+def test_sigkill_of_the_driver_kills_its_remote_stages(make_project, dask_cluster, tmp_path, cli):
+    marker = tmp_path / "started"
+    root = make_project(CANCELLED.format(marker=marker))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "--executor", dask_cluster.url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: Path(f"{marker}.child").exists() and Path(f"{marker}.child").read_text().strip(),
+             what="stage start")
+    child = int(Path(f"{marker}.child").read_text())
+    proc.kill()
+    proc.wait(10)
+    # The scheduler drops the dead client's tasks; each worker's supervisor kills their groups.
+    wait_for(lambda: not alive(child), timeout=20, what="the remote stage to be killed")
+    assert json.loads(cli("runs", "list", "--json").out)[0]["status"] == "KILLED"
+
+
+def test_workers_that_cannot_see_the_driver_files_are_refused(dask_cluster, tmp_path):
+    from orchestra.executors.dask import DaskExecutor
+
+    executor = DaskExecutor(dask_cluster.address)
+    try:
+        with pytest.raises(Exception) as info:
+            # The workers share this machine, so hide the project: none of them can see it.
+            executor.preflight({}, probe=tmp_path / "probe", project_dir=tmp_path / "not-shared")
+        assert info.value.exit_code == 2
+        assert "cannot see this machine's files" in str(info.value) and "ORCHESTRA_ARTIFACTS" in str(info.value)
+        assert not (tmp_path / "probe").exists()
+        executor.preflight({"g": {"gpus": 1}}, probe=tmp_path / "probe", project_dir=tmp_path)  # all visible
+    finally:
+        executor.close()
+
+
+def test_help_path_imports_no_engine():
+    code = ("import sys, orchestra.cli as c; c.build_parser(); c.build_parser('run'); "
+            "print(','.join(m for m in ('distributed', 'dask', 'fsspec', 's3fs') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

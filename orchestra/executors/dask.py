@@ -52,7 +52,9 @@ def connect(address: str, timeout: float | None = None) -> Any:
     except (OSError, TimeoutError) as exc:
         raise BadInputError(f"cannot reach the Dask scheduler at {address}",
                             where="--executor", hint=f"is it running? ({str(exc).splitlines()[0][:200]})") from None
+    # The client logs tracebacks when it loses the scheduler; orchestra reports it per stage.
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     return client
 
 
@@ -212,8 +214,11 @@ class DaskExecutor:
         if kind == "lost":
             future.cancel()  # Dask would run it again by itself: it counts as a failed attempt here
             return _outcome(task, "failed", f"Dask worker {worker} was lost while running it")
-        if kind == "cancelled" or future.status == "cancelled":
+        if kind == "cancelled":
             return _outcome(task, "killed", "cancelled")
+        if future.status == "cancelled":  # not by us: the scheduler dropped it or went away
+            return _outcome(task, "failed", f"the Dask scheduler at {self.address} dropped it "
+                                            "(connection lost or scheduler restarted)")
         try:
             if future.status == "finished":
                 return self._finish(task, future.result())

@@ -35,6 +35,7 @@ from orchestra.process import LineSink, ProcessRegistry
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./,:+@-]+$")
 CANCEL_POLL_S = 0.1
+_CLOSING = frozenset({"closing", "closed", "closing_gracefully", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +215,10 @@ def _watch_cancel(worker: Any, key: str, registry: ProcessRegistry, stop: thread
     # that here turns a cancel, a lost client or a rescheduled duplicate into a killed group.
     while not stop.wait(CANCEL_POLL_S):
         state = worker.state.tasks.get(key)
-        if state is None or state.state in ("cancelled", "released", "forgotten"):
+        # A worker closing (its scheduler is gone, or it is told to) waits for running tasks
+        # before its process can end: their groups must end first.
+        closing = getattr(getattr(worker, "status", None), "name", "running") in _CLOSING
+        if closing or state is None or state.state in ("cancelled", "released", "forgotten"):
             registry.terminate_all(grace=process.GRACE_SECONDS)
             return
 

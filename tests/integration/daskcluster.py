@@ -10,6 +10,7 @@ Tests skip when distributed (or moto/s3fs) is not installed.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -54,10 +56,13 @@ class Cluster:
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Both workers registered (a killed worker is restarted by its nanny)."""
+        self.wait_ready_n(2, timeout)
+
+    def wait_ready_n(self, n: int, timeout: float = 60) -> None:
         from distributed import Client
 
         with Client(self.address, timeout=10, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=timeout)
+            client.wait_for_workers(n, timeout=timeout)
 
 
 def _free_port() -> int:
@@ -112,10 +117,24 @@ def cluster() -> Cluster:
     return _cluster
 
 
-def _start() -> Cluster:
+WORKERS = (("gpu", "GPU=1"), ("cpu", None))
+
+
+@contextlib.contextmanager
+def private_cluster(workers: tuple[tuple[str, str | None], ...] = (("solo", None),)) -> Iterator[Cluster]:
+    """A cluster of its own, for tests that break the scheduler."""
+    pytest.importorskip("distributed")
+    c = _start(workers)
+    try:
+        yield c
+    finally:
+        _stop(c)
+
+
+def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS) -> Cluster:
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-dask-"))
-    endpoint = s3_endpoint()
-    env = {**os.environ, **_aws_env(endpoint), "PYTHONPATH": str(REPO_ROOT),
+    endpoint = s3_endpoint() if workers == WORKERS else ""
+    env = {**os.environ, **(_aws_env(endpoint) if endpoint else {}), "PYTHONPATH": str(REPO_ROOT),
            # Lost workers are noticed by the driver; keep the logs of the cluster quiet.
            "DASK_LOGGING__DISTRIBUTED": "warning"}
     for var in ("ORCHESTRA_HOME", "ORCHESTRA_ARTIFACTS"):
@@ -134,7 +153,7 @@ def _start() -> Cluster:
         time.sleep(0.05)
     time.sleep(0.05)
     address = json.loads(scheduler_file.read_text())["address"]
-    for name, resources in (("gpu", "GPU=1"), ("cpu", None)):
+    for name, resources in workers:
         wlog = open(tmp / f"worker-{name}.log", "wb")
         argv = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
                 "--nthreads", "2", "--name", name, "--dashboard-address", "127.0.0.1:0",

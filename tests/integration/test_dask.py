@@ -313,3 +313,24 @@ def test_help_path_imports_no_engine():
             "print(','.join(m for m in ('distributed', 'dask', 'fsspec', 's3fs') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_losing_the_scheduler_fails_the_stage_and_kills_it(make_project, tmp_path):
+    from tests.integration.daskcluster import private_cluster
+
+    marker = tmp_path / "started"
+    root = make_project(CANCELLED.format(marker=marker))
+    with private_cluster() as own:
+        own.wait_ready_n(1)
+        proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "-e", "slow",
+                                 "--executor", own.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: Path(f"{marker}.child").exists() and Path(f"{marker}.child").read_text().strip(),
+                 what="stage start")
+        child = int(Path(f"{marker}.child").read_text())
+        os.killpg(own.procs[0].pid, signal.SIGKILL)  # the scheduler
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 1, err
+        assert f"[slow] FAILED after" in err and f"the Dask scheduler at {own.address} dropped it" in err
+        assert "Traceback" not in err
+        # Its worker closes without a scheduler; the supervisor ends the stage group first.
+        wait_for(lambda: not alive(child), timeout=20, what="the stage to be killed")

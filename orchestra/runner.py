@@ -375,7 +375,8 @@ def _run_tags(prepared: Prepared, options: RunOptions) -> dict[str, str]:
     project = prepared.project
     tags = {
         "mlflow.user": _user(), "mlflow.source.name": project.uri, "mlflow.source.type": "PROJECT",
-        "mlflow.project.entryPoint": ",".join(prepared.targets), "mlflow.project.backend": "local",
+        "mlflow.project.entryPoint": ",".join(prepared.targets),
+        "mlflow.project.backend": "local" if options.executor in ("", "local") else options.executor.split(":", 1)[0],
         "mlflow.project.env": ",".join(sorted({e.kind for e in prepared.environments.values() if e})) or "local",
     }
     if project.commit:

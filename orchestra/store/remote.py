@@ -266,6 +266,7 @@ def pull(store: RemoteStore, manifest: Manifest, dest: Path) -> None:
             sha, size = str(entry["sha256"]), int(entry["size"])
             executable = bool(int(entry["mode"]) & 0o100)
             obj = artifacts.object_path(sha, executable)
+            store._known.add(sha)  # it came from there: a later push need not ask
             if not obj.exists():
                 store.get_object(sha, size, obj, 0o555 if executable else 0o444)
                 st = obj.stat()

@@ -54,6 +54,7 @@ def test_pipeline_runs_on_dask_then_loads_everything(cli, make_project, dask_clu
     assert first.code == 0, first.err
     record = json.loads(first.out)
     assert statuses(record) == {"prep": "FINISHED", "train": "FINISHED", "report": "FINISHED"}
+    assert record["tags"]["mlflow.project.backend"] == "dask"
     report = {s["name"]: s for s in record["stages"]}["report"]
     assert (Path(report["outputs_dir"]) / "r.txt").read_text() == "data\nmodel\ndata\n"
     second = cli("run", str(root), "--executor", dask_cluster.url, "--json", env=env)

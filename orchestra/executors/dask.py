@@ -129,7 +129,8 @@ class DaskExecutor:
 
             code = self._code_manifest(task.cwd)
             for manifest in task.input_manifests.values():
-                remote.push(self.store, manifest)  # loaded upstream outputs may exist only here
+                if manifest:
+                    remote.push(self.store, manifest)  # loaded upstream outputs may exist only here
         shipped = task if not task.overlay_env else _without_env(task)
         remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
                                  code_manifest=code, lines_topic=self._lines_topic)

@@ -69,13 +69,25 @@ def scratch_root() -> Path:
     return resolved
 
 
-def _rewrite(text: str, mapping: Mapping[str, str]) -> str:
-    for old in sorted(mapping, key=len, reverse=True):
-        text = text.replace(old, mapping[old])
-    return text
+class _Rewriter:
+    """Replaces the driver's paths by this host's in commands and variables, in one pass
+    (longest path first; a chain's late stages have hundreds of upstream paths)."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = dict(mapping)
+        keys = sorted(self.mapping, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(re.escape, keys))) if keys else None
+
+    def __call__(self, text: str) -> str:
+        exact = self.mapping.get(text)
+        if exact is not None:
+            return exact
+        if self.pattern is None or "/" not in text:
+            return text
+        return self.pattern.sub(lambda m: self.mapping[m.group(0)], text)
 
 
-def _stage_env(task: StageTask, project_root: Path, rewrite: Mapping[str, str]) -> dict[str, str]:
+def _stage_env(task: StageTask, project_root: Path, rewrite: _Rewriter) -> dict[str, str]:
     """This worker's environment + orchestra's variables + the stage environment built here."""
     from orchestra import envs
 
@@ -87,8 +99,8 @@ def _stage_env(task: StageTask, project_root: Path, rewrite: Mapping[str, str]) 
             pass
     environment = envs.ensure(spec, project_root=project_root, env_manager=task.env_manager)
     if not task.overlay_env:  # a task built without the split: its env is complete as it is
-        return {k: _rewrite(v, rewrite) for k, v in task.env.items()}
-    overlay = {k: _rewrite(v, rewrite) for k, v in task.overlay_env.items()}
+        return {k: rewrite(v) for k, v in task.env.items()}
+    overlay = {k: rewrite(v) for k, v in task.overlay_env.items()}
     env = dict(os.environ)
     env.update((k, v) for k, v in overlay.items() if not k.startswith("ORCHESTRA_"))
     env.update(environment.env_vars)
@@ -102,7 +114,7 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     """Run one attempt on this host and publish its outputs where the driver will find them."""
     task = remote.task
     if remote.store_url is None:
-        local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), {}))
+        local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), _Rewriter({})))
         return execute(local, registry, sink, publisher=lambda staging: None)  # the driver publishes
 
     from orchestra.store import artifacts
@@ -114,14 +126,17 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     store.fetch_tree(remote.code_manifest or {}, code_dir)
     scratch = Path(tempfile.mkdtemp(prefix="attempt-", dir=root))
     try:
-        rewrite = {task.staging_dir: str(scratch / "out"), task.log_dir: str(scratch / "logs"),
-                   task.metrics_file: str(scratch / "tracking.jsonl"), task.cwd: str(code_dir)}
+        paths = {task.staging_dir: str(scratch / "out"), task.log_dir: str(scratch / "logs"),
+                 task.metrics_file: str(scratch / "tracking.jsonl"), task.cwd: str(code_dir)}
+        empty = str(_input_dir(store, root, {}))
         for parent, path in task.input_dirs.items():
-            rewrite[path] = str(_input_dir(store, root, task.input_manifests.get(parent, {})))
+            manifest = task.input_manifests.get(parent)
+            paths[path] = str(_input_dir(store, root, manifest)) if manifest else empty
+        rewrite = _Rewriter(paths)
         local = dataclasses.replace(
-            task, command=_rewrite(task.command, rewrite), cwd=str(code_dir),
-            env=_stage_env(task, code_dir, rewrite), log_dir=rewrite[task.log_dir],
-            staging_dir=rewrite[task.staging_dir], metrics_file=rewrite[task.metrics_file], outputs_dir="",
+            task, command=rewrite(task.command), cwd=str(code_dir),
+            env=_stage_env(task, code_dir, rewrite), log_dir=paths[task.log_dir],
+            staging_dir=paths[task.staging_dir], metrics_file=paths[task.metrics_file], outputs_dir="",
         )
         attempt_key = store.attempt_key(task.run_id, task.stage, task.attempt)
 

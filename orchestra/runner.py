@@ -436,7 +436,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console) -> RunRe
     listeners = _listeners(prepared, options, console)  # bad hook config fails before anything is stored
     graph = prepared.graph
     run_id = runstore.new_run_id()
-    pgid_file = home_path("runs", run_id) / "pgids"
+    pgid_file = home_path("runs") / run_id / "pgids"  # the run directory is made once the run is stored
     # The executor is checked (reachable, resources satisfiable) before anything is stored.
     executor, jobs = executors.create(
         options.executor, jobs=options.jobs, pgid_file=pgid_file,

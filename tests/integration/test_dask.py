@@ -42,14 +42,16 @@ def statuses(record) -> dict[str, str]:
     return {s["name"]: s["status"] for s in record["stages"]}
 
 
-def store_env(dask_cluster, store: str | None) -> dict[str, str]:
+def store_env(dask_cluster, store: str | None, tmp_path: Path | None = None) -> dict[str, str]:
+    if store == "file":
+        return {"ORCHESTRA_ARTIFACTS": f"file://{tmp_path / 'shared-store'}"}
     return dask_cluster.s3_env(f"cli-{uuid.uuid4().hex}") if store == "s3" else {}
 
 
-@pytest.mark.parametrize("store", [None, "s3"])
-def test_pipeline_runs_on_dask_then_loads_everything(cli, make_project, dask_cluster, store):
+@pytest.mark.parametrize("store", [None, "s3", "file"])
+def test_pipeline_runs_on_dask_then_loads_everything(cli, make_project, dask_cluster, store, tmp_path):
     root = make_project(PIPELINE)
-    env = store_env(dask_cluster, store)
+    env = store_env(dask_cluster, store, tmp_path)
     first = cli("run", str(root), "--executor", dask_cluster.url, "--json", env=env)
     assert first.code == 0, first.err
     record = json.loads(first.out)
@@ -67,6 +69,32 @@ def test_pipeline_runs_on_dask_then_loads_everything(cli, make_project, dask_clu
                 assert f"objects/{entry['sha256'][:2]}/{entry['sha256']}" in keys
             assert f"runs/{record['run_id']}/{stage['name']}/1/manifest.json" in keys
             assert f"runs/{record['run_id']}/{stage['name']}/1/logs/stdout.log" in keys
+    if store == "file":
+        shared = tmp_path / "shared-store"
+        assert (shared / "runs" / record["run_id"] / "report" / "1" / "manifest.json").is_file()
+        assert not [p for p in shared.rglob("*") if ".tmp-" in p.name]  # every upload renamed into place
+
+
+def test_outputs_loaded_from_a_local_run_reach_remote_workers_through_s3(cli, make_project, dask_cluster):
+    root = make_project(PIPELINE.replace('cat {inputs.train}/m.txt {inputs.prep}/d.txt > {outputs}/r.txt',
+                                         'cat {inputs.train}/m.txt {inputs.prep}/d.txt > {outputs}/r.txt; echo {tag}')
+                        .replace("  report:\n", "  report:\n    parameters: {tag: {type: string, default: a}}\n"))
+    local = cli("run", str(root), "--json")
+    assert local.code == 0, local.err
+    env = store_env(dask_cluster, "s3")
+    # prep and train load from the local run: their objects exist only on this machine until
+    # the driver pushes them; report runs on a worker that downloads them from S3.
+    remote = cli("run", str(root), "-P", "tag=b", "--executor", dask_cluster.url, "--json", env=env)
+    assert remote.code == 0, remote.err
+    record = json.loads(remote.out)
+    assert statuses(record) == {"prep": "LOADED", "train": "LOADED", "report": "FINISHED"}
+    report = {s["name"]: s for s in record["stages"]}["report"]
+    assert (Path(report["outputs_dir"]) / "r.txt").read_text() == "data\nmodel\ndata\n"
+    keys = set(_bucket_keys(dask_cluster, env["ORCHESTRA_ARTIFACTS"]))
+    assert not any(k.startswith(f"runs/{record['run_id']}/prep/") for k in keys)  # never ran remotely
+    for name in ("prep", "train"):  # ...but its outputs were pushed for the worker
+        for entry in {s["name"]: s for s in record["stages"]}[name]["manifest"].values():
+            assert f"objects/{entry['sha256'][:2]}/{entry['sha256']}" in keys
 
 
 def _bucket_keys(dask_cluster, url: str) -> list[str]:

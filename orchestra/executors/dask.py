@@ -65,12 +65,12 @@ class DaskExecutor:
                  sink_for: Callable[[str], LineSink | None] | None = None,
                  connect_timeout: float | None = None) -> None:
         self.address = address
-        self.client = connect(address, connect_timeout)
         self.store = None
-        if store_url:
+        if store_url:  # a bad store URL is a configuration error: say so before any network
             from orchestra.store.remote import RemoteStore
 
             self.store = RemoteStore(store_url)
+        self.client = connect(address, connect_timeout)
         self._events: queue.Queue[tuple[str, str, str]] = queue.Queue()
         self._running: dict[str, tuple[Any, StageTask]] = {}
         self._code: dict[str, Mapping[str, Any]] = {}

@@ -23,7 +23,6 @@ import shutil
 import stat as statmod
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -49,13 +48,6 @@ def _redact(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True, slots=True)
-class StoreRef:
-    """What a worker needs to open the store (picklable; no credentials in it)."""
-
-    url: str
-
-
 class RemoteStore:
     """One artifact root, opened through fsspec."""
 
@@ -71,9 +63,11 @@ class RemoteStore:
         try:
             self.fs, root = fsspec.core.url_to_fs(url)
         except ImportError:
-            extra = _EXTRA_FOR.get(protocol, protocol)
-            raise BadInputError(f"{ENV_VAR}={shown}: no filesystem for {protocol}://",
-                                hint=f"pip install 'orchestra[{extra}]'") from None
+            extra = _EXTRA_FOR.get(protocol)
+            raise BadInputError(f"{ENV_VAR}={shown}: no filesystem for {protocol}:// is installed",
+                                hint=f"pip install 'orchestra[{extra}]'" if extra else
+                                f"install fsspec's implementation of {protocol}:// (gcsfs for gs://, adlfs for az://)"
+                                ) from None
         except ValueError as exc:
             raise BadInputError(f"{ENV_VAR}={shown}: {exc}",
                                 hint="a URL such as file:///shared/orchestra or s3://bucket/prefix") from None

@@ -363,3 +363,16 @@ def test_losing_the_scheduler_fails_the_stage_and_kills_it(make_project, tmp_pat
         assert "Traceback" not in err
         # Its worker closes without a scheduler; the supervisor ends the stage group first.
         wait_for(lambda: not alive(child), timeout=20, what="the stage to be killed")
+
+
+def test_s3_store_without_s3fs_says_what_to_install(cli, make_project, tmp_path):
+    pytest.importorskip("distributed")
+    poison = tmp_path / "nos3fs"
+    poison.mkdir()
+    (poison / "sitecustomize.py").write_text("import sys\nsys.modules['s3fs'] = None\n")
+    result = cli("run", str(make_project(PIPELINE)), "--executor", "dask://127.0.0.1:1",
+                 env={"PYTHONPATH": os.pathsep.join([str(poison), str(REPO_ROOT)]),
+                      "ORCHESTRA_ARTIFACTS": "s3://bucket/prefix"})
+    assert result.code == 2
+    assert result.err.strip() == ("orchestra: error: ORCHESTRA_ARTIFACTS=s3://bucket/prefix: no filesystem for s3:// "
+                                  "is installed (pip install 'orchestra[s3]')")

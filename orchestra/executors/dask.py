@@ -93,8 +93,9 @@ class DaskExecutor:
 
     def preflight(self, requests: Mapping[str, Mapping[str, Any]], probe: Path | None = None,
                   project_dir: Path | None = None) -> None:
-        """Fail fast (exit 2): no workers, a stage no worker can ever satisfy, or — without an
-        artifact store — workers that cannot see the driver's files (``probe``, ``project_dir``)."""
+        """Fail fast (exit 2): no workers, a stage no worker can ever satisfy, workers with another
+        orchestra, or — without an artifact store — workers that cannot see the driver's files
+        (``probe``, a file written here, and ``project_dir``)."""
         from orchestra import resources
 
         workers = self.workers()
@@ -103,20 +104,31 @@ class DaskExecutor:
                                 where="--executor", hint="start one with dask worker " + self.address)
         offers = {addr: {k: float(v) for k, v in (w.get("resources") or {}).items()} for addr, w in workers.items()}
         resources.check_satisfiable(requests, offers, cluster=self.address)
-        if self.store is None and probe is not None:
-            token = uuid.uuid4().hex
+        self._check_workers(probe if self.store is None else None, project_dir)
+
+    def _check_workers(self, probe: Path | None, project_dir: Path | None) -> None:
+        from orchestra import __version__
+
+        token = uuid.uuid4().hex
+        if probe is not None:
             probe.write_text(token)
-            try:
-                seen = self.client.run(_read_token, str(probe), str(project_dir or probe.parent))
-            finally:
+        try:
+            seen = self.client.run(_probe, str(probe) if probe else None, str(project_dir or ""))
+        finally:
+            if probe is not None:
                 probe.unlink(missing_ok=True)
-            blind = sorted(addr for addr, value in seen.items() if value != token)
-            if blind:
-                raise BadInputError(f"Dask workers {', '.join(blind)} cannot see this machine's files "
-                                    f"({probe.parent}, {project_dir})",
-                                    where="--executor",
-                                    hint="set ORCHESTRA_ARTIFACTS=s3://bucket/prefix or a file:// URL on a shared "
-                                         "filesystem, or share ORCHESTRA_HOME and the project at the same paths")
+        # Workers unpickle orchestra's task and result types: another version breaks subtly.
+        other = sorted(f"{addr} has {version}" for addr, (version, _t) in seen.items() if version != __version__)
+        if other:
+            raise BadInputError(f"Dask workers run another orchestra than this machine ({__version__}): "
+                                + ", ".join(other), where="--executor",
+                                hint="install the same orchestra on the driver, the scheduler and every worker")
+        blind = sorted(addr for addr, (_v, value) in seen.items() if value != token)
+        if probe is not None and blind:
+            raise BadInputError(f"Dask workers {', '.join(blind)} cannot see this machine's files "
+                                f"({probe.parent}, {project_dir})", where="--executor",
+                                hint="set ORCHESTRA_ARTIFACTS=s3://bucket/prefix or a file:// URL on a shared "
+                                     "filesystem, or share ORCHESTRA_HOME and the project at the same paths")
 
     # -- the Executor protocol ------------------------------------------------------------
     def submit(self, task: StageTask) -> None:
@@ -270,11 +282,16 @@ def _without_env(task: StageTask) -> StageTask:
     return dataclasses.replace(task, env={})
 
 
-def _read_token(path: str, project_dir: str) -> str | None:
+def _probe(path: str | None, project_dir: str) -> tuple[str, str | None]:
+    """Runs on each worker: its orchestra version, and the driver's token if it can see it."""
+    from orchestra import __version__
+
+    if path is None:
+        return __version__, None
     try:
-        return Path(path).read_text() if Path(project_dir).is_dir() else None
+        return __version__, Path(path).read_text() if Path(project_dir).is_dir() else None
     except OSError:
-        return None
+        return __version__, None
 
 
 def _outcome(task: StageTask, status: str, message: str) -> TaskOutcome:

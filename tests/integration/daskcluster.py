@@ -121,17 +121,18 @@ WORKERS = (("gpu", "GPU=1"), ("cpu", None))
 
 
 @contextlib.contextmanager
-def private_cluster(workers: tuple[tuple[str, str | None], ...] = (("solo", None),)) -> Iterator[Cluster]:
-    """A cluster of its own, for tests that break the scheduler."""
+def private_cluster(workers: tuple[tuple[str, str | None], ...] = (("solo", None),),
+                    extra_pythonpath: str | None = None) -> Iterator[Cluster]:
+    """A cluster of its own, for tests that break the scheduler or change its workers."""
     pytest.importorskip("distributed")
-    c = _start(workers)
+    c = _start(workers, extra_pythonpath)
     try:
         yield c
     finally:
         _stop(c)
 
 
-def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS) -> Cluster:
+def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS, extra_pythonpath: str | None = None) -> Cluster:
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-dask-"))
     endpoint = s3_endpoint() if workers == WORKERS else ""
     env = {**os.environ, **(_aws_env(endpoint) if endpoint else {}), "PYTHONPATH": str(REPO_ROOT),
@@ -160,8 +161,10 @@ def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS) -> Cluster:
                 "--local-directory", str(tmp / f"local-{name}")]
         if resources:
             argv += ["--resources", resources]
-        procs.append(subprocess.Popen(argv, stdout=wlog, stderr=wlog, start_new_session=True,
-                                      env={**env, "WORKER_LABEL": name, "ORCHESTRA_WORKER_DIR": str(tmp / f"scratch-{name}")}))
+        wenv = {**env, "WORKER_LABEL": name, "ORCHESTRA_WORKER_DIR": str(tmp / f"scratch-{name}")}
+        if extra_pythonpath:
+            wenv["PYTHONPATH"] = os.pathsep.join([extra_pythonpath, env["PYTHONPATH"]])
+        procs.append(subprocess.Popen(argv, stdout=wlog, stderr=wlog, start_new_session=True, env=wenv))
     return Cluster(address=address, s3_endpoint=endpoint, tmp=tmp, procs=procs)
 
 

@@ -376,3 +376,17 @@ def test_s3_store_without_s3fs_says_what_to_install(cli, make_project, tmp_path)
     assert result.code == 2
     assert result.err.strip() == ("orchestra: error: ORCHESTRA_ARTIFACTS=s3://bucket/prefix: no filesystem for s3:// "
                                   "is installed (pip install 'orchestra[s3]')")
+
+
+def test_a_worker_with_another_orchestra_is_refused(cli, make_project, tmp_path):
+    from tests.integration.daskcluster import private_cluster
+
+    shim = tmp_path / "other-version"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("import orchestra\norchestra.__version__ = '0.0.1-other'\n")
+    with private_cluster(extra_pythonpath=str(shim)) as own:
+        own.wait_ready_n(1)
+        result = cli("run", str(make_project(PIPELINE)), "--executor", own.url)
+    assert result.code == 2
+    assert "Dask workers run another orchestra than this machine" in result.err and "has 0.0.1-other" in result.err
+    assert json.loads(cli("runs", "list", "--json").out) == []

@@ -75,6 +75,7 @@ class DaskExecutor:
         self._running: dict[str, tuple[Any, StageTask]] = {}
         self._code: dict[str, Mapping[str, Any]] = {}
         self._lock = threading.Lock()
+        self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
         self._lines_topic = None
         self._sink_for = sink_for
@@ -178,6 +179,7 @@ class DaskExecutor:
         return []
 
     def cancel(self) -> None:
+        self._cancelling = True  # set first: the futures' own callbacks may report before ours
         with self._lock:
             futures = [future for future, _task in self._running.values()]
             keys = list(self._running)
@@ -227,7 +229,7 @@ class DaskExecutor:
         if kind == "lost":
             future.cancel()  # Dask would run it again by itself: it counts as a failed attempt here
             return _outcome(task, "failed", f"Dask worker {worker} was lost while running it")
-        if kind == "cancelled":
+        if kind == "cancelled" or (future.status == "cancelled" and self._cancelling):
             return _outcome(task, "killed", "cancelled")
         if future.status == "cancelled":  # not by us: the scheduler dropped it or went away
             return _outcome(task, "failed", f"the Dask scheduler at {self.address} dropped it "

@@ -6,7 +6,6 @@ import getpass
 import os
 import re
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -211,6 +210,7 @@ class RunDriver:
         self.counts = {"PENDING": len(prepared.graph.order)}
         self.console.total = len(prepared.graph.order)
         self.started_at: dict[str, float] = {}
+        self.manifests: dict[str, Mapping[str, Any]] = {}  # finished/loaded stage → its manifest
         self.loaded = 0
         self.ran = 0
         project = prepared.project
@@ -258,18 +258,24 @@ class RunDriver:
         environment = self.prepared.environments[name]
         if environment is not None:
             env = environment.apply(env)
-        env.update({"ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": str(staging), "ORCHESTRA_ATTEMPT": str(attempt),
-                    "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")})
+        overlay = {**self.options.extra_env, "ORCHESTRA_RUN_ID": self.run_id, "PYTHONUNBUFFERED": "1",
+                   "ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": str(staging), "ORCHESTRA_ATTEMPT": str(attempt),
+                   "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")}
         for parent, path in inputs.items():
-            env[self.input_vars[parent]] = path
-        for provide in self.env_providers:
-            env.update(provide(name, decision))
+            overlay[self.input_vars[parent]] = path
+        env.update((k, v) for k, v in overlay.items() if k.startswith("ORCHESTRA_"))
+        for provide in self.env_providers:  # MLFLOW_RUN_ID & co. of the stage's mirrored run
+            provided = provide(name, decision)
+            env.update(provided)
+            overlay.update(provided)
         self._commands[name] = command
         return StageTask(
             run_id=self.run_id, stage=name, attempt=attempt, command=command, cwd=str(self.prepared.project.path),
             env=env, log_dir=str(sdir / "logs"), staging_dir=str(staging), outputs_dir=str(self.outputs_dir(name)),
             metrics_file=str(sdir / "tracking.jsonl"), declared_outputs=stage.outputs, timeout=stage.timeout,
-            resources=dict(stage.resources),
+            resources=dict(stage.resources), overlay_env=overlay, env_spec=self.prepared.spec.env_for(stage),
+            env_manager=self.options.env_manager, input_dirs=inputs,
+            input_manifests={parent: self.manifests.get(parent, {}) for parent in inputs},
         )
 
     def load(self, decision: planmod.StagePlan) -> str | None:
@@ -326,6 +332,7 @@ class RunDriver:
                           loaded_from_run=src.run_id, loaded_from_stage=src.stage, metrics=src.metrics,
                           start_time=now, env_key=(self.prepared.environments[name].key
                                                    if self.prepared.environments[name] else None))
+            self.manifests[name] = src.manifest or {}
             trust = " (trusted by --load-stages)" if decision.trusted else ""
             self.console.stage_line(name, self.console.color("loaded", LOADED) + f" from run {src.run_id[:8]}{trust}")
         elif outcome is not None:
@@ -334,6 +341,7 @@ class RunDriver:
             fields.update(exit_code=outcome.exit_code, metrics=metrics, params=dict(outcome.params),
                           tags=dict(outcome.tags))
             if status == FINISHED:
+                self.manifests[name] = outcome.manifest or {}
                 fields.update(manifest=outcome.manifest, manifest_digest=outcome.manifest_digest,
                               outputs_dir=str(self.outputs_dir(name)))
             runstore.log_metrics(self.run_id, name, outcome.metrics)
@@ -380,7 +388,8 @@ def _run_tags(prepared: Prepared, options: RunOptions) -> dict[str, str]:
     project = prepared.project
     tags = {
         "mlflow.user": _user(), "mlflow.source.name": project.uri, "mlflow.source.type": "PROJECT",
-        "mlflow.project.entryPoint": ",".join(prepared.targets), "mlflow.project.backend": "local",
+        "mlflow.project.entryPoint": ",".join(prepared.targets),
+        "mlflow.project.backend": "local" if options.executor in ("", "local") else options.executor.split(":", 1)[0],
         "mlflow.project.env": ",".join(sorted({e.kind for e in prepared.environments.values() if e})) or "local",
     }
     if project.commit:
@@ -441,15 +450,21 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
 
 
 def _execute(prepared: Prepared, options: RunOptions, console: Console) -> RunResult:
-    from orchestra.executors.local import LocalExecutor
-    from orchestra import process
+    from orchestra import executors, process
 
     listeners = _listeners(prepared, options, console)  # bad hook config fails before anything is stored
+    graph = prepared.graph
+    run_id = runstore.new_run_id()
+    pgid_file = home_path("runs") / run_id / "pgids"  # the run directory is made once the run is stored
+    # The executor is checked (reachable, resources satisfiable) before anything is stored.
+    executor, jobs = executors.create(
+        options.executor, jobs=options.jobs, pgid_file=pgid_file,
+        sink_for=lambda name: (lambda stream, line: console.stage_line(name, line)) if not options.quiet else None,
+        requests={name: graph.stages[name].resources for name in graph.order},
+        probe=home_path("runs") / f".probe-{run_id}", project_dir=prepared.project.path)
     for environment in {e for e in prepared.environments.values() if e is not None and e.notice}:
         console.line(f"orchestra: note: {environment.notice}")
     bus = events.EventBus(listeners)
-    run_id = runstore.new_run_id()
-    graph = prepared.graph
     runstore.create_run(run_id, experiment=options.experiment, project_uri=prepared.project.uri,
                         targets=prepared.targets, params=_run_params(prepared), tags=_run_tags(prepared, options),
                         stages=graph.order)
@@ -460,12 +475,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console) -> RunRe
     counts = planmod.summarize(prepared.plan.stages)
     console.line(f"orchestra: run {run_id} · {len(graph.order)} stage(s) ({counts}) · {prepared.project.uri}")
     driver._event(events.RUN_STARTED, params=_run_params(prepared))
-    pgid_file = driver.run_dir / "pgids"
     watchdog = process.start_watchdog(pgid_file)
-    jobs = options.jobs or os.cpu_count() or 1
-    executor = LocalExecutor(jobs, pgid_file=pgid_file,
-                             sink_for=lambda name: (lambda stream, line: console.stage_line(name, line))
-                             if not options.quiet else None)
     started = time.monotonic()
     previous = _install_sigterm()
     try:

@@ -144,7 +144,7 @@ def _retry(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from orchestra.home import orchestra_home
     from orchestra.hooks import outbox
-    from orchestra.hooks.deliver import DELIVERED, Policy, Target, post
+    from orchestra.hooks.deliver import DELIVERED, Policy, post
     from orchestra.hooks.payload import encode, ping_body
 
     targets = _resolve_targets(args)

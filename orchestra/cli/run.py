@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("-j", "--jobs", type=int, metavar="N", help="stages in parallel (default: number of CPUs)")
     run.add_argument("-k", "--keep-going", action="store_true", help="after a failure, let independent stages finish")
     run.add_argument("--dry-run", action="store_true", help="print the plan; run and write nothing")
+    run.add_argument("--executor", default="local", metavar="local|dask://HOST:PORT",
+                     help="where stages run: this machine (default) or a Dask cluster (pip install 'orchestra[dask]'; "
+                          "files move through ORCHESTRA_ARTIFACTS=URL when paths are not shared)")
     run.add_argument("--experiment", "--experiment-name", dest="experiment", default="Default", help="experiment name")
     run.add_argument("--mlflow-artifacts", action="store_true",
                      help="with a tracking server: upload stage outputs and their manifest, so --load-from "
@@ -71,10 +74,14 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise BadInputError(f"-j {args.jobs}: must be at least 1")
+    from orchestra import executors
+
+    executors.parse(args.executor)  # a bad value is exit 2 before the project is even fetched
     options = options_from(
         args, jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run, experiment=args.experiment,
         hooks_uris=tuple(args.hooks_uris), trust_project_hooks=args.trust_project_hooks,
         hooks_drain=args.hooks_drain, quiet=args.quiet, mlflow_artifacts=args.mlflow_artifacts,
+        executor=args.executor,
     )
     if options.tracking_uri or args.mlflow_artifacts or os.environ.get("MLFLOW_TRACKING_URI"):
         from orchestra import tracking

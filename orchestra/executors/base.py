@@ -12,7 +12,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from orchestra import process
 from orchestra.process import LineSink, ProcessRegistry
@@ -35,6 +35,14 @@ class StageTask:
     declared_outputs: tuple[str, ...] = ()
     timeout: float | None = None
     resources: Mapping[str, Any] = field(default_factory=dict)
+    # For remote workers, which build the stage's environment from their own: the variables
+    # orchestra sets (ORCHESTRA_*, --extra env), the EnvSpec to resolve there, the driver's
+    # paths of the project and of each upstream output, and those outputs' manifests.
+    overlay_env: Mapping[str, str] = field(default_factory=dict)
+    env_spec: Any = None
+    env_manager: str | None = None
+    input_dirs: Mapping[str, str] = field(default_factory=dict)
+    input_manifests: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +78,15 @@ class Executor(Protocol):
 
 
 def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = None,
-            on_start: Any = None) -> TaskOutcome:
-    """Run one attempt and publish its outputs on success; discard them otherwise."""
+            on_start: Any = None, *, publisher: Callable[[Path], Mapping[str, Any] | None] | None = None
+            ) -> TaskOutcome:
+    """Run one attempt and publish its outputs on success; discard them otherwise.
+
+    Args:
+        publisher: publishes the staging directory and returns the manifest (default: into the
+            local object store). A publisher returning None leaves the files in place for the
+            driver to publish (a remote worker on a shared filesystem).
+    """
     from orchestra.store import artifacts
 
     started = time.time()
@@ -92,18 +107,22 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     status = result.status
     if status == "ok":
         try:
-            manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
-            digest = artifacts.manifest_digest(manifest)
+            if publisher is None:
+                manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
+            else:
+                manifest = publisher(staging)
+            digest = artifacts.manifest_digest(manifest) if manifest is not None else None
         except artifacts.OutputError as exc:
             status, message = "failed", str(exc)
     elif status == "timeout":
         message = f"timed out after {task.timeout:g}s"
     elif status == "failed":
         message = f"exited with code {result.exit_code}"
-    try:
-        staging.rmdir()  # empty after a publish: files moved into the object store
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
+    if not (status == "ok" and manifest is None and publisher is not None):
+        try:
+            staging.rmdir()  # empty after a publish: files moved into the object store
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
     return TaskOutcome(
         stage=task.stage, attempt=task.attempt, status=status, exit_code=result.exit_code, start_time=started,
         end_time=time.time(), manifest=manifest, manifest_digest=digest, message=message,

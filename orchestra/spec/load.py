@@ -271,6 +271,10 @@ def _build_stage(name: str, entry: Mapping[str, Any], root: Path, where: str) ->
         if Path(output).is_absolute() or ".." in Path(output).parts:
             raise SpecError(f"output path {output!r} must be relative and stay inside the output directory",
                             where=f"{where}: {at}.outputs")
+    if entry.get("resources"):
+        from orchestra import resources
+
+        resources.validate(entry["resources"], f"{where}: {at}.resources")
     return StageSpec(
         name=name, command=command, parameters=params, depends_on=tuple(dict.fromkeys(depends_on)),
         outputs=tuple(entry.get("outputs", ())), cache=bool(entry.get("cache", True)),

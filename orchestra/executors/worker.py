@@ -246,12 +246,14 @@ def run_dask(remote: RemoteTask) -> TaskOutcome:
     watcher = threading.Thread(target=_watch_cancel, args=(worker, remote.key, registry, stop), daemon=True,
                                name=f"orchestra-cancel-{remote.key}")
     watcher.start()
-    sink = None
+    sink: LineSink | None = None
     if remote.lines_topic:
         topic, stage = remote.lines_topic, remote.task.stage
 
-        def sink(stream: str, line: str) -> None:
+        def send_line(stream: str, line: str) -> None:
             worker.log_event(topic, [stage, stream, line])  # batched, no round trip
+
+        sink = send_line
 
     try:
         return execute_remote(remote, registry, sink)

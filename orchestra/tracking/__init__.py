@@ -15,7 +15,7 @@ from orchestra.tracking.uri import TrackingURI, TrackingURIError, configured, pa
 if TYPE_CHECKING:
     from orchestra.api import RunOptions
     from orchestra.events import Listener
-    from orchestra.runner import Prepared
+    from orchestra.prepare import Prepared
     from orchestra.tracking.sender import Policy
     from orchestra.tracking.sync import SyncReport
 

@@ -27,7 +27,7 @@ from orchestra.tracking.uri import TrackingURI
 
 if TYPE_CHECKING:
     from orchestra.api import RunOptions
-    from orchestra.runner import Prepared
+    from orchestra.prepare import Prepared
 
 log = logging.getLogger(__name__)
 _STATUS = {events.SUCCESS: "FINISHED", events.FAILED: "FAILED", events.KILLED: "KILLED"}

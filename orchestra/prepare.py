@@ -1,0 +1,148 @@
+"""Fetch, load, select, resolve params and environments, and plan: what ``run`` and ``plan`` share."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from orchestra import envs, graph as graphmod, plan as planmod, source
+from orchestra.api import RunOptions
+from orchestra.errors import NotSupportedError, ParamError, RunNotFoundError, SpecError
+from orchestra.spec import load as specload
+from orchestra.spec import params as paramsmod
+from orchestra.spec.model import ProjectSpec, StageSpec
+from orchestra.store import runs as runstore
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A project resolved up to its plan: everything ``run`` and ``plan`` share."""
+
+    project: source.ProjectDir
+    spec: ProjectSpec
+    graph: graphmod.StageGraph
+    targets: tuple[str, ...]
+    params: Mapping[str, paramsmod.StageParams]
+    environments: Mapping[str, envs.Environment | None]
+    inputs: Mapping[str, planmod.StageInputs]
+    options: planmod.PlanOptions
+    plan: planmod.Plan
+
+
+def prepare(uri: str, options: RunOptions, *, build_envs: bool) -> Prepared:
+    """Fetch, load, select, resolve params and environments, and plan. Raises BadInputError."""
+    project = source.fetch(uri, options.version)
+    try:
+        return _prepare(project, options, build_envs=build_envs)
+    except BaseException:
+        project.cleanup()
+        raise
+
+
+def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: bool) -> Prepared:
+    spec = specload.load(project.path)
+    targets = tuple(dict.fromkeys(options.entry_points)) or _default_targets(spec)
+    implicit = []
+    for target in targets:
+        if target not in spec.entry_points:
+            stage = specload.implicit_stage(project.path, target)
+            if stage is None:
+                raise SpecError(
+                    f"unknown entry point '{target}'", where=spec.display_file,
+                    hint=("entry points: " + ", ".join(spec.entry_points)) if spec.entry_points
+                    else "the project has no MLproject: name a .py or .sh file with -e",
+                )
+            implicit.append(stage)
+    full = graphmod.build(spec, implicit)
+    graph = full.subgraph(graphmod.select(full, targets))
+    stages = [graph.stages[name] for name in graph.order]
+    assignments = paramsmod.parse_assignments(options.params, graph.order)
+    allow_extras = len(stages) == 1 and not spec.is_pipeline
+    paramsmod.check_unused(assignments, stages, allow_extras)
+    cwd = Path.cwd()
+    params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras)
+              for s in stages}
+    for name in options.force:
+        if name not in graph.stages:
+            raise ParamError(f"--force {name}: not a selected stage", hint=f"selected: {', '.join(graph.order)}")
+    environments = _environments(spec, stages, project.path, options, build=build_envs)
+    load_from = None
+    if options.load_from:
+        load_from = _resolve_load_from(options)
+        for name in options.load_stages:
+            if name not in graph.stages:
+                raise RunNotFoundError(f"--load-stages {name}: not a selected stage",
+                                       hint=f"selected: {', '.join(graph.order)}")
+            if runstore.stage_of(load_from, name) is None:
+                record = runstore.get_run(load_from)
+                valid = [s["name"] for s in record["stages"] if s["status"] in runstore.REUSABLE]
+                raise RunNotFoundError(f"--load-stages {name}: run {load_from[:8]} has no finished stage '{name}'",
+                                       hint="stages with outputs: " + (", ".join(valid) or "none"))
+    elif options.load_stages:
+        raise ParamError("--load-stages needs --load-from RUN_ID")
+    inputs = {}
+    for stage in stages:
+        env = environments[stage.name]
+        p = params[stage.name]
+        inputs[stage.name] = planmod.StageInputs(
+            name=stage.name, command=stage.command, params=p, env_key=env.key if env else None,
+            code_digest=project.code_digest,
+            path_inputs={path: _path_digest(path) for path in p.path_files}, cache=stage.cache,
+        )
+    plan_options = planmod.PlanOptions(no_cache=options.no_cache, force=frozenset(options.force),
+                                       load_from=load_from, load_stages=frozenset(options.load_stages))
+    the_plan = planmod.plan(graph, inputs, plan_options, planmod.LiveStoreView(project.uri))
+    return Prepared(project, spec, graph, targets, params, environments, inputs, plan_options, the_plan)
+
+
+def _resolve_load_from(options: RunOptions) -> str:
+    if options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # may be an MLflow run id (issue 8)
+        from orchestra import tracking
+
+        return tracking.resolve_load_from(options.load_from or "", options)
+    return runstore.resolve_run_id(options.load_from or "")
+
+
+def _default_targets(spec: ProjectSpec) -> tuple[str, ...]:
+    if spec.is_pipeline:
+        return tuple(spec.entry_points)
+    return ("main",)
+
+
+def _path_digest(path: str) -> str:
+    from orchestra import fingerprint
+
+    return fingerprint.path_digest(path)
+
+
+def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, options: RunOptions,
+                  *, build: bool) -> dict[str, envs.Environment | None]:
+    """Resolve each distinct environment once, in parallel when several need building."""
+    if options.env_manager is not None and options.env_manager not in envs.ENV_MANAGERS:
+        raise ParamError(f"--env-manager {options.env_manager}: unknown", hint=f"one of {', '.join(envs.ENV_MANAGERS)}")
+    wanted = {}
+    for stage in stages:
+        env_spec = spec.env_for(stage)
+        if env_spec is not None and env_spec.kind == "docker" and options.env_manager != "local":
+            raise NotSupportedError("docker_env is not supported yet", where=env_spec.declared_at,
+                                    hint="run it with --env-manager local, or use conda_env/python_env")
+        wanted[stage.name] = env_spec
+    distinct = list(dict.fromkeys(wanted.values()))
+    resolve = envs.ensure if build else envs.peek
+    if len(distinct) > 1 and build:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(distinct))) as pool:
+            built = dict(zip(distinct, pool.map(lambda s: resolve(s, project_root=root, env_manager=options.env_manager), distinct)))
+    else:
+        built = {s: resolve(s, project_root=root, env_manager=options.env_manager) for s in distinct}
+    return {name: built[env_spec] for name, env_spec in wanted.items()}
+
+
+def plan_only(uri: str, options: RunOptions) -> Prepared:
+    """The plan, without running, building or writing anything."""
+    prepared = prepare(uri, options, build_envs=False)
+    prepared.project.cleanup()
+    return prepared

@@ -205,6 +205,27 @@ class MirrorListener:
                 return
             time.sleep(0.02)
 
+    def _catch_up(self, conn: Any, deadline: float) -> None:
+        """Earlier runs mirrored to this server left operations pending (it was down, or their
+        orchestra was killed). It answers now, and this process has its credentials: send those
+        too, within what is left of the drain, as webhook deliveries are resumed by later runs."""
+        from orchestra.errors import OrchestraError
+        from orchestra.tracking.sync import sync
+
+        rows = conn.execute("SELECT DISTINCT run_id FROM ops WHERE uri = ? AND state = ? AND run_id != ?",
+                            (self.key, queue.PENDING, self.run_id)).fetchall()
+        for (earlier,) in rows:
+            left = deadline - time.monotonic()
+            if left <= 0.1:
+                return
+            try:
+                sync(earlier, self.uri, upload_outputs=False, timeout_s=left)
+            except OrchestraError as exc:  # still running elsewhere, or the server stopped answering
+                log.info("MLflow mirror of earlier run %s not caught up: %s", earlier, exc)
+                continue
+            if not self.quiet:
+                notice(f"also sent the pending mirror of earlier run {earlier} to {self.key}")
+
     def close(self, drain_s: float) -> None:
         """Wait at most ``drain_s`` for the queue (one quick last try when the server is known down)."""
         try:
@@ -225,6 +246,8 @@ class MirrorListener:
                 time.sleep(0.02)
             self._sender.stop()
             pending = queue.counts(conn, self.key, self.run_id).get(queue.PENDING, 0)
+            if not pending and not self.breaker.open:
+                self._catch_up(conn, deadline)
             parent = queue.get_target(conn, self.key, self.run_id, PARENT)
             if pending:
                 notice(f"{pending} MLflow mirror operation(s) of run {self.run_id} not sent to {self.key}; "

@@ -331,6 +331,31 @@ def test_server_stopped_mid_run_then_synced(make_project, tmp_path: Path):
         server.stop()
 
 
+def test_a_later_run_sends_what_an_earlier_run_left_pending(make_project, tmp_path: Path):
+    """Like webhook deliveries, a mirror left pending while the server was down goes out with the
+    next tracked run once the server answers, without an explicit `runs sync`."""
+    server = MlflowServer(require_venv(), tmp_path / "late-server")  # not started yet: down
+    project = make_project("""
+        entry_points:
+          main: {command: "python -c 'print(1)'"}
+    """)
+    experiment = _experiment()
+    try:
+        down = run_cli("run", str(project), "--tracking-uri", server.url, "--experiment", experiment, "--json")
+        assert down.code == 0, down.err
+        earlier = json.loads(down.out)["run_id"]
+        assert f"orchestra runs sync {earlier}" in down.err
+        server.start()
+        later = run_cli("run", str(project), "--tracking-uri", server.url, "--experiment", experiment, "--json")
+        assert later.code == 0, later.err
+        assert f"also sent the pending mirror of earlier run {earlier}" in later.err
+        parent, children = server.runs_of(earlier, experiment)
+        assert parent["info"]["status"] == "FINISHED" and children["main"]["info"]["status"] == "FINISHED"
+        assert server.runs_of(json.loads(later.out)["run_id"], experiment)[0]["info"]["status"] == "FINISHED"
+    finally:
+        server.stop()
+
+
 def test_sync_replays_a_run_that_was_never_mirrored(make_project, mlflow_server: MlflowServer):
     project = make_project(PIPELINE, {"prep.py": FILES["prep.py"], "report.py": "print('r')\n", "train.py": """
         import sys

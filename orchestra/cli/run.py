@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="where stages run: this machine (default) or a Dask cluster (pip install 'orchestra[dask]'; "
                           "files move through ORCHESTRA_ARTIFACTS=URL when paths are not shared)")
     run.add_argument("--experiment", "--experiment-name", dest="experiment", default="Default", help="experiment name")
+    run.add_argument("--run-name", metavar="NAME", help="a name for the run (tag mlflow.runName, as mlflow run)")
     run.add_argument("--mlflow-artifacts", action="store_true",
                      help="with a tracking server: upload stage outputs and their manifest, so --load-from "
                           "<MLflow run id> works from another machine")
@@ -81,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         args, jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run, experiment=args.experiment,
         hooks_uris=tuple(args.hooks_uris), trust_project_hooks=args.trust_project_hooks,
         hooks_drain=args.hooks_drain, quiet=args.quiet, mlflow_artifacts=args.mlflow_artifacts,
-        executor=args.executor,
+        executor=args.executor, tags={"mlflow.runName": args.run_name} if args.run_name else {},
     )
     if options.tracking_uri or args.mlflow_artifacts or os.environ.get("MLFLOW_TRACKING_URI"):
         from orchestra import tracking

@@ -138,7 +138,7 @@ class MirrorListener:
         self.run_tags = dict(event.tags)
         spec_name = getattr(self.prepared.spec, "name", None)
         queue.add_target(queue.open_db(self.home), self.key, event.run_id, PARENT, experiment=self.experiment,
-                         start_time=event.timestamp, run_name=opsmod.run_name(spec_name, event.run_id),
+                         start_time=event.timestamp, run_name=event.tags.get("mlflow.runName") or opsmod.run_name(spec_name, event.run_id),
                          tags=opsmod.parent_tags(event.tags, event.run_id))
         if event.params:
             self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])

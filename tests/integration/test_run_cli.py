@@ -257,3 +257,12 @@ def test_a_reader_that_goes_away_does_not_kill_the_run(make_project, cli):
     assert proc.wait(60) == 0
     record = json.loads(cli("runs", "list", "--json").out)[0]
     assert record["status"] == "FINISHED"
+
+
+def test_run_name_is_recorded_as_mlflow_does(make_project, cli):
+    project = make_project("""
+        entry_points:
+          main: {command: "python -c 'print(1)'"}
+    """)
+    record = json.loads(cli("run", str(project), "--run-name", "baseline v2", "--json").out)
+    assert record["tags"]["mlflow.runName"] == "baseline v2"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from orchestra import envs, graph as graphmod, plan as planmod, source
 from orchestra.api import RunOptions
 from orchestra.errors import NotSupportedError, ParamError, RunNotFoundError, SpecError
 from orchestra.spec import load as specload
 from orchestra.spec import params as paramsmod
-from orchestra.spec.model import ProjectSpec, StageSpec
+from orchestra.spec.model import EnvSpec, ProjectSpec, StageSpec
 from orchestra.store import runs as runstore
 
 
@@ -31,17 +32,19 @@ class Prepared:
     plan: planmod.Plan
 
 
-def prepare(uri: str, options: RunOptions, *, build_envs: bool) -> Prepared:
+def prepare(uri: str, options: RunOptions, *, build_envs: bool,
+            progress: Callable[[str], None] | None = None) -> Prepared:
     """Fetch, load, select, resolve params and environments, and plan. Raises BadInputError."""
     project = source.fetch(uri, options.version)
     try:
-        return _prepare(project, options, build_envs=build_envs)
+        return _prepare(project, options, build_envs=build_envs, progress=progress)
     except BaseException:
         project.cleanup()
         raise
 
 
-def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: bool) -> Prepared:
+def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: bool,
+             progress: Callable[[str], None] | None = None) -> Prepared:
     spec = specload.load(project.path)
     targets = tuple(dict.fromkeys(options.entry_points)) or _default_targets(spec)
     implicit = []
@@ -67,7 +70,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     for name in options.force:
         if name not in graph.stages:
             raise ParamError(f"--force {name}: not a selected stage", hint=f"selected: {', '.join(graph.order)}")
-    environments = _environments(spec, stages, project.path, options, build=build_envs)
+    environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress)
     load_from = None
     if options.load_from:
         load_from = _resolve_load_from(options)
@@ -118,7 +121,7 @@ def _path_digest(path: str) -> str:
 
 
 def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, options: RunOptions,
-                  *, build: bool) -> dict[str, envs.Environment | None]:
+                  *, build: bool, progress: Callable[[str], None] | None = None) -> dict[str, envs.Environment | None]:
     """Resolve each distinct environment once, in parallel when several need building."""
     if options.env_manager is not None and options.env_manager not in envs.ENV_MANAGERS:
         raise ParamError(f"--env-manager {options.env_manager}: unknown", hint=f"one of {', '.join(envs.ENV_MANAGERS)}")
@@ -130,14 +133,28 @@ def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, op
                                     hint="run it with --env-manager local, or use conda_env/python_env")
         wanted[stage.name] = env_spec
     distinct = list(dict.fromkeys(wanted.values()))
-    resolve = envs.ensure if build else envs.peek
-    if len(distinct) > 1 and build:
+    if not build:
+        return {name: envs.peek(s, project_root=root, env_manager=options.env_manager) for name, s in wanted.items()}
+
+    def resolve(env_spec: EnvSpec | None) -> envs.Environment:
+        # A cold build can take a while (a conda solve): say so before, and how long after.
+        started = time.monotonic()
+        known = envs.peek(env_spec, project_root=root, env_manager=options.env_manager) if progress else None
+        cold = progress is not None and (known is None or (known.prefix is not None and not known.prefix.exists()))
+        if cold and env_spec is not None:
+            progress(f"orchestra: building environment ({env_spec.declared_at}) …")
+        environment = envs.ensure(env_spec, project_root=root, env_manager=options.env_manager)
+        if cold and environment.built and progress is not None:
+            progress(f"orchestra: built {environment.description} in {time.monotonic() - started:.1f}s")
+        return environment
+
+    if len(distinct) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(4, len(distinct))) as pool:
-            built = dict(zip(distinct, pool.map(lambda s: resolve(s, project_root=root, env_manager=options.env_manager), distinct)))
+            built = dict(zip(distinct, pool.map(resolve, distinct)))
     else:
-        built = {s: resolve(s, project_root=root, env_manager=options.env_manager) for s in distinct}
+        built = {s: resolve(s) for s in distinct}
     return {name: built[env_spec] for name, env_spec in wanted.items()}
 
 

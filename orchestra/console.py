@@ -57,9 +57,28 @@ class Console:
             if self.live and self._status:
                 self._write("\r\x1b[K")
             self._write(text + "\n")
-            if self.live and not self._closed.is_set():
+            self._status = ""
+            if self.live and not self._closed.is_set() and self.total:
                 self._draw()
             self._flush()
+
+    def transient(self, text: str) -> None:
+        """A line shown only on a terminal and only until the next one ("building …"): a
+        failure after it still reads as the one line it is, and logs stay clean."""
+        if not self.live or self._closed.is_set():
+            return
+        with self._lock:
+            self._status = text
+            self._write("\r\x1b[K" + text)
+            self._flush()
+
+    def clear(self) -> None:
+        """Remove a transient or status line (before an error message is printed below it)."""
+        if self.live and self._status:
+            with self._lock:
+                self._write("\r\x1b[K")
+                self._flush()
+                self._status = ""
 
     def stage_line(self, stage: str, text: str) -> None:
         self.line(f"[{stage}] {text}")

@@ -6,10 +6,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from orchestra import envs, graph as graphmod, plan as planmod, source
 from orchestra.api import RunOptions
+from orchestra.console import Console
 from orchestra.errors import NotSupportedError, ParamError, RunNotFoundError, SpecError
 from orchestra.spec import load as specload
 from orchestra.spec import params as paramsmod
@@ -33,7 +34,7 @@ class Prepared:
 
 
 def prepare(uri: str, options: RunOptions, *, build_envs: bool,
-            progress: Callable[[str], None] | None = None) -> Prepared:
+            progress: Console | None = None) -> Prepared:
     """Fetch, load, select, resolve params and environments, and plan. Raises BadInputError."""
     project = source.fetch(uri, options.version)
     try:
@@ -44,7 +45,7 @@ def prepare(uri: str, options: RunOptions, *, build_envs: bool,
 
 
 def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: bool,
-             progress: Callable[[str], None] | None = None) -> Prepared:
+             progress: Console | None = None) -> Prepared:
     spec = specload.load(project.path)
     targets = tuple(dict.fromkeys(options.entry_points)) or _default_targets(spec)
     implicit = []
@@ -121,7 +122,7 @@ def _path_digest(path: str) -> str:
 
 
 def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, options: RunOptions,
-                  *, build: bool, progress: Callable[[str], None] | None = None) -> dict[str, envs.Environment | None]:
+                  *, build: bool, progress: Console | None = None) -> dict[str, envs.Environment | None]:
     """Resolve each distinct environment once, in parallel when several need building."""
     if options.env_manager is not None and options.env_manager not in envs.ENV_MANAGERS:
         raise ParamError(f"--env-manager {options.env_manager}: unknown", hint=f"one of {', '.join(envs.ENV_MANAGERS)}")
@@ -141,11 +142,15 @@ def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, op
         started = time.monotonic()
         known = envs.peek(env_spec, project_root=root, env_manager=options.env_manager) if progress else None
         cold = progress is not None and (known is None or (known.prefix is not None and not known.prefix.exists()))
-        if cold and env_spec is not None:
-            progress(f"orchestra: building environment ({env_spec.declared_at}) …")
-        environment = envs.ensure(env_spec, project_root=root, env_manager=options.env_manager)
+        if cold and env_spec is not None and progress is not None:
+            progress.transient(f"orchestra: building environment ({env_spec.declared_at}) …")
+        try:
+            environment = envs.ensure(env_spec, project_root=root, env_manager=options.env_manager)
+        finally:
+            if cold and progress is not None:
+                progress.clear()
         if cold and environment.built and progress is not None:
-            progress(f"orchestra: built {environment.description} in {time.monotonic() - started:.1f}s")
+            progress.line(f"orchestra: built {environment.description} in {time.monotonic() - started:.1f}s")
         return environment
 
     if len(distinct) > 1:

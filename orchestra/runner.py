@@ -25,7 +25,7 @@ def run(uri: str, options: RunOptions) -> RunResult:
     """Prepare, then drive the plan (or only print it with ``dry_run``) and record the run."""
     console = Console(quiet=options.quiet)
     runstore.reap_stale_runs()
-    prepared = prepare(uri, options, build_envs=not options.dry_run, progress=console.line)
+    prepared = prepare(uri, options, build_envs=not options.dry_run, progress=console)
     try:
         if options.dry_run:
             for decision in prepared.plan.stages:

@@ -475,14 +475,14 @@ def test_conda_activation_scripts_set_their_variables(tmp_path, cli, channel):
     assert data == f"{prefix}/share/hellodata" and content == "data"  # the final path, not the build dir
 
 
-def test_a_cold_build_is_announced_and_a_warm_reuse_is_silent(tmp_path, cli, channel):
+def test_a_cold_build_is_reported_and_a_warm_reuse_is_silent(tmp_path, cli, channel):
     root = tmp_path / "proj"
     root.mkdir()
     _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'hello'\n",
              {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")})
     first = cli("run", str(root))
     assert first.code == 0, first.err
-    assert "orchestra: building environment (MLproject: conda_env) …" in first.err
     assert "orchestra: built conda env" in first.err
+    assert "building environment" not in first.err  # "building …" is a transient line, on a terminal only
     again = cli("run", str(root), "--no-cache")
     assert again.code == 0 and "building environment" not in again.err and "built " not in again.err

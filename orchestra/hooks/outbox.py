@@ -14,10 +14,9 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from orchestra.hooks.deliver import DEAD, DELIVERED, DISABLED, Outcome, Target
 from orchestra.hooks.pending import pid_alive
@@ -107,16 +106,7 @@ def db_path(home: Path) -> Path:
     return home / f"{DB_NAME}.sqlite"
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT (connections are in autocommit mode; see store/db.py)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+transaction = db.immediate  # BEGIN IMMEDIATE … COMMIT (connections are in autocommit mode)
 
 
 def record_event(conn: sqlite3.Connection, *, event_id: str, run_id: str | None, name: str, status: str,

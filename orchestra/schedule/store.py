@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from orchestra.errors import BadInputError
 from orchestra.schedule.model import Schedule
-from orchestra.store.db import connect
+from orchestra.store.db import connect, immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS schedules (
@@ -79,17 +78,9 @@ def db() -> sqlite3.Connection:
     return connect("schedules", SCHEMA)
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+def transaction(conn: sqlite3.Connection | None = None) -> immediate:
     """BEGIN IMMEDIATE … COMMIT: one writer at a time across processes (the claim's mutual exclusion)."""
-    conn = conn or db()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    return immediate(conn or db())
 
 
 def _row_to_stored(row: sqlite3.Row) -> StoredSchedule:

@@ -117,7 +117,8 @@ def _stat_token(st: os.stat_result) -> str:
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """sha256 of a file, streamed (outputs can be gigabytes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
@@ -179,7 +180,7 @@ def _store(source: Path, *, move: bool) -> tuple[dict[str, object], tuple[str, i
     """Put one file into the object store; return its manifest entry and a new object record."""
     st = source.stat()
     executable = bool(st.st_mode & statmod.S_IXUSR)
-    sha = _hash_file(source)
+    sha = hash_file(source)
     obj = object_path(sha, executable)
     record = None
     if not obj.exists():
@@ -268,7 +269,7 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
         known = runstore.object_stat(key)
         token = _stat_token(st)
         if known is None or known[1] != token:
-            if _hash_file(obj) != sha:
+            if hash_file(obj) != sha:
                 _quarantine(obj, sha, executable)
                 return Verification(False, f"{rel}: content does not match sha256 (corrupt object removed)")
             updates.append((key, st.st_size, token))

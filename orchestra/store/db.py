@@ -54,3 +54,25 @@ def reset_connections() -> None:
     for conn in set(_local.__dict__.get("conns", {}).values()):
         conn.close()
     _local.__dict__["conns"] = {}
+
+
+class immediate:
+    """``with immediate(conn) as conn:`` — BEGIN IMMEDIATE … COMMIT, ROLLBACK on any exception.
+
+    Connections are in autocommit mode, so this is the only way stores write several rows at
+    once; IMMEDIATE takes the write lock up front, so concurrent writers wait on the busy
+    timeout instead of failing halfway. A class rather than a generator: it is on the
+    per-stage hot path.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

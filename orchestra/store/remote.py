@@ -144,7 +144,7 @@ class RemoteStore:
         Raises:
             OutputError: a declared output is missing, or a symlink escapes.
         """
-        from orchestra.store.artifacts import OutputError
+        from orchestra.store.artifacts import OutputError, hash_file
 
         directory = directory.resolve()
         for name in declared:
@@ -161,7 +161,7 @@ class RemoteStore:
             if not real.is_file():
                 continue
             st = real.stat()
-            sha = _hash_file(real)
+            sha = hash_file(real)
             self.put_object(real, sha, st.st_size)
             manifest[rel] = {"sha256": sha, "size": st.st_size,
                              "mode": 0o755 if st.st_mode & statmod.S_IXUSR else 0o644}
@@ -227,14 +227,6 @@ def _files(root: Path, skip: frozenset[str]) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if d not in skip and not (base / d).is_symlink())
         for name in sorted(filenames):
             yield base / name
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- driver side: between the store and the local object store ---------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.errors import RunNotFoundError
-from orchestra.store.db import connect
+from orchestra.store.db import connect, immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -95,22 +95,8 @@ def db() -> sqlite3.Connection:
     return connect("runs", SCHEMA)
 
 
-class _Tx:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``: writers queue on the busy timeout instead of failing."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def transaction() -> _Tx:
-    return _Tx(db())
+def transaction() -> immediate:
+    return immediate(db())
 
 
 def _dump(value: Any) -> str:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from orchestra.store import db
 
@@ -92,15 +91,7 @@ def open_db(home: Path | None = None) -> sqlite3.Connection:
     return db.connect(DB_NAME, SCHEMA, home)
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+transaction = db.immediate  # BEGIN IMMEDIATE … COMMIT: ops of a stage end are queued at once
 
 
 def add_target(conn: sqlite3.Connection, uri: str, run_id: str, stage: str, *, experiment: str,

@@ -28,6 +28,24 @@ from orchestra.process import LineSink
 CONNECT_TIMEOUT_S = 5.0
 
 
+def _check_reachable(address: str, timeout: float) -> None:
+    """Fail at once on a refused connection: distributed's client retries until its timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "") or parts.hostname is None or parts.port is None:
+        return  # other transports: the client decides
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        raise BadInputError(f"cannot reach the Dask scheduler at {address}: connection refused", where="--executor",
+                            hint="is it running, and is the address right?") from None
+    except OSError:
+        pass  # unresolvable or slow: the client's own attempt reports it
+
+
 def connect(address: str, timeout: float | None = None) -> Any:
     """A distributed.Client for ``address`` (``tcp://host:port``), or a one-line exit-2 error.
 
@@ -43,6 +61,7 @@ def connect(address: str, timeout: float | None = None) -> Any:
     except ImportError:
         raise BadInputError("--executor dask://: Dask is not installed",
                             hint="pip install 'orchestra[dask]'") from None
+    _check_reachable(address, timeout)
     import logging
 
     # A failed connect logs a traceback from distributed's loop; the error below says it all.
@@ -50,8 +69,8 @@ def connect(address: str, timeout: float | None = None) -> Any:
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise BadInputError(f"cannot reach the Dask scheduler at {address}",
-                            where="--executor", hint=f"is it running? ({str(exc).splitlines()[0][:200]})") from None
+        raise BadInputError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0][:200]}",
+                            where="--executor", hint="is it running, and is the address right?") from None
     # The client logs tracebacks when it loses the scheduler; orchestra reports it per stage.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)

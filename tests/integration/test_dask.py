@@ -260,8 +260,8 @@ def test_unreachable_scheduler_is_exit_2_naming_the_address(cli, make_project):
     result = cli("run", str(root), "--executor", f"dask://127.0.0.1:{port}",
                  env={"ORCHESTRA_DASK_CONNECT_TIMEOUT": "1"})
     assert result.code == 2, result.err
-    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in result.err
-    assert "Traceback" not in result.err
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: connection refused" in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
     assert json.loads(cli("runs", "list", "--json").out) == []
 
 

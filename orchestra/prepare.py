@@ -74,7 +74,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress)
     load_from = None
     if options.load_from:
-        load_from = _resolve_load_from(options)
+        load_from = _resolve_load_from(options, download=build_envs)
         for name in options.load_stages:
             if name not in graph.stages:
                 raise RunNotFoundError(f"--load-stages {name}: not a selected stage",
@@ -101,11 +101,11 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     return Prepared(project, spec, graph, targets, params, environments, inputs, plan_options, the_plan)
 
 
-def _resolve_load_from(options: RunOptions) -> str:
+def _resolve_load_from(options: RunOptions, *, download: bool) -> str:
     if options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # may be an MLflow run id (issue 8)
         from orchestra import tracking
 
-        return tracking.resolve_load_from(options.load_from or "", options)
+        return tracking.resolve_load_from(options.load_from or "", options, download=download)
     return runstore.resolve_run_id(options.load_from or "")
 
 

@@ -48,11 +48,14 @@ def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | N
     return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy.from_env())
 
 
-def resolve_load_from(ref: str, options: RunOptions) -> str:
+def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True) -> str:
     """``--load-from``: a local run id (or prefix), else an MLflow run id on the tracking server.
 
     A run found on the server is imported first (outputs downloaded and verified against its
     manifest); the returned id is then a local run the planner can load from.
+
+    With ``download=False`` (``orchestra plan``, ``--dry-run``: they write nothing) an MLflow run
+    id that is not imported yet is an error saying how to import it.
 
     Raises:
         RunNotFoundError: neither a local run nor (with a tracking server) a mirrored MLflow run.
@@ -66,6 +69,10 @@ def resolve_load_from(ref: str, options: RunOptions) -> str:
         uri = configured(options.tracking_uri)
         if uri is None or len(ref.strip()) != 32:
             raise
+    if not download:
+        raise RunNotFoundError(f"--load-from {ref.strip()}: not a run in this ORCHESTRA_HOME; if it is an MLflow run, "
+                               "planning would have to download its outputs, and plans write nothing",
+                               hint=f"`orchestra run … --load-from {ref.strip()} --tracking-uri {uri.display}` imports it")
     from orchestra.tracking.remote_load import import_run
 
     return import_run(ref.strip().lower(), uri)

@@ -398,6 +398,11 @@ def test_load_from_an_mlflow_run_in_another_home(make_project, mlflow_server: Ml
     # Another machine: a fresh ORCHESTRA_HOME that has never seen either run; it loads from the
     # second MLflow run, whose outputs live in the first one's artifacts.
     other = {**mlflow_env, "ORCHESTRA_HOME": str(tmp_path / "other-home")}
+    # A plan writes nothing, so it does not download: it says how to import instead.
+    planned = run_cli("plan", str(project), "--tracking-uri", mlflow_server.url,
+                      "--load-from", parent_again["info"]["run_id"], env=other)
+    assert planned.code == 2 and "plans write nothing" in planned.err and len(planned.err.strip().splitlines()) == 1
+    assert not (tmp_path / "other-home" / "objects").exists() or not any((tmp_path / "other-home" / "objects").iterdir())
     second, record2 = _run(project, mlflow_server, experiment, "--load-from", parent_again["info"]["run_id"], env=other)
     assert second.code == 0, second.err
     assert [s["status"] for s in record2["stages"]] == ["LOADED"] * 3

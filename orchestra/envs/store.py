@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 from orchestra.errors import EnvError
 from orchestra.home import home_path
+from orchestra.pids import pid_alive
 
 MARKER = ".orchestra-env.json"
 LAYOUT_VERSION = 1
@@ -102,16 +103,6 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep(only: str | None = None) -> list[Path]:
     """Delete builds left by dead processes: ``.tmp-*`` dirs whose pid is gone (or that are a day
     old), and, for ``only`` (whose lock the caller holds), an unmarked published directory."""
@@ -130,7 +121,7 @@ def sweep(only: str | None = None) -> list[Path]:
             continue
         if pid == os.getpid():
             continue
-        if pid <= 0 or not _pid_alive(pid) or age > _STALE_TMP_SECONDS:
+        if pid <= 0 or not pid_alive(pid) or age > _STALE_TMP_SECONDS:
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     if only is not None:

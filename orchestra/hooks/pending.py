@@ -5,10 +5,11 @@ Kept apart from the outbox module on purpose: this import must not pull in the d
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
+
+from orchestra.pids import pid_alive
 
 __all__ = ["earliest_pending", "pid_alive"]
 
@@ -33,18 +34,3 @@ def earliest_pending(path: Path) -> float | None:
         return None  # no table yet, or unreadable: nothing this process can resume
     times = [time.time() if pid is not None and not pid_alive(pid) else next_at for pid, next_at in rows]
     return min(times) if times else None
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True for this process and any live one; a reaped (or never seen) pid is gone."""
-    if pid is None:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -36,7 +36,7 @@ import sys, time
 from pathlib import Path
 import yaml  # loaded by the run path before environments (MLproject parsing)
 from orchestra import envs
-from orchestra.spec.model import EnvSpec
+from orchestra.mlproject.model import EnvSpec
 t0 = time.perf_counter()
 env = envs.ensure(EnvSpec(kind=sys.argv[1], file=Path(sys.argv[2])), project_root=Path(sys.argv[2]).parent)
 t1 = time.perf_counter()

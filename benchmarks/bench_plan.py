@@ -17,7 +17,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     project = chain_project(Path(tempfile.mkdtemp()) / "big", n)
     os.environ["ORCHESTRA_HOME"] = tempfile.mkdtemp()
-    from orchestra import api
+    from orchestra.app import api
 
     samples = []
     for attempt in range(4):

@@ -23,8 +23,8 @@ class _Launcher:
 
 def in_process(n: int) -> None:
     os.environ["ORCHESTRA_HOME"] = tempfile.mkdtemp(prefix="orchestra-bench-")
-    from orchestra.schedule import manage
-    from orchestra.schedule.tick import tick
+    from orchestra.app.schedule import manage
+    from orchestra.app.schedule.tick import tick
     from orchestra.store import db
 
     db.reset_connections()

@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 import time
 
-from orchestra.home import orchestra_home
-from orchestra.hooks import config as cfg
-from orchestra.hooks.deliver import Policy
-from orchestra.hooks.listener import HookListener
+from orchestra.core.layout import orchestra_home
+from orchestra.integrations.hooks import config as cfg
+from orchestra.integrations.hooks.deliver import Policy
+from orchestra.integrations.hooks.listener import HookListener
 from tests.hooks_receiver import pipeline_events
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from orchestra import events as ev
+from orchestra.core import events as ev
 
 
 @dataclass(frozen=True)

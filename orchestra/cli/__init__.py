@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from orchestra import __version__
-from orchestra.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
+from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
 
 # Verb modules, in help order. Each defines register(subparsers).
 _COMMAND_MODULES = ("run", "runs", "inspect", "env", "hooks", "schedule", "gc")
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _resume_webhooks() -> None:
     """Deliveries left pending by an earlier (killed) process go out with any later command."""
     try:
-        from orchestra.hooks import resume_pending
+        from orchestra.integrations.hooks import resume_pending
 
         resume_pending(1.0)
     except Exception:  # noqa: BLE001 - a webhook never changes a command's outcome

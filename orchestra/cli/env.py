@@ -108,7 +108,7 @@ def _create(args: argparse.Namespace) -> int:
 def _lock(args: argparse.Namespace) -> int:
     from orchestra import source
     from orchestra.envs import project
-    from orchestra.errors import BadInputError
+    from orchestra.core.errors import BadInputError
 
     proj = source.fetch(args.uri, args.version)
     try:

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from orchestra import housekeeping
+    from orchestra.app import gc as housekeeping
 
     report = housekeeping.gc(keep_last=args.keep_last, older_than_days=args.older_than, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"

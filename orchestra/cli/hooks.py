@@ -63,8 +63,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from orchestra.home import orchestra_home
-    from orchestra.hooks import outbox
+    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.hooks import outbox
 
     home = orchestra_home()
     if not outbox.db_path(home).exists():
@@ -102,10 +102,10 @@ def _log_line(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _redeliver(args: argparse.Namespace) -> int:
-    from orchestra.errors import BadInputError
-    from orchestra.home import orchestra_home
-    from orchestra.hooks import outbox
-    from orchestra.hooks.sender import Sender
+    from orchestra.core.errors import BadInputError
+    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.hooks import outbox
+    from orchestra.integrations.hooks.sender import Sender
 
     home = orchestra_home()
     event = outbox.find_event(outbox.open_db(home), args.event_id) if outbox.db_path(home).exists() else None
@@ -127,8 +127,8 @@ def _redeliver(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from orchestra.home import orchestra_home
-    from orchestra.hooks import outbox, resume_pending
+    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.hooks import outbox, resume_pending
 
     home = orchestra_home()
     if outbox.db_path(home).exists():
@@ -142,10 +142,10 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from orchestra.home import orchestra_home
-    from orchestra.hooks import outbox
-    from orchestra.hooks.deliver import DELIVERED, Policy, post
-    from orchestra.hooks.payload import encode, ping_body
+    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.hooks import outbox
+    from orchestra.integrations.hooks.deliver import DELIVERED, Policy, post
+    from orchestra.integrations.hooks.payload import encode, ping_body
 
     targets = _resolve_targets(args)
     policy = Policy(total_timeout_s=args.timeout, connect_timeout_s=min(5.0, args.timeout))
@@ -172,9 +172,9 @@ def _resolve_targets(args: argparse.Namespace) -> list[Any]:
     """NAME → the configured hooks of that name (sources, then past deliveries); URL → itself."""
     from pathlib import Path
 
-    from orchestra.errors import BadInputError
-    from orchestra.hooks import config as cfg
-    from orchestra.hooks.deliver import Target
+    from orchestra.core.errors import BadInputError
+    from orchestra.integrations.hooks import config as cfg
+    from orchestra.integrations.hooks.deliver import Target
 
     if "://" in args.target:
         refusal = cfg.url_refusal(args.target, args.allow_http)
@@ -195,9 +195,9 @@ def _resolve_targets(args: argparse.Namespace) -> list[Any]:
 
 
 def _past_targets(name: str) -> list[Any]:
-    from orchestra.home import orchestra_home
-    from orchestra.hooks import outbox
-    from orchestra.hooks.deliver import Target
+    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.hooks import outbox
+    from orchestra.integrations.hooks.deliver import Target
 
     home = orchestra_home()
     if not outbox.db_path(home).exists():
@@ -209,7 +209,7 @@ def _past_targets(name: str) -> list[Any]:
 
 
 def _new_secret(args: argparse.Namespace) -> int:
-    from orchestra.hooks.deliver import new_secret
+    from orchestra.integrations.hooks.deliver import new_secret
 
     print(new_secret())
     return 0
@@ -222,7 +222,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _display(url: str) -> str:
-    from orchestra.source import strip_credentials
+    from orchestra.source.project import strip_credentials
 
     return strip_credentials(url)
 

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from orchestra import api
+    from orchestra.app import api
 
     spec, graph = api.validate(args.uri, args.version)
     kind = "pipeline" if spec.is_pipeline else "project"
@@ -27,8 +27,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _dag(args: argparse.Namespace) -> int:
-    from orchestra import api
-    from orchestra.graph import render
+    from orchestra.app import api
+    from orchestra.mlproject.graph import render
 
     _spec, graph = api.validate(args.uri, args.version)
     print(render(graph, args.format))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 
@@ -58,36 +57,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan.set_defaults(handler=_plan)
 
 
-def options_from(args: argparse.Namespace, **extra: object):
-    from orchestra.api import RunOptions
+def options_from(args: argparse.Namespace, **concerns: object):
+    """The parsed flags as RunOptions (each concern validates itself: a bad value is exit 2 here)."""
+    from orchestra.core import options as o
 
-    return RunOptions(
-        version=args.version, entry_points=tuple(args.entry_points), params=tuple(args.params),
-        no_cache=args.no_cache, force=tuple(args.force), load_from=args.load_from,
-        load_stages=tuple(s.strip() for s in args.load_stages.split(",") if s.strip()),
-        env_manager=args.env_manager, tracking_uri=getattr(args, "tracking_uri", None), **extra,  # type: ignore[arg-type]
+    return o.RunOptions(
+        selection=o.Selection(version=args.version, entry_points=tuple(args.entry_points), params=tuple(args.params)),
+        cache=o.CacheOptions(no_cache=args.no_cache, force=tuple(args.force), load_from=args.load_from,
+                             load_stages=tuple(s.strip() for s in args.load_stages.split(",") if s.strip())),
+        **concerns,  # type: ignore[arg-type]
     )
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestra import api
-    from orchestra.errors import BadInputError
+    from orchestra.app import api
+    from orchestra.core import options as o
 
-    if args.jobs is not None and args.jobs < 1:
-        raise BadInputError(f"-j {args.jobs}: must be at least 1")
-    from orchestra import executors
-
-    executors.parse(args.executor)  # a bad value is exit 2 before the project is even fetched
     options = options_from(
-        args, jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run, experiment=args.experiment,
-        hooks_uris=tuple(args.hooks_uris), trust_project_hooks=args.trust_project_hooks,
-        hooks_drain=args.hooks_drain, quiet=args.quiet, mlflow_artifacts=args.mlflow_artifacts,
-        executor=args.executor, tags={"mlflow.runName": args.run_name} if args.run_name else {},
+        args,
+        execution=o.ExecutionOptions(jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run,
+                                     env_manager=args.env_manager, executor=args.executor),
+        recording=o.RecordingOptions(experiment=args.experiment, tracking_uri=args.tracking_uri,
+                                     mlflow_artifacts=args.mlflow_artifacts,
+                                     tags={"mlflow.runName": args.run_name} if args.run_name else {}),
+        notification=o.NotificationOptions(hooks_uris=tuple(args.hooks_uris),
+                                           trust_project_hooks=args.trust_project_hooks,
+                                           hooks_drain=args.hooks_drain),
+        quiet=args.quiet,
     )
-    if options.tracking_uri or args.mlflow_artifacts or os.environ.get("MLFLOW_TRACKING_URI"):
-        from orchestra import tracking
-
-        tracking.check_options(options)  # a bad URI is exit 2 before anything is fetched or built
     result = api.run(args.uri, options)
     if args.json:
         json.dump(result.record, sys.stdout, indent=2, default=str)
@@ -96,10 +93,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from orchestra import api
-    from orchestra.plan import describe
+    from orchestra.app import api
+    from orchestra.planning.plan import describe
 
-    the_plan = api.plan(args.uri, options_from(args))
+    from orchestra.core import options as o
+
+    the_plan = api.plan(args.uri, options_from(
+        args, execution=o.ExecutionOptions(env_manager=args.env_manager),
+        recording=o.RecordingOptions(tracking_uri=args.tracking_uri)))
     if args.json:
         json.dump(the_plan.to_json(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

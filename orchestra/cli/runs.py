@@ -49,7 +49,7 @@ def _duration(record: dict[str, Any]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from orchestra import api
+    from orchestra.app import api
 
     records = api.list_runs(args.experiment, args.status, args.limit)
     if args.json:
@@ -72,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from orchestra import api
+    from orchestra.app import api
 
     record = api.get_run(args.run_id)
     if args.json:
@@ -104,8 +104,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from orchestra import api
-    from orchestra.fingerprint import differences
+    from orchestra.app import api
+    from orchestra.planning.fingerprint import differences
 
     a, b = api.get_run(args.run_a), api.get_run(args.run_b)
     print(f"{'':24} {a['run_id'][:12]:>16} {b['run_id'][:12]:>16}")
@@ -131,7 +131,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from orchestra import tracking
+    from orchestra.integrations import tracking
 
     uri = tracking.configured(args.tracking_uri)
     if uri is None:

@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from orchestra.schedule import manage
+    from orchestra.app.schedule import manage
 
     schedule, change = manage.add(
         args.name, args.uri, args.cron, replace=args.replace, timezone=args.timezone,
@@ -89,13 +89,13 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _both(moment: Any) -> str:
-    from orchestra.schedule.cron import utc_key
+    from orchestra.app.schedule.cron import utc_key
 
     return f"{moment.isoformat()}  ({utc_key(moment)})"
 
 
 def _list(args: argparse.Namespace) -> int:
-    from orchestra.schedule import manage
+    from orchestra.app.schedule import manage
 
     rows = manage.summary()
     if args.json:
@@ -117,7 +117,7 @@ def _list(args: argparse.Namespace) -> int:
 def _simple(args: argparse.Namespace) -> int:
     import time
 
-    from orchestra.schedule import store
+    from orchestra.app.schedule import store
 
     if args.verb == "remove":
         store.remove(args.name)
@@ -130,8 +130,8 @@ def _simple(args: argparse.Namespace) -> int:
 
 
 def _next(args: argparse.Namespace) -> int:
-    from orchestra.errors import BadInputError
-    from orchestra.schedule import manage
+    from orchestra.core.errors import BadInputError
+    from orchestra.app.schedule import manage
 
     if args.n < 1:
         raise BadInputError(f"-n {args.n}: must be at least 1")
@@ -144,7 +144,7 @@ def _next(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from orchestra.schedule import manage
+    from orchestra.app.schedule import manage
 
     rows = manage.history(args.name, args.n)
     if args.json:
@@ -161,7 +161,7 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from orchestra.schedule import manage
+    from orchestra.app.schedule import manage
 
     changes = manage.sync(args.uri, args.version)
     if not changes:
@@ -174,11 +174,11 @@ def _sync(args: argparse.Namespace) -> int:
 def _run_due(args: argparse.Namespace) -> int:
     import signal
 
-    from orchestra.schedule import manage
+    from orchestra.app.schedule import manage
 
     at = manage.parse_at(args.at)
     for name in args.names:
-        from orchestra.schedule import store
+        from orchestra.app.schedule import store
 
         store.get(name)  # an unknown name is exit 2, with the known ones
     report, launcher = manage.run_due(at, wait=not args.no_wait, names=args.names or None)
@@ -192,7 +192,7 @@ def _run_due(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     sys.stdout.flush()
     if not args.no_wait and launcher.children:
-        from orchestra.schedule.daemon import start_sender
+        from orchestra.app.schedule.daemon import start_sender
 
         sender = start_sender() if report.outcomes else None  # schedule webhooks go out while runs run
         previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM,)}
@@ -208,7 +208,7 @@ def _run_due(args: argparse.Namespace) -> int:
                 sender.stop()
     failed = [o for o in report.outcomes if o.state == "launch_failed"]
     if not args.no_wait:
-        from orchestra.schedule import store
+        from orchestra.app.schedule import store
 
         for outcome in report.states("launched"):
             row = store.firing(outcome.firing_id)
@@ -226,6 +226,6 @@ def _raise_interrupt(*_: Any) -> None:
 
 
 def _scheduler(args: argparse.Namespace) -> int:
-    from orchestra.schedule import daemon
+    from orchestra.app.schedule import daemon
 
     return daemon.serve()

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Mapping
 
 from orchestra.envs.select import Request, select
-from orchestra.spec.model import EnvSpec
+from orchestra.mlproject.model import EnvSpec
 
-ENV_MANAGERS = ("local", "uv", "virtualenv", "conda")
+from orchestra.core.options import ENV_MANAGERS
 
 __all__ = ["ENV_MANAGERS", "Environment", "Request", "ensure", "local_environment", "peek", "select"]
 

@@ -23,8 +23,8 @@ from urllib.parse import unquote, urlparse
 from orchestra.envs import uvtool
 from orchestra.envs.host import current_platform
 from orchestra.envs.specfiles import CondaSpec
-from orchestra.errors import EnvError
-from orchestra.home import home_path
+from orchestra.core.errors import EnvError
+from orchestra.core.layout import home_path
 
 
 def key_of(platform: str, entries: Sequence[dict[str, Any]], pip_lock: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from orchestra.envs.specfiles import display, read_yaml
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 PIP_LOCK_KEY = "orchestra.pip_lock"
 

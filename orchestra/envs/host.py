@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 CONDA_EXE_ENV = "ORCHESTRA_CONDA_EXE"
 # uv settings that change what a resolution returns: part of a python_env's spec digest.

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Sequence
 
 from orchestra.envs import Environment, ensure, select, store
-from orchestra.errors import EnvError, SpecError
-from orchestra.spec.model import EnvSpec
+from orchestra.core.errors import EnvError, SpecError
+from orchestra.mlproject.model import EnvSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class ProjectEnv:
 
 def project_envs(root: Path, entry_points: Sequence[str] = ()) -> list[ProjectEnv]:
     """The distinct environments of the project's (selected) entry points, in file order."""
-    from orchestra.spec import load as specload
+    from orchestra.mlproject import load as specload
 
     spec = specload.load(root)
     names = list(entry_points) or list(spec.entry_points)

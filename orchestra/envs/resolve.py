@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 from orchestra.envs import store
 from orchestra.envs.select import Request
 from orchestra.envs.specfiles import display
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 
 def spec_digest(request: Request, project_root: Path) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from orchestra.errors import EnvError, NotSupportedError
-from orchestra.spec.model import EnvSpec
+from orchestra.core.errors import EnvError, NotSupportedError
+from orchestra.mlproject.model import EnvSpec
 
 RequestKind = Literal["local", "conda", "conda-lock", "python", "python-from-conda", "python-bare"]
 UV_MANAGERS = ("uv", "virtualenv")

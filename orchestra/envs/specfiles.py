@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 CURRENT_PYTHON = ".".join(map(str, sys.version_info[:3]))
 # MLflow's _CONDA_DEPENDENCY_REGEX: the conda packages a python_env can stand in for.

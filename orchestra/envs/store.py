@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from orchestra.errors import EnvError
-from orchestra.home import home_path
-from orchestra.pids import pid_alive
+from orchestra.core.errors import EnvError
+from orchestra.core.layout import home_path
+from orchestra.core.pids import pid_alive
 
 MARKER = ".orchestra-env.json"
 LAYOUT_VERSION = 1

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestra.envs import uvtool
 from orchestra.envs.specfiles import PythonEnvSpec
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 
 def key_of(interpreter: str, version: str, lock_text: str) -> str:

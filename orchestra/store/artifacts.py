@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from orchestra.errors import OrchestraError
-from orchestra.home import home_path
+from orchestra.core.errors import OrchestraError
+from orchestra.core.layout import home_path
 from orchestra.store import runs as runstore
 
 _CHUNK = 1 << 20

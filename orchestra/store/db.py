@@ -13,8 +13,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from orchestra.errors import StoreError
-from orchestra.home import orchestra_home
+from orchestra.core.errors import StoreError
+from orchestra.core.layout import orchestra_home
 
 _local = threading.local()
 

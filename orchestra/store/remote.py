@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from orchestra.errors import BadInputError, StoreError
+from orchestra.core.errors import BadInputError, StoreError
 
 ENV_VAR = "ORCHESTRA_ARTIFACTS"
 _CHUNK = 1 << 20

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from orchestra.errors import RunNotFoundError
+from orchestra.core.errors import RunNotFoundError
 from orchestra.store.db import connect, immediate
 
 SCHEMA = """
@@ -242,7 +242,7 @@ def resolve_run_id(run_id: str) -> str:
 
 
 def get_run(run_id: str) -> dict[str, Any]:
-    """The run's record: DESIGN/issue 2 JSON shape (run fields + ``stages`` list)."""
+    """The run's record: the JSON shape of `orchestra runs show --json` (run fields + ``stages`` list)."""
     full = resolve_run_id(run_id)
     conn = db()
     run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (full,)).fetchone()
@@ -305,7 +305,7 @@ def reap_stale_runs() -> list[str]:
         if row["pid"] and _alive(row["pid"]):
             continue
         # The run's watchdog normally kills them; if it died too, the pgid file is still there.
-        from orchestra.home import home_path
+        from orchestra.core.layout import home_path
 
         pgids = home_path("runs", row["run_id"]) / "pgids"
         for line in (pgids.read_text().split() if pgids.exists() else ()):

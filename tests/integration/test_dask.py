@@ -287,7 +287,7 @@ def test_bad_executor_values_are_exit_2(cli, make_project, value):
 
 def test_local_runs_import_no_distributed_machinery(make_project):
     root = make_project(PIPELINE)
-    code = ("import sys, orchestra.api as api; r = api.run(sys.argv[1], api.RunOptions(quiet=True)); "
+    code = ("import sys, orchestra.app.api as api; r = api.run(sys.argv[1], api.RunOptions(quiet=True)); "
             "assert r.exit_code == 0; "
             "print(','.join(m for m in ('distributed', 'dask', 'fsspec', 's3fs', 'boto3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True).stdout
@@ -322,7 +322,7 @@ def test_sigkill_of_the_driver_kills_its_remote_stages(make_project, dask_cluste
 
 
 def test_workers_that_cannot_see_the_driver_files_are_refused(dask_cluster, tmp_path):
-    from orchestra.executors.dask import DaskExecutor
+    from orchestra.execution.executors.dask import DaskExecutor
 
     executor = DaskExecutor(dask_cluster.address)
     try:

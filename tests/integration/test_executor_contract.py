@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.executors.base import StageTask, TaskOutcome
+from orchestra.execution.executors.base import StageTask, TaskOutcome
 from tests.integration.test_kill import alive, wait_for
 
 KINDS = ["local", "dask", "dask-s3"]
@@ -21,14 +21,14 @@ KINDS = ["local", "dask", "dask-s3"]
 @pytest.fixture(params=KINDS)
 def executor(request, tmp_path, monkeypatch):
     if request.param == "local":
-        from orchestra.executors.local import LocalExecutor
+        from orchestra.execution.executors.local import LocalExecutor
 
         ex = LocalExecutor(2, pgid_file=tmp_path / "pgids")
     else:
         from tests.integration.daskcluster import cluster
 
         c = cluster()
-        from orchestra.executors.dask import DaskExecutor
+        from orchestra.execution.executors.dask import DaskExecutor
 
         store = None
         if request.param == "dask-s3":

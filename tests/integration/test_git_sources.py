@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from orchestra import source
-from orchestra.errors import SourceError
-from orchestra.gitsource import normalize, validate_url
+from orchestra.core.errors import SourceError
+from orchestra.source.git import normalize, validate_url
 from tests.integration.gitservers import GitDaemon, SshServer, ensure_user, git, make_repo
 
 

@@ -20,14 +20,14 @@ import jsonschema
 import pytest
 import standardwebhooks
 
-from orchestra.api import RunOptions
-from orchestra.errors import HooksConfigError
-from orchestra.home import orchestra_home
-from orchestra.hooks import config as cfg
-from orchestra.hooks import make_listener, outbox, resume_pending
-from orchestra.hooks.deliver import Policy
-from orchestra.hooks.listener import HookListener
-from orchestra.source import ProjectDir
+from orchestra.core.options import NotificationOptions, RunOptions
+from orchestra.core.errors import HooksConfigError
+from orchestra.core.layout import orchestra_home
+from orchestra.integrations.hooks import config as cfg
+from orchestra.integrations.hooks import make_listener, outbox, resume_pending
+from orchestra.integrations.hooks.deliver import Policy
+from orchestra.integrations.hooks.listener import HookListener
+from orchestra.source.project import ProjectDir
 from tests.conftest import REPO_ROOT
 from tests.hooks_receiver import Receiver, Reply, pipeline_events, wait_until
 
@@ -230,7 +230,7 @@ def test_deliveries_survive_a_killed_sender(orchestra_home: Path) -> None:
 
 def test_resume_pending_is_cheap_without_work(orchestra_home: Path) -> None:
     code = (
-        "import sys, orchestra.cli as c; from orchestra.hooks import resume_pending;"
+        "import sys, orchestra.cli as c; from orchestra.integrations.hooks import resume_pending;"
         "c.build_parser(); n = resume_pending(5);"
         "assert n == 0 and 'requests' not in sys.modules and 'jsonschema' not in sys.modules, sys.modules.keys()"
     )
@@ -242,7 +242,7 @@ def test_resume_pending_is_cheap_without_work(orchestra_home: Path) -> None:
 
 
 def test_two_senders_on_one_outbox_send_each_attempt_once() -> None:
-    from orchestra.hooks.sender import Sender
+    from orchestra.integrations.hooks.sender import Sender
 
     with Receiver() as receiver:
         listener = listener_for({"*": [{"url": receiver.url + "/a"}, {"url": receiver.url + "/b"}]})
@@ -272,7 +272,7 @@ def test_make_listener_merges_every_source(tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.setenv("MLFLOW_HOOKS_URI", str(tmp_path / "hooks.json"))
         spec_hooks = {"run_ended": [{"url": receiver.url + "/spec", "name": "from-spec"}]}
         listener = make_listener(spec_hooks, ProjectDir(path=tmp_path, uri=str(tmp_path)),
-                                 RunOptions(hooks_uris=[str(tmp_path / "proj")]), policy=FAST)
+                                 RunOptions(notification=NotificationOptions(hooks_uris=[str(tmp_path / "proj")])), policy=FAST)
         config_server.close()
         assert listener is not None
         listener.handle(pipeline_events()[-1])
@@ -287,7 +287,7 @@ def test_remote_project_hooks_need_trust(tmp_path: Path, capsys: pytest.CaptureF
     assert make_listener(spec_hooks, remote, RunOptions()) is None
     err = capsys.readouterr().err
     assert "ignoring hooks" in err and "theirs" in err and "--trust-project-hooks" in err
-    assert make_listener(spec_hooks, remote, RunOptions(trust_project_hooks=True)) is not None
+    assert make_listener(spec_hooks, remote, RunOptions(notification=NotificationOptions(trust_project_hooks=True))) is not None
 
 
 def test_unset_secret_is_bad_input_before_anything_runs(tmp_path: Path) -> None:

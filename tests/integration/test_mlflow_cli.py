@@ -71,7 +71,7 @@ def test_importing_the_cli_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, orchestra.cli, orchestra.tracking; "
+    code = ("import sys, orchestra.cli, orchestra.integrations.tracking; "
             "print([m for m in ('requests', 'mlflow', 'pandas') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.errors import BadInputError, StoreError
+from orchestra.core.errors import BadInputError, StoreError
 from orchestra.store.artifacts import OutputError, manifest_digest
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from orchestra.schedule import store
+from orchestra.app.schedule import store
 from orchestra.store import runs as runstore
 from tests.conftest import REPO_ROOT
 from tests.hooks_receiver import Receiver, wait_until
@@ -268,7 +268,7 @@ def test_schedule_webhooks(cli, make_project, tmp_path: Path) -> None:
         assert cli("schedule", "run-due", "--at", at).code == 0
         assert cli("schedule", "run-due", "broken", "--at", (half + timedelta(seconds=2)).isoformat()).code == 1
         receiver.wait_for(6)
-        from orchestra.hooks import outbox
+        from orchestra.integrations.hooks import outbox
 
         conn = outbox.open_db()
         # Every event recorded was delivered, and there were exactly six: no extra one is in flight.

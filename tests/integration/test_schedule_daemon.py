@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.schedule import store
+from orchestra.app.schedule import store
 from orchestra.store import runs as runstore
 from tests.hooks_receiver import wait_until
 from tests.integration.test_schedule_cli import ECHO, REPORT

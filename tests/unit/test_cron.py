@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from orchestra.errors import EXIT_BAD_INPUT, CronError
-from orchestra.schedule import cron
-from orchestra.schedule.model import jitter_offset
+from orchestra.core.errors import EXIT_BAD_INPUT, CronError
+from orchestra.app.schedule import cron
+from orchestra.app.schedule.model import jitter_offset
 
 UTC = timezone.utc
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from orchestra.schedule import manage, store
-from orchestra.schedule.clock import FakeClock
-from orchestra.schedule.daemon import Scheduler
-from orchestra.schedule.tick import MAX_CATCHUP, tick
+from orchestra.app.schedule import manage, store
+from orchestra.app.schedule.clock import FakeClock
+from orchestra.app.schedule.daemon import Scheduler
+from orchestra.app.schedule.tick import MAX_CATCHUP, tick
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
@@ -222,7 +222,7 @@ def test_paused_schedule_does_not_fire_and_resumes_from_now() -> None:
 
 def test_jitter_delays_the_launch_but_not_the_slot() -> None:
     add(cron="0 * * * *", jitter=600)
-    from orchestra.schedule.model import jitter_offset
+    from orchestra.app.schedule.model import jitter_offset
 
     delay = jitter_offset("job", "2026-03-01T13:00:00Z", 600)
     launcher = FakeLauncher()

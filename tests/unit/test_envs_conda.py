@@ -9,7 +9,7 @@ import pytest
 
 from orchestra.envs import conda, condalock
 from orchestra.envs.specfiles import parse_conda
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 from tests import envkit
 from tests.envfixtures import channel, offline_envs, session_channel, session_wheels, uv_cache  # noqa: F401
 
@@ -89,7 +89,7 @@ def test_rattler_never_loads_in_this_process(tmp_path, channel):
 
 
 def test_cli_import_stays_light():
-    code = ("import sys, orchestra.cli, orchestra.envs, orchestra.runner; "
+    code = ("import sys, orchestra.cli, orchestra.envs, orchestra.app.runner; "
             "print(','.join(m for m in ('rattler', 'conda_lock', 'asyncio', 'uv') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

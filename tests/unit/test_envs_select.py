@@ -8,9 +8,9 @@ import pytest
 
 from orchestra.envs import select
 from orchestra.envs.specfiles import CondaSpec, conda_to_python_env
-from orchestra.errors import EnvError, NotSupportedError
-from orchestra.spec.load import load
-from orchestra.spec.model import EnvSpec
+from orchestra.core.errors import EnvError, NotSupportedError
+from orchestra.mlproject.load import load
+from orchestra.mlproject.model import EnvSpec
 from tests.conftest import write_project
 
 CONDA = EnvSpec(kind="conda", file=Path("/p/conda.yaml"), declared_at="MLproject: conda_env")

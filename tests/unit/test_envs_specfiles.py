@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestra.envs.specfiles import channel_uri, parse_conda, parse_python_env
-from orchestra.errors import EnvError
+from orchestra.core.errors import EnvError
 
 
 def test_channel_uris_are_absolute(tmp_path):

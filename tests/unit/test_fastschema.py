@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from orchestra.spec import fastschema
+from orchestra.mlproject import fastschema
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 MLPROJECT = json.loads((SCHEMAS / "mlproject.schema.json").read_text())

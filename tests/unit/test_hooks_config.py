@@ -12,11 +12,11 @@ import jsonschema
 import pytest
 import standardwebhooks
 
-from orchestra import events as ev
-from orchestra.errors import HooksConfigError
-from orchestra.hooks import config as cfg
-from orchestra.hooks import payload
-from orchestra.hooks.deliver import Policy, Target, build_headers, new_secret, sign
+from orchestra.core import events as ev
+from orchestra.core.errors import HooksConfigError
+from orchestra.integrations.hooks import config as cfg
+from orchestra.integrations.hooks import payload
+from orchestra.integrations.hooks.deliver import Policy, Target, build_headers, new_secret, sign
 from tests.conftest import REPO_ROOT
 from tests.hooks_receiver import Receiver, Reply, pipeline_events
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from orchestra import fingerprint
-from orchestra.graph import build
-from orchestra.plan import LOAD, RUN, PlanOptions, StageInputs, decide, plan
-from orchestra.spec.model import ParamSpec, ProjectSpec, StageSpec
-from orchestra.spec.params import StageParams
+from orchestra.planning import fingerprint
+from orchestra.mlproject.graph import build
+from orchestra.planning.plan import LOAD, RUN, PlanOptions, StageInputs, decide, plan
+from orchestra.mlproject.model import ParamSpec, ProjectSpec, StageSpec
+from orchestra.mlproject.params import StageParams
 from orchestra.store.runs import Candidate
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestra import executors, resources
-from orchestra.errors import BadInputError, SpecError
+from orchestra.execution import executors
+from orchestra.mlproject import resources
+from orchestra.core.errors import BadInputError, SpecError
 
 
 @pytest.mark.parametrize("value, expected", [

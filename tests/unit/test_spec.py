@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestra.errors import ParamError, SpecError
-from orchestra.graph import build, render, select
-from orchestra.spec import params as P
-from orchestra.spec.load import implicit_stage, load
+from orchestra.core.errors import ParamError, SpecError
+from orchestra.mlproject.graph import build, render, select
+from orchestra.mlproject import params as P
+from orchestra.mlproject.load import implicit_stage, load
 
 
 def write(root: Path, text: str, name: str = "MLproject", **files: str) -> Path:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestra.tracking import ops, uri as urimod
-from orchestra.tracking.rest import RestClient
+from orchestra.core import tracking_uri as urimod
+from orchestra.integrations.tracking import ops
+from orchestra.integrations.tracking.rest import RestClient
 
 
 @pytest.mark.parametrize("text, base", [
@@ -102,7 +103,7 @@ def test_artifact_paths_go_through_the_proxy(artifact_uri, expected):
 
 
 def test_artifacts_outside_the_proxy_are_refused():
-    from orchestra.tracking.rest import Rejected
+    from orchestra.integrations.tracking.rest import Rejected
 
     with pytest.raises(Rejected, match="serve-artifacts"):
         RestClient(urimod.parse("http://h"))._artifact_path("s3://bucket/0/abc/artifacts", "x")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from orchestra.errors import SpecError
-from orchestra.spec.load import _parse_yaml
+from orchestra.core.errors import SpecError
+from orchestra.mlproject.load import _parse_yaml
 
 DOCUMENTS = [
     "entry_points:\n  main: {command: 'python train.py {alpha}'}\n",

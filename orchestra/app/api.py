@@ -1,0 +1,67 @@
+"""What the CLI and the scheduler call: run(), plan(), runs(), ...
+
+Every function here takes plain values and returns plain values or frozen dataclasses; the CLI
+only renders them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+from orchestra.core.options import RunOptions
+from orchestra.core.records import RunResult
+
+__all__ = ["RunOptions", "RunResult", "get_run", "list_runs", "plan", "run", "validate"]
+
+
+def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
+    """Fetch the project, plan it, drive the plan, record everything; see docs/ARCHITECTURE.md.
+
+    Raises:
+        BadInputError: bad URI, MLproject, params, hooks config (exit 2); nothing is stored.
+    """
+    from orchestra.app import runner
+
+    return runner.run(uri, options)
+
+
+def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.plan.Plan
+    """The plan ``run`` would follow, without running, building or writing anything."""
+    from orchestra.app import runner
+
+    return runner.plan_only(uri, options).plan
+
+
+def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, StageGraph]
+    """Load and check a project; raises SpecError on the first problem."""
+    from orchestra.mlproject import graph
+    from orchestra import source
+    from orchestra.mlproject import load
+
+    project = source.fetch(uri, version)
+    try:
+        spec = load.load(project.path)
+        built = graph.build(spec)
+        if spec.schedules:  # cron and zones are checked where they are understood
+            from orchestra.app.schedule import model
+
+            for name, entry in spec.schedules.items():
+                model.from_mlproject(str(name), entry, project.uri, where=spec.display_file)
+        return spec, built
+    finally:
+        project.cleanup()
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    from orchestra.store import runs
+
+    runs.reap_stale_runs()  # a run whose orchestra was SIGKILLed shows as KILLED, not RUNNING
+    return runs.get_run(run_id)
+
+
+def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    from orchestra.store import runs
+
+    runs.reap_stale_runs()
+    return runs.list_runs(experiment, status, limit)

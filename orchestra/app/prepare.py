@@ -1,0 +1,154 @@
+"""Fetch, load, select, resolve params and environments, and plan: what ``run`` and ``plan`` share."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+from orchestra import envs
+from orchestra.mlproject import graph as graphmod
+from orchestra.planning import plan as planmod
+from orchestra import source
+from orchestra.core.options import RunOptions
+from orchestra.planning.prepared import Prepared
+from orchestra.app.console import Console
+from orchestra.core.errors import NotSupportedError, ParamError, RunNotFoundError, SpecError
+from orchestra.mlproject import load as specload
+from orchestra.mlproject import params as paramsmod
+from orchestra.mlproject.model import EnvSpec, ProjectSpec, StageSpec
+from orchestra.store import runs as runstore
+
+
+def prepare(uri: str, options: RunOptions, *, build_envs: bool,
+            progress: Console | None = None) -> Prepared:
+    """Fetch, load, select, resolve params and environments, and plan. Raises BadInputError."""
+    project = source.fetch(uri, options.selection.version)
+    try:
+        return _prepare(project, options, build_envs=build_envs, progress=progress)
+    except BaseException:
+        project.cleanup()
+        raise
+
+
+def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: bool,
+             progress: Console | None = None) -> Prepared:
+    spec = specload.load(project.path)
+    targets = tuple(dict.fromkeys(options.selection.entry_points)) or _default_targets(spec)
+    implicit = []
+    for target in targets:
+        if target not in spec.entry_points:
+            stage = specload.implicit_stage(project.path, target)
+            if stage is None:
+                raise SpecError(
+                    f"unknown entry point '{target}'", where=spec.display_file,
+                    hint=("entry points: " + ", ".join(spec.entry_points)) if spec.entry_points
+                    else "the project has no MLproject: name a .py or .sh file with -e",
+                )
+            implicit.append(stage)
+    full = graphmod.build(spec, implicit)
+    graph = full.subgraph(graphmod.select(full, targets))
+    stages = [graph.stages[name] for name in graph.order]
+    assignments = paramsmod.parse_assignments(options.selection.params, graph.order)
+    allow_extras = len(stages) == 1 and not spec.is_pipeline
+    paramsmod.check_unused(assignments, stages, allow_extras)
+    cwd = Path.cwd()
+    params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras)
+              for s in stages}
+    for name in options.cache.force:
+        if name not in graph.stages:
+            raise ParamError(f"--force {name}: not a selected stage", hint=f"selected: {', '.join(graph.order)}")
+    environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress)
+    load_from = None
+    if options.cache.load_from:
+        load_from = _resolve_load_from(options, download=build_envs)
+        for name in options.cache.load_stages:
+            if name not in graph.stages:
+                raise RunNotFoundError(f"--load-stages {name}: not a selected stage",
+                                       hint=f"selected: {', '.join(graph.order)}")
+            if runstore.stage_of(load_from, name) is None:
+                record = runstore.get_run(load_from)
+                valid = [s["name"] for s in record["stages"] if s["status"] in runstore.REUSABLE]
+                raise RunNotFoundError(f"--load-stages {name}: run {load_from[:8]} has no finished stage '{name}'",
+                                       hint="stages with outputs: " + (", ".join(valid) or "none"))
+    inputs = {}
+    for stage in stages:
+        env = environments[stage.name]
+        p = params[stage.name]
+        inputs[stage.name] = planmod.StageInputs(
+            name=stage.name, command=stage.command, params=p, env_key=env.key if env else None,
+            code_digest=project.code_digest,
+            path_inputs={path: _path_digest(path) for path in p.path_files}, cache=stage.cache,
+        )
+    plan_options = planmod.PlanOptions(no_cache=options.cache.no_cache, force=frozenset(options.cache.force),
+                                       load_from=load_from, load_stages=frozenset(options.cache.load_stages))
+    the_plan = planmod.plan(graph, inputs, plan_options, planmod.LiveStoreView(project.uri))
+    return Prepared(project, spec, graph, targets, params, environments, inputs, plan_options, the_plan)
+
+
+def _resolve_load_from(options: RunOptions, *, download: bool) -> str:
+    if options.recording.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # may be an MLflow run id (issue 8)
+        from orchestra.integrations import tracking
+
+        return tracking.resolve_load_from(options.cache.load_from or "", options, download=download)
+    return runstore.resolve_run_id(options.cache.load_from or "")
+
+
+def _default_targets(spec: ProjectSpec) -> tuple[str, ...]:
+    if spec.is_pipeline:
+        return tuple(spec.entry_points)
+    return ("main",)
+
+
+def _path_digest(path: str) -> str:
+    from orchestra.planning import fingerprint
+
+    return fingerprint.path_digest(path)
+
+
+def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, options: RunOptions,
+                  *, build: bool, progress: Console | None = None) -> dict[str, envs.Environment | None]:
+    """Resolve each distinct environment once, in parallel when several need building."""
+    wanted = {}
+    for stage in stages:
+        env_spec = spec.env_for(stage)
+        if env_spec is not None and env_spec.kind == "docker" and options.execution.env_manager != "local":
+            raise NotSupportedError("docker_env is not supported yet", where=env_spec.declared_at,
+                                    hint="run it with --env-manager local, or use conda_env/python_env")
+        wanted[stage.name] = env_spec
+    distinct = list(dict.fromkeys(wanted.values()))
+    if not build:
+        return {name: envs.peek(s, project_root=root, env_manager=options.execution.env_manager) for name, s in wanted.items()}
+
+    def resolve(env_spec: EnvSpec | None) -> envs.Environment:
+        # A cold build can take a while (a conda solve): say so before, and how long after.
+        started = time.monotonic()
+        known = envs.peek(env_spec, project_root=root, env_manager=options.execution.env_manager) if progress else None
+        cold = progress is not None and (known is None or (known.prefix is not None and not known.prefix.exists()))
+        if cold and env_spec is not None and progress is not None:
+            progress.transient(f"orchestra: building environment ({env_spec.declared_at}) …")
+        try:
+            environment = envs.ensure(env_spec, project_root=root, env_manager=options.execution.env_manager)
+        finally:
+            if cold and progress is not None:
+                progress.clear()
+        if cold and environment.built and progress is not None:
+            progress.line(f"orchestra: built {environment.description} in {time.monotonic() - started:.1f}s")
+        return environment
+
+    if len(distinct) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(4, len(distinct))) as pool:
+            built = dict(zip(distinct, pool.map(resolve, distinct)))
+    else:
+        built = {s: resolve(s) for s in distinct}
+    return {name: built[env_spec] for name, env_spec in wanted.items()}
+
+
+def plan_only(uri: str, options: RunOptions) -> Prepared:
+    """The plan, without running, building or writing anything."""
+    prepared = prepare(uri, options, build_envs=False)
+    prepared.project.cleanup()
+    return prepared

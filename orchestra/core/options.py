@@ -1,0 +1,143 @@
+"""What a run is asked to do: ``orchestra run``'s options as frozen values, one per concern.
+
+``RunOptions`` groups them: :class:`Selection` (which project version, stages and params),
+:class:`CacheOptions` (what may be loaded), :class:`ExecutionOptions` (where and how stages
+run), :class:`RecordingOptions` (how the run is named and mirrored to MLflow) and
+:class:`NotificationOptions` (webhooks). Each validates itself in ``__post_init__``, so every
+caller of the api — the CLI, the scheduler, a notebook — gets the same checks and the same
+one-line, exit-2 errors before anything is fetched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from orchestra.core.errors import BadInputError, ParamError
+
+ENV_MANAGERS = ("local", "uv", "virtualenv", "conda")
+EXECUTOR_CHOICES = "local or dask://HOST:PORT"
+
+
+def parse_executor(spec: str) -> tuple[str, str | None]:
+    """``("local", None)`` or ``("dask", "tcp://HOST:PORT")``; BadInputError otherwise."""
+    from urllib.parse import urlsplit
+
+    if spec in ("", "local"):
+        return "local", None
+    if spec.startswith("dask://"):
+        parts = urlsplit(spec)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.hostname and port and not parts.path.strip("/") and not parts.query:
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            return "dask", f"tcp://{host}:{port}"
+        raise BadInputError(f"--executor {spec}: expected dask://HOST:PORT", hint="e.g. dask://127.0.0.1:8786")
+    raise BadInputError(f"--executor {spec}: unknown executor", hint=EXECUTOR_CHOICES)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which code runs: git ``version``, target stages (``-e``; empty = the default targets) and
+    raw ``-P`` strings (``k=v`` or ``stage.k=v``)."""
+
+    version: str | None = None
+    entry_points: Sequence[str] = ()
+    params: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOptions:
+    """What may be loaded instead of run.
+
+    Attributes:
+        no_cache: run every stage.
+        force: stages to rerun even if they could load.
+        load_from: run id whose outputs are preferred.
+        load_stages: stages loaded from ``load_from`` even when their keys differ.
+    """
+
+    no_cache: bool = False
+    force: Sequence[str] = ()
+    load_from: str | None = None
+    load_stages: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if self.load_stages and not self.load_from:
+            raise ParamError("--load-stages needs --load-from RUN_ID")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionOptions:
+    """Where and how stages run.
+
+    Attributes:
+        jobs: stages in parallel (None = number of CPUs, or the cluster's threads).
+        keep_going: after a failure, let independent branches finish.
+        dry_run: plan only.
+        env_manager: ``local|uv|virtualenv|conda`` override of every stage's environment.
+        executor: ``local`` or ``dask://host:port``.
+        extra_env: extra variables for every stage (the scheduler's ORCHESTRA_SCHEDULE, ...).
+    """
+
+    jobs: int | None = None
+    keep_going: bool = False
+    dry_run: bool = False
+    env_manager: str | None = None
+    executor: str = "local"
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.jobs is not None and self.jobs < 1:
+            raise BadInputError(f"-j {self.jobs}: must be at least 1")
+        if self.env_manager is not None and self.env_manager not in ENV_MANAGERS:
+            raise ParamError(f"--env-manager {self.env_manager}: unknown", hint=f"one of {', '.join(ENV_MANAGERS)}")
+        parse_executor(self.executor)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingOptions:
+    """How the run is recorded: its experiment, extra tags, and the MLflow server it is mirrored to.
+
+    Attributes:
+        experiment: experiment name.
+        tags: extra run tags (``mlflow.runName``; the scheduler adds its schedule name and slot).
+        tracking_uri: MLflow tracking server (None: ``MLFLOW_TRACKING_URI`` if set).
+        mlflow_artifacts: also upload stage outputs (and the manifest) to the MLflow runs.
+    """
+
+    experiment: str = "Default"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    tracking_uri: str | None = None
+    mlflow_artifacts: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tracking_uri:
+            from orchestra.core.tracking_uri import parse
+
+            parse(self.tracking_uri)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationOptions:
+    """Webhooks: extra config sources (``--hooks``), whether a remote project's own hooks are
+    honoured, and how long the end of a run waits for deliveries."""
+
+    hooks_uris: Sequence[str] = ()
+    trust_project_hooks: bool = False
+    hooks_drain: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything ``orchestra run`` accepts besides the URI, by concern; ``quiet``: no live
+    output on stderr."""
+
+    selection: Selection = field(default_factory=Selection)
+    cache: CacheOptions = field(default_factory=CacheOptions)
+    execution: ExecutionOptions = field(default_factory=ExecutionOptions)
+    recording: RecordingOptions = field(default_factory=RecordingOptions)
+    notification: NotificationOptions = field(default_factory=NotificationOptions)
+    quiet: bool = False

@@ -1,0 +1,144 @@
+"""Typed records that cross layers: what a run returns and what the stores hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from orchestra.core.status import RunStatus, StageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of ``run()``: the run's id, final status, exit code and stored record."""
+
+    run_id: str | None
+    status: str
+    exit_code: int
+    record: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GitState:
+    """A directory inside a git work tree: HEAD, branch, origin, uncommitted changes, code digest."""
+
+    commit: str
+    branch: str | None
+    repo_url: str | None
+    dirty: bool
+    code_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One logged value of a metric: ``key`` at ``step``, logged at ``timestamp`` (epoch seconds)."""
+
+    key: str
+    value: float
+    step: int = 0
+    timestamp: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFrom:
+    """The earlier stage whose outputs a LOADED stage links."""
+
+    run_id: str
+    stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """One stage of a stored run, as ``orchestra runs show`` reads it."""
+
+    name: str
+    status: StageStatus
+    exit_code: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    attempts: int = 0
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    log_dir: str | None = None
+    outputs_dir: str | None = None
+    cache_key: str | None = None
+    components: Mapping[str, Any] = field(default_factory=dict)
+    env_key: str | None = None
+    command: str | None = None
+    manifest: Mapping[str, Mapping[str, Any]] | None = None
+    loaded_from: LoadedFrom | None = None
+    message: str | None = None
+
+    @property
+    def log_paths(self) -> dict[str, str]:
+        if not self.log_dir:
+            return {}
+        return {"stdout": f"{self.log_dir}/stdout.log", "stderr": f"{self.log_dir}/stderr.log"}
+
+    def to_json(self) -> dict[str, Any]:
+        """The stage's part of ``orchestra runs show --json`` (the stored JSON shape)."""
+        return {
+            "name": self.name, "status": str(self.status), "exit_code": self.exit_code,
+            "start_time": self.start_time, "end_time": self.end_time, "attempts": self.attempts,
+            "metrics": dict(self.metrics), "params": dict(self.params), "tags": dict(self.tags),
+            "log_paths": self.log_paths, "outputs_dir": self.outputs_dir, "cache_key": self.cache_key,
+            "components": dict(self.components), "env_key": self.env_key, "command": self.command,
+            "manifest": dict(self.manifest) if self.manifest is not None else None,
+            "loaded_from": {"run_id": self.loaded_from.run_id, "stage": self.loaded_from.stage}
+            if self.loaded_from else None,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A stored run with its stages."""
+
+    run_id: str
+    experiment: str
+    status: RunStatus
+    start_time: float
+    end_time: float | None = None
+    project_uri: str | None = None
+    targets: tuple[str, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    message: str | None = None
+    stages: tuple[StageRecord, ...] = ()
+
+    def stage(self, name: str) -> StageRecord | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """``orchestra runs show --json``: the run's fields and a ``stages`` list."""
+        return {
+            "run_id": self.run_id, "experiment": self.experiment, "status": str(self.status),
+            "start_time": self.start_time, "end_time": self.end_time, "project_uri": self.project_uri,
+            "targets": list(self.targets), "params": dict(self.params), "tags": dict(self.tags),
+            "message": self.message, "stages": [s.to_json() for s in self.stages],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StageUpdate:
+    """A change to one stage row: every field left None stays as stored."""
+
+    status: StageStatus | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    attempts: int | None = None
+    exit_code: int | None = None
+    cache_key: str | None = None
+    components: Mapping[str, Any] | None = None
+    env_key: str | None = None
+    command: str | None = None
+    log_dir: str | None = None
+    outputs_dir: str | None = None
+    manifest: Mapping[str, Mapping[str, Any]] | None = None
+    manifest_digest: str | None = None
+    loaded_from: LoadedFrom | None = None
+    metrics: Mapping[str, float] | None = None
+    params: Mapping[str, str] | None = None
+    tags: Mapping[str, str] | None = None
+    message: str | None = None

@@ -1,0 +1,323 @@
+"""The Dask executor: ready stages go to an existing Dask cluster (``--executor dask://HOST:PORT``).
+
+orchestra keeps the DAG; Dask only places single attempts on workers, honouring each stage's
+``resources``. Only the attempt description goes out and only a small outcome comes back:
+files move through the driver's shared paths or the ``ORCHESTRA_ARTIFACTS`` store. A worker that
+dies mid-stage makes the attempt fail (the stage's ``retries`` apply) instead of Dask silently
+running it again: the driver watches the scheduler's ``remove-worker`` events.
+
+Requirements on the cluster: the same orchestra (and distributed) importable on the scheduler
+and every worker. Imported only when a dask executor is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from orchestra.core.errors import BadInputError
+from orchestra.execution.executors.base import StageTask, TaskOutcome
+from orchestra.execution.executors.worker import RemoteTask, run_dask
+from orchestra.execution.process import LineSink
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Fail at once on a refused connection: distributed's client retries until its timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "") or parts.hostname is None or parts.port is None:
+        return  # other transports: the client decides
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        raise BadInputError(f"cannot reach the Dask scheduler at {address}: connection refused", where="--executor",
+                            hint="is it running, and is the address right?") from None
+    except OSError:
+        pass  # unresolvable or slow: the client's own attempt reports it
+
+
+def connect(address: str, timeout: float | None = None) -> Any:
+    """A distributed.Client for ``address`` (``tcp://host:port``), or a one-line exit-2 error.
+
+    The connect timeout is ``timeout``, else ``ORCHESTRA_DASK_CONNECT_TIMEOUT`` seconds (5).
+    """
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get("ORCHESTRA_DASK_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S)
+        except ValueError:
+            raise BadInputError("ORCHESTRA_DASK_CONNECT_TIMEOUT: not a number of seconds") from None
+    try:
+        import distributed
+    except ImportError:
+        raise BadInputError("--executor dask://: Dask is not installed",
+                            hint="pip install 'orchestra[dask]'") from None
+    _check_reachable(address, timeout)
+    import logging
+
+    # A failed connect logs a traceback from distributed's loop; the error below says it all.
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise BadInputError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0][:200]}",
+                            where="--executor", hint="is it running, and is the address right?") from None
+    # The client logs tracebacks when it loses the scheduler; orchestra reports it per stage.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    return client
+
+
+class DaskExecutor:
+    """Runs StageTasks on a Dask cluster."""
+
+    def __init__(self, address: str, *, store_url: str | None = None,
+                 sink_for: Callable[[str], LineSink | None] | None = None,
+                 connect_timeout: float | None = None) -> None:
+        self.address = address
+        self.store = None
+        if store_url:  # a bad store URL is a configuration error: say so before any network
+            from orchestra.store.remote import RemoteStore
+
+            self.store = RemoteStore(store_url)
+        self.client = connect(address, connect_timeout)
+        self._events: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        self._running: dict[str, tuple[Any, StageTask]] = {}
+        self._code: dict[str, Mapping[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._cancelling = False
+        self.client.subscribe_topic("all", self._on_cluster_event)
+        self._lines_topic = None
+        self._sink_for = sink_for
+        if sink_for is not None:
+            self._lines_topic = f"orchestra-lines-{uuid.uuid4().hex}"
+            self._sinks: dict[str, LineSink | None] = {}
+            self.client.subscribe_topic(self._lines_topic, self._on_line)
+
+    # -- cluster facts, checked before the run starts -----------------------------------
+    def workers(self) -> dict[str, dict[str, Any]]:
+        return dict(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def slots(self) -> int:
+        """Total worker threads: the default number of stages in flight."""
+        return max(1, sum(int(w.get("nthreads", 1)) for w in self.workers().values()))
+
+    def preflight(self, requests: Mapping[str, Mapping[str, Any]], probe: Path | None = None,
+                  project_dir: Path | None = None) -> None:
+        """Fail fast (exit 2): no workers, a stage no worker can ever satisfy, workers with another
+        orchestra, or — without an artifact store — workers that cannot see the driver's files
+        (``probe``, a file written here, and ``project_dir``)."""
+        from orchestra.mlproject import resources
+
+        workers = self.workers()
+        if not workers:
+            raise BadInputError(f"the Dask scheduler at {self.address} has no workers",
+                                where="--executor", hint="start one with dask worker " + self.address)
+        offers = {addr: {k: float(v) for k, v in (w.get("resources") or {}).items()} for addr, w in workers.items()}
+        resources.check_satisfiable(requests, offers, cluster=self.address)
+        self._check_workers(probe if self.store is None else None, project_dir)
+
+    def _check_workers(self, probe: Path | None, project_dir: Path | None) -> None:
+        from orchestra import __version__
+
+        token = uuid.uuid4().hex
+        if probe is not None:
+            probe.write_text(token)
+        try:
+            seen = self.client.run(_probe, str(probe) if probe else None, str(project_dir or ""))
+        finally:
+            if probe is not None:
+                probe.unlink(missing_ok=True)
+        # Workers unpickle orchestra's task and result types: another version breaks subtly.
+        other = sorted(f"{addr} has {version}" for addr, (version, _t) in seen.items() if version != __version__)
+        if other:
+            raise BadInputError(f"Dask workers run another orchestra than this machine ({__version__}): "
+                                + ", ".join(other), where="--executor",
+                                hint="install the same orchestra on the driver, the scheduler and every worker")
+        blind = sorted(addr for addr, (_v, value) in seen.items() if value != token)
+        if probe is not None and blind:
+            raise BadInputError(f"Dask workers {', '.join(blind)} cannot see this machine's files "
+                                f"({probe.parent}, {project_dir})", where="--executor",
+                                hint="set ORCHESTRA_ARTIFACTS=s3://bucket/prefix or a file:// URL on a shared "
+                                     "filesystem, or share ORCHESTRA_HOME and the project at the same paths")
+
+    # -- the Executor protocol ------------------------------------------------------------
+    def submit(self, task: StageTask) -> None:
+        from orchestra.mlproject import resources
+
+        key = f"orchestra-{task.stage}-{task.attempt}-{uuid.uuid4().hex[:12]}"
+        code = None
+        if self.store is not None:
+            from orchestra.store import remote
+
+            code = self._code_manifest(task.cwd)
+            for manifest in task.input_manifests.values():
+                if manifest:
+                    remote.push(self.store, manifest)  # loaded upstream outputs may exist only here
+        shipped = task if not task.overlay_env else _without_env(task)
+        remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
+                                 code_manifest=code, lines_topic=self._lines_topic)
+        if self._sink_for is not None:
+            self._sinks[task.stage] = self._sink_for(task.stage)
+        future = self.client.submit(run_dask, remote_task, key=key, pure=False,
+                                    resources=resources.labels(task.resources) or None)
+        with self._lock:
+            self._running[key] = (future, task)
+        future.add_done_callback(lambda _f, key=key: self._events.put(("done", key, "")))
+
+    def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._running:
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                return []
+            try:
+                first = self._events.get(timeout=wait)  # short slices: signals stay prompt
+            except queue.Empty:
+                continue
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            outcomes = [o for o in (self._settle(*item) for item in batch) if o is not None]
+            if outcomes:
+                return outcomes
+        return []
+
+    def cancel(self) -> None:
+        self._cancelling = True  # set first: the futures' own callbacks may report before ours
+        with self._lock:
+            futures = [future for future, _task in self._running.values()]
+            keys = list(self._running)
+        if futures:
+            try:
+                self.client.cancel(futures, force=True)
+            except Exception:  # noqa: BLE001 - a dead scheduler: the workers free the keys anyway
+                pass
+        for key in keys:
+            self._events.put(("cancelled", key, ""))
+
+    def close(self) -> None:
+        try:
+            self.client.close(timeout=5)
+        except Exception:  # noqa: BLE001 - closing must not hide the run's result
+            pass
+
+    @property
+    def pending(self) -> int:
+        return len(self._running)
+
+    # -- internals ------------------------------------------------------------------------
+    def _on_cluster_event(self, event: tuple[float, Any]) -> None:
+        msg = event[1] if isinstance(event, (tuple, list)) else event
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker" or msg.get("expected"):
+            return
+        worker = str(msg.get("worker", "?"))
+        for key in msg.get("processing-tasks") or ():
+            if key in self._running:
+                self._events.put(("lost", str(key), worker))
+
+    def _on_line(self, event: tuple[float, Any]) -> None:
+        try:
+            stage, stream, line = event[1]
+        except (TypeError, ValueError):
+            return
+        sink = self._sinks.get(stage)
+        if sink is not None:
+            sink(stream, line)
+
+    def _settle(self, kind: str, key: str, worker: str) -> TaskOutcome | None:
+        with self._lock:
+            entry = self._running.pop(key, None)
+        if entry is None:
+            return None  # already settled (lost, then its cancellation reported done)
+        future, task = entry
+        if kind == "lost":
+            future.cancel()  # Dask would run it again by itself: it counts as a failed attempt here
+            return _outcome(task, "failed", f"Dask worker {worker} was lost while running it")
+        if kind == "cancelled" or (future.status == "cancelled" and self._cancelling):
+            return _outcome(task, "killed", "cancelled")
+        if future.status == "cancelled":  # not by us: the scheduler dropped it or went away
+            return _outcome(task, "failed", f"the Dask scheduler at {self.address} dropped it "
+                                            "(connection lost or scheduler restarted)")
+        try:
+            if future.status == "finished":
+                return self._finish(task, future.result())
+            exc = future.exception()
+        except Exception as err:  # noqa: BLE001 - the result could not be fetched (worker gone, bad pickle)
+            exc = err
+        if type(exc).__name__ == "KilledWorker":
+            return _outcome(task, "failed", f"Dask worker lost while running it ({exc})")
+        return _outcome(task, "failed", f"on the Dask worker: {type(exc).__name__}: {exc}")
+
+    def _finish(self, task: StageTask, outcome: TaskOutcome) -> TaskOutcome:
+        """Bring a worker's outputs and logs into this machine's stores."""
+        import dataclasses
+
+        from orchestra.core.errors import OrchestraError
+        from orchestra.store import artifacts
+
+        try:
+            if self.store is not None:
+                from orchestra.store import remote
+
+                attempt_key = self.store.attempt_key(task.run_id, task.stage, task.attempt)
+                self.store.append_logs(attempt_key, Path(task.log_dir))
+                if outcome.status == "ok" and outcome.manifest is not None:
+                    remote.pull(self.store, outcome.manifest, Path(task.outputs_dir))
+            elif outcome.status == "ok" and outcome.manifest is None:
+                staging = Path(task.staging_dir)
+                try:
+                    manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+                return dataclasses.replace(outcome, manifest=manifest, manifest_digest=artifacts.manifest_digest(manifest))
+        except OrchestraError as exc:
+            return dataclasses.replace(outcome, status="failed", message=str(exc), manifest=None, manifest_digest=None)
+        return outcome
+
+    def _code_manifest(self, cwd: str) -> Mapping[str, Any]:
+        if cwd not in self._code:
+            assert self.store is not None
+            self._code[cwd] = self.store.push_tree(Path(cwd), skip=frozenset({".git"}))
+        return self._code[cwd]
+
+
+def _without_env(task: StageTask) -> StageTask:
+    import dataclasses
+
+    # The driver's whole environment (tokens included) stays here: workers use their own.
+    return dataclasses.replace(task, env={})
+
+
+def _probe(path: str | None, project_dir: str) -> tuple[str, str | None]:
+    """Runs on each worker: its orchestra version, and the driver's token if it can see it."""
+    from orchestra import __version__
+
+    if path is None:
+        return __version__, None
+    try:
+        return __version__, Path(path).read_text() if Path(project_dir).is_dir() else None
+    except OSError:
+        return __version__, None
+
+
+def _outcome(task: StageTask, status: str, message: str) -> TaskOutcome:
+    import time
+
+    now = time.time()
+    return TaskOutcome(stage=task.stage, attempt=task.attempt, status=status, exit_code=None, start_time=now,
+                       end_time=now, message=message)

@@ -1,0 +1,79 @@
+"""One stage attempt as a :class:`StageTask`: its command rendered, its environment and paths set.
+
+``build_task`` is the only place that decides what a stage process sees: the command with
+``{outputs}`` / ``{inputs.X}`` filled in, the working directory, ``ORCHESTRA_*`` variables,
+the stage environment's variables, and what listeners provide (``MLFLOW_RUN_ID`` & co.). Every
+executor receives what it builds, so the local pool and a remote worker run the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from orchestra.core.layout import RunLayout, input_variable
+from orchestra.execution.executors.base import StageTask
+from orchestra.mlproject import params as paramsmod
+from orchestra.mlproject.model import StageSpec
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """What every task of one run shares.
+
+    Attributes:
+        run_id: the run.
+        layout: where the run's stage directories are.
+        project_dir: the stages' working directory.
+        base_env: the caller's environment every stage starts from.
+        extra_env: variables set for every stage (the scheduler's ``ORCHESTRA_SCHEDULE``, ...).
+        env_manager: the ``--env-manager`` override, for workers that resolve environments.
+    """
+
+    run_id: str
+    layout: RunLayout
+    project_dir: Path
+    base_env: Mapping[str, str]
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    env_manager: str | None = None
+
+
+def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: paramsmod.StageParams,
+               environment: Any = None, env_spec: Any = None, inputs: Mapping[str, str] = {},
+               input_manifests: Mapping[str, Mapping[str, Any]] = {},
+               provided_env: Mapping[str, str] = {}) -> StageTask:
+    """The StageTask of ``stage``'s attempt ``attempt``.
+
+    Args:
+        params: the stage's resolved parameters.
+        environment: its built :class:`orchestra.envs.Environment` (None: the caller's).
+        env_spec: the EnvSpec a remote worker resolves on its side.
+        inputs: upstream stage → its published outputs directory (every ancestor).
+        input_manifests: upstream stage → its outputs' manifest (remote workers fetch by it).
+        provided_env: variables that listeners give this stage (the MLflow mirror's run ids).
+    """
+    layout = context.layout
+    name = stage.name
+    staging = str(layout.staging_dir(name, attempt))
+    metrics_file = str(layout.metrics_file(name))
+    command = paramsmod.render(stage, params, outputs=staging, inputs=inputs)
+    env = dict(context.base_env)
+    if environment is not None:
+        env = environment.apply(env)
+    overlay = {**context.extra_env, "ORCHESTRA_RUN_ID": context.run_id, "PYTHONUNBUFFERED": "1",
+               "ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": staging, "ORCHESTRA_ATTEMPT": str(attempt),
+               "ORCHESTRA_METRICS_FILE": metrics_file}
+    for parent, path in inputs.items():
+        overlay[input_variable(parent)] = path
+    env.update((k, v) for k, v in overlay.items() if k.startswith("ORCHESTRA_"))
+    env.update(provided_env)
+    overlay.update(provided_env)
+    return StageTask(
+        run_id=context.run_id, stage=name, attempt=attempt, command=command, cwd=str(context.project_dir),
+        env=env, log_dir=str(layout.log_dir(name)), staging_dir=staging, outputs_dir=str(layout.outputs_dir(name)),
+        metrics_file=metrics_file, declared_outputs=stage.outputs, timeout=stage.timeout,
+        resources=dict(stage.resources), overlay_env=overlay, env_spec=env_spec,
+        env_manager=context.env_manager, input_dirs=dict(inputs),
+        input_manifests={parent: input_manifests.get(parent, {}) for parent in inputs},
+    )

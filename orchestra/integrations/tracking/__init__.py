@@ -1,0 +1,86 @@
+"""The MLflow bridge (issue 8): mirror runs to a tracking server over its REST API, sync, reuse.
+
+orchestra never imports the ``mlflow`` package: it speaks the server's REST API with requests
+(:mod:`orchestra.tracking.rest`). Importing this package imports neither requests nor sqlite
+helpers; the runner calls :func:`make_listener` and :func:`resolve_load_from`, the CLI calls
+:func:`check_options` and :func:`sync_run`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orchestra.core.tracking_uri import TrackingURI, TrackingURIError, configured, parse, redact
+
+if TYPE_CHECKING:
+    from orchestra.core.options import RunOptions
+    from orchestra.core.events import Listener
+    from orchestra.planning.prepared import Prepared
+    from orchestra.integrations.tracking.sender import Policy
+    from orchestra.integrations.tracking.sync import SyncReport
+
+__all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "make_listener", "parse", "redact",
+           "resolve_load_from", "sync_run"]
+
+
+def check_options(options: RunOptions) -> TrackingURI | None:
+    """Validate the tracking flags of a run before anything happens.
+
+    Raises:
+        TrackingURIError: a tracking URI that is not http(s)://, or --mlflow-artifacts without one.
+    """
+    uri = configured(options.recording.tracking_uri)
+    if uri is None and options.recording.mlflow_artifacts:
+        raise TrackingURIError("--mlflow-artifacts needs a tracking server",
+                               hint="pass --tracking-uri http://host:port or set MLFLOW_TRACKING_URI")
+    return uri
+
+
+def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | None = None) -> Listener | None:
+    """The mirror listener of one run, or None when no tracking server is configured."""
+    uri = check_options(options)
+    if uri is None:
+        return None
+    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.tracking.mirror import MirrorListener
+    from orchestra.integrations.tracking.sender import Policy
+
+    return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy.from_env())
+
+
+def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True) -> str:
+    """``--load-from``: a local run id (or prefix), else an MLflow run id on the tracking server.
+
+    A run found on the server is imported first (outputs downloaded and verified against its
+    manifest); the returned id is then a local run the planner can load from.
+
+    With ``download=False`` (``orchestra plan``, ``--dry-run``: they write nothing) an MLflow run
+    id that is not imported yet is an error saying how to import it.
+
+    Raises:
+        RunNotFoundError: neither a local run nor (with a tracking server) a mirrored MLflow run.
+    """
+    from orchestra.core.errors import RunNotFoundError
+    from orchestra.store import runs as runstore
+
+    try:
+        return runstore.resolve_run_id(ref)
+    except RunNotFoundError:
+        uri = configured(options.recording.tracking_uri)
+        if uri is None or len(ref.strip()) != 32:
+            raise
+    if not download:
+        raise RunNotFoundError(f"--load-from {ref.strip()}: not a run in this ORCHESTRA_HOME; if it is an MLflow run, "
+                               "planning would have to download its outputs, and plans write nothing",
+                               hint=f"`orchestra run … --load-from {ref.strip()} --tracking-uri {uri.display}` imports it")
+    from orchestra.integrations.tracking.remote_load import import_run
+
+    return import_run(ref.strip().lower(), uri)
+
+
+def sync_run(run_id: str, uri: TrackingURI, *, upload_outputs: bool = False, timeout_s: float = 300.0,
+             experiment: str | None = None) -> SyncReport:
+    """Send what the mirror of ``run_id`` left behind, or replay the whole run if it was never mirrored."""
+    from orchestra.integrations.tracking.sync import sync
+
+    return sync(run_id, uri, upload_outputs=upload_outputs, timeout_s=timeout_s, experiment=experiment)

@@ -1,0 +1,259 @@
+"""MirrorListener: the events.Listener that mirrors one orchestra run to an MLflow tracking server.
+
+Only two things happen in the engine's thread, both bounded by short timeouts and skipped once
+the breaker is open: creating the parent run at ``run_started`` and a stage's child run just
+before the stage starts (its id goes into the stage's ``MLFLOW_RUN_ID``, as ``mlflow run``
+does). Everything else is written to the queue (mirror.sqlite) and sent by the background
+sender; ``close`` waits a bounded time for it, and what is left is sent by ``orchestra runs sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from orchestra.core import events
+from orchestra.integrations.tracking import ops as opsmod
+from orchestra.integrations.tracking import queue
+from orchestra.integrations.tracking.queue import PARENT
+from orchestra.integrations.tracking.rest import Rejected, RestClient, Timeouts, Unavailable
+from orchestra.integrations.tracking.sender import Applier, Breaker, Policy, Sender
+from orchestra.core.tracking_uri import TrackingURI
+
+if TYPE_CHECKING:
+    from orchestra.core.options import RunOptions
+    from orchestra.planning.prepared import Prepared
+
+log = logging.getLogger(__name__)
+_STATUS = {events.SUCCESS: "FINISHED", events.FAILED: "FAILED", events.KILLED: "KILLED"}
+_LAST_TRY_S = 2.0  # at the end, a server found down gets one more chance this long
+
+
+def notice(text: str) -> None:
+    print(f"orchestra: notice: {text}", file=sys.stderr, flush=True)
+
+
+class MirrorListener:
+    """Mirrors one run; see the module docstring.
+
+    Args:
+        uri: the tracking server.
+        prepared: the run's prepared project (stage params and environments).
+        options: the run's options (experiment, ``mlflow_artifacts``).
+        home: ORCHESTRA_HOME.
+        policy: retry delays and synchronous timeouts (tests inject short ones).
+    """
+
+    def __init__(self, uri: TrackingURI, prepared: Prepared, options: RunOptions, *, home: Path,
+                 policy: Policy = Policy()) -> None:
+        self.uri = uri
+        self.key = uri.display
+        self.prepared = prepared
+        self.experiment = options.recording.experiment
+        self.upload_outputs = bool(options.recording.mlflow_artifacts)
+        self.home = home
+        self.quiet = options.quiet
+        self.policy = policy
+        self.breaker = Breaker()
+        lock = threading.Lock()
+        connect, read = policy.sync_timeouts
+        self._sync = Applier(uri, RestClient(uri, Timeouts(quick=(connect, read), transfer=(connect, read))), home, lock)
+        self._sender = Sender(Applier(uri, RestClient(uri), home, lock), lambda: self.run_id, self.breaker, policy)
+        self.run_id: str | None = None
+        self.run_tags: dict[str, str] = {}
+        self._children: set[str] = set()
+        queue.open_db(home)  # schema now, not at the first event
+
+    # -- engine thread: synchronous, bounded -----------------------------------------------
+    def stage_env(self, name: str, decision: Any = None) -> dict[str, str]:
+        """MLFLOW_* variables for a stage about to start, creating its child run if the server is up."""
+        # The URI without credentials: stage code prints it (mlflow's "View run at ..."). Credentials
+        # from the URI go in the variables the mlflow client reads for basic auth.
+        env = {"MLFLOW_TRACKING_URI": self.uri.base}
+        if self.uri.username is not None:
+            env["MLFLOW_TRACKING_USERNAME"] = self.uri.username
+            env["MLFLOW_TRACKING_PASSWORD"] = self.uri.password or ""
+        if self.run_id is None:
+            return env
+        try:
+            environment = self.prepared.environments.get(name)
+            queue.add_target(queue.open_db(self.home), self.key, self.run_id, name, experiment=self.experiment,
+                             start_time=time.time(), run_name=name,
+                             tags=opsmod.child_tags(self.run_tags, self.run_id, name,
+                                                    env_kind=environment.kind if environment else None,
+                                                    cache_key=getattr(decision, "key", None)))
+            self._children.add(name)
+            target = self._create_now(name)
+            if target is None:
+                target = queue.get_target(queue.open_db(self.home), self.key, self.run_id, PARENT)
+            if target is not None and target.experiment_id:
+                env["MLFLOW_EXPERIMENT_ID"] = target.experiment_id
+            if target is not None and target.stage == name and target.mlflow_run_id:
+                env["MLFLOW_RUN_ID"] = target.mlflow_run_id
+            elif os.environ.get("MLFLOW_RUN_ID"):
+                env["MLFLOW_RUN_ID"] = ""  # not an inherited run of someone else (mlflow ignores "")
+        except Exception:  # noqa: BLE001 - mirroring never breaks a stage
+            log.warning("MLflow mirror: cannot prepare the run of stage %s", name, exc_info=True)
+        return env
+
+    def _create_now(self, stage: str):  # -> Target | None
+        if self.breaker.open or self.run_id is None:
+            return None
+        try:
+            return self._sync.ensure(self.run_id, stage, lock_timeout=sum(self.policy.sync_timeouts))
+        except Unavailable as exc:
+            self.breaker.trip(str(exc))
+            notice(f"MLflow tracking server {self.key} unreachable ({exc}); the run goes on and is mirrored "
+                   "in the background when it answers again")
+        except Rejected as exc:
+            log.warning("MLflow mirror: the server refused to create a run: %s", exc)
+        return None
+
+    # -- events --------------------------------------------------------------------------
+    def handle(self, event: events.Event) -> None:
+        try:
+            if event.name == events.RUN_STARTED:
+                self._run_started(event)
+            elif event.name == events.STAGE_ENDED and event.stage is not None:
+                self._stage_ended(event)
+            elif event.name == events.RUN_ENDED:
+                self._enqueue(PARENT, [("status", {"status": _STATUS.get(event.status or "", "FAILED"),
+                                                   "end_time": event.timestamp})])
+        except Exception:  # noqa: BLE001 - a listener never breaks a run
+            log.warning("MLflow mirror: event %s not recorded", event.name, exc_info=True)
+
+    def _enqueue(self, stage: str, ops: opsmod.OpList) -> None:
+        if self.run_id is None or not ops:
+            return
+        queue.enqueue(queue.open_db(self.home), self.key, self.run_id, stage, ops)
+        self._sender.wake()
+
+    def _run_started(self, event: events.Event) -> None:
+        self.run_id = event.run_id
+        self.run_tags = dict(event.tags)
+        spec_name = getattr(self.prepared.spec, "name", None)
+        queue.add_target(queue.open_db(self.home), self.key, event.run_id, PARENT, experiment=self.experiment,
+                         start_time=event.timestamp, run_name=event.tags.get("mlflow.runName") or opsmod.run_name(spec_name, event.run_id),
+                         tags=opsmod.parent_tags(event.tags, event.run_id))
+        if event.params:
+            self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])
+        self._create_now(PARENT)
+        self._sender.start()
+
+    def _stage_ended(self, event: events.Event) -> None:
+        name = event.stage
+        assert name is not None and self.run_id is not None
+        p = self.prepared.params.get(name)
+        declared = {**dict(p.text), **dict(p.extras)} if p is not None else {}
+        if event.status == events.LOADED and event.loaded_from:
+            self._loaded(event, name, declared)
+            return
+        if name not in self._children:
+            return  # skipped, or killed before it started: no child run
+        from orchestra.store import runs as runstore
+
+        conn = runstore.db()
+        record = opsmod.stage_row(conn, self.run_id, name)
+        if record is None:
+            return
+        ops = opsmod.stage_end_ops(record, metrics=opsmod.metric_rows(conn, self.run_id, name), declared_params=declared,
+                                   run_id=self.run_id, upload_outputs=self.upload_outputs,
+                                   end_time=record.get("end_time") or event.timestamp)
+        self._enqueue(name, ops)
+
+    def _loaded(self, event: events.Event, name: str, declared: Mapping[str, str]) -> None:
+        from orchestra.store import runs as runstore
+
+        source = runstore.stage_of(event.loaded_from["run_id"], event.loaded_from["stage"])  # type: ignore[index]
+        environment = self.prepared.environments.get(name)
+        loaded = f"{event.loaded_from['run_id']}/{event.loaded_from['stage']}"  # type: ignore[index]
+        queue.add_target(queue.open_db(self.home), self.key, self.run_id, name, experiment=self.experiment,  # type: ignore[arg-type]
+                         start_time=event.timestamp, run_name=name,
+                         tags=opsmod.child_tags(self.run_tags, self.run_id, name,  # type: ignore[arg-type]
+                                                env_kind=environment.kind if environment else None,
+                                                cache_key=event.cache_key, loaded_from=loaded))
+        record = {"name": name, "status": "LOADED", "cache_key": event.cache_key, "loaded_from": event.loaded_from,
+                  "manifest": source.manifest if source else None,
+                  "manifest_digest": source.manifest_digest if source else None,
+                  "components": source.components if source else {}, "metrics": source.metrics if source else {},
+                  "env_key": environment.key if environment else None}
+        metrics = [(k, v, 0, event.timestamp) for k, v in (source.metrics if source else {}).items()]
+        ref = (opsmod.outputs_ref(queue.open_db(self.home), runstore.db(), self.key, event.loaded_from)
+               if self.upload_outputs else None)
+        self._enqueue(name, opsmod.stage_end_ops(record, metrics=metrics, declared_params=declared,
+                                                 run_id=self.run_id, upload_outputs=self.upload_outputs,  # type: ignore[arg-type]
+                                                 end_time=event.timestamp, outputs_ref=ref))
+
+    # -- end of run ------------------------------------------------------------------------
+    def _last_try(self, conn: Any) -> None:
+        """The server was found down: one more attempt (at most _LAST_TRY_S), not a full drain."""
+        assert self.run_id is not None
+        queue.make_due(conn, self.key, self.run_id)
+        first = queue.head(conn, self.key, self.run_id)
+        if first is None:
+            return
+        self._sender.wake()
+        deadline = time.monotonic() + _LAST_TRY_S
+        while time.monotonic() < deadline:
+            op = queue.head(conn, self.key, self.run_id)
+            if op is None or op.id != first.id or op.attempts > first.attempts:
+                return
+            time.sleep(0.02)
+
+    def _catch_up(self, conn: Any, deadline: float) -> None:
+        """Earlier runs mirrored to this server left operations pending (it was down, or their
+        orchestra was killed). It answers now, and this process has its credentials: send those
+        too, within what is left of the drain, as webhook deliveries are resumed by later runs."""
+        from orchestra.core.errors import OrchestraError
+        from orchestra.integrations.tracking.sync import sync
+
+        rows = conn.execute("SELECT DISTINCT run_id FROM ops WHERE uri = ? AND state = ? AND run_id != ?",
+                            (self.key, queue.PENDING, self.run_id)).fetchall()
+        for (earlier,) in rows:
+            left = deadline - time.monotonic()
+            if left <= 0.1:
+                return
+            try:
+                sync(earlier, self.uri, upload_outputs=False, timeout_s=left)
+            except OrchestraError as exc:  # still running elsewhere, or the server stopped answering
+                log.info("MLflow mirror of earlier run %s not caught up: %s", earlier, exc)
+                continue
+            if not self.quiet:
+                notice(f"also sent the pending mirror of earlier run {earlier} to {self.key}")
+
+    def close(self, drain_s: float) -> None:
+        """Wait at most ``drain_s`` for the queue (one quick last try when the server is known down)."""
+        try:
+            if self.run_id is None:
+                return
+            conn = queue.open_db(self.home)
+            if self.breaker.open:
+                self._last_try(conn)
+            deadline = time.monotonic() + (0.0 if self.breaker.open else max(0.0, drain_s))
+            self._sender.wake()
+            while True:
+                op = queue.head(conn, self.key, self.run_id)
+                if op is None:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or op.next_at > time.time() + left:
+                    break
+                time.sleep(0.02)
+            self._sender.stop()
+            pending = queue.counts(conn, self.key, self.run_id).get(queue.PENDING, 0)
+            if not pending and not self.breaker.open:
+                self._catch_up(conn, deadline)
+            parent = queue.get_target(conn, self.key, self.run_id, PARENT)
+            if pending:
+                notice(f"{pending} MLflow mirror operation(s) of run {self.run_id} not sent to {self.key}; "
+                       f"send them with: orchestra runs sync {self.run_id} --tracking-uri {self.key}")
+            elif parent is not None and parent.mlflow_run_id and not self.quiet:
+                notice(f"mirrored to {self.key} as MLflow run {parent.mlflow_run_id} "
+                       f"(experiment {parent.experiment_id})")
+        except Exception:  # noqa: BLE001
+            log.warning("MLflow mirror did not close cleanly", exc_info=True)

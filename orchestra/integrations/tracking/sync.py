@@ -1,0 +1,134 @@
+"""``orchestra runs sync RUN_ID``: finish (or redo from the run store) the mirror of one run.
+
+A run whose mirror left operations pending (server down, orchestra killed) has them in
+mirror.sqlite: they are sent in order, now. A run never mirrored to this server (no tracking
+URI at the time, or another server) is replayed from the run store: parent, one child per stage
+that ran or loaded, params, metrics history, tags, logs, manifests (and outputs with
+``--mlflow-artifacts``), statuses and times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from orchestra.core.errors import OrchestraError, RunNotFoundError
+from orchestra.integrations.tracking import ops as opsmod
+from orchestra.integrations.tracking import queue
+from orchestra.integrations.tracking.queue import PARENT
+from orchestra.integrations.tracking.rest import RestClient
+from orchestra.integrations.tracking.sender import Applier, Breaker, Policy, send_now
+from orchestra.core.tracking_uri import TrackingURI
+
+
+class SyncError(OrchestraError):
+    """The server could not take everything; what is left stays queued (exit 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    run_id: str
+    mlflow_run_id: str | None
+    experiment_id: str | None
+    sent: int
+    replayed: bool
+    dropped: tuple[str, ...]
+
+
+def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: float,
+         experiment: str | None = None) -> SyncReport:
+    """See the module docstring. Raises SyncError when operations are still pending afterwards."""
+    from orchestra.core.layout import orchestra_home
+    from orchestra.store import runs as runstore
+
+    runstore.reap_stale_runs()
+    full = runstore.resolve_run_id(run_id)
+    record = runstore.get_run(full)
+    if record["status"] == "RUNNING":
+        raise RunNotFoundError(f"run {full} is still running", hint="its own process mirrors it; sync it after it ends")
+    home = orchestra_home()
+    conn = queue.open_db(home)
+    replayed = not queue.targets_of(conn, full, uri.display)
+    if replayed:
+        _replay(conn, record, uri, upload_outputs=upload_outputs, experiment=experiment)
+    else:
+        _close_unfinished(conn, record, uri, upload_outputs=upload_outputs)
+    before = queue.counts(conn, uri.display, full)
+    client = RestClient(uri)
+    applier = Applier(uri, client, home, threading.Lock())
+    breaker = Breaker()
+    ok = send_now(applier, full, breaker, Policy(delays=(0.0,)), time.monotonic() + timeout_s)
+    after = queue.counts(conn, uri.display, full)
+    parent = queue.get_target(conn, uri.display, full, PARENT)
+    if not ok:
+        pending = after.get(queue.PENDING, 0)
+        raise SyncError(f"{pending} operation(s) of run {full} not sent to {uri.display}: {breaker.reason or 'timed out'}",
+                        hint="they stay queued: run `orchestra runs sync` again when the server answers")
+    sent = after.get(queue.DONE, 0) - before.get(queue.DONE, 0)
+    return SyncReport(full, parent.mlflow_run_id if parent else None, parent.experiment_id if parent else None,
+                      sent, replayed, tuple(queue.dead_errors(conn, uri.display, full)))
+
+
+def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment: str | None) -> None:  # noqa: ANN001
+    from orchestra.store import runs as runstore
+
+    run_id = record["run_id"]
+    key = uri.display
+    tags = record["tags"]
+    with queue.transaction(conn):
+        queue.add_target(conn, key, run_id, PARENT, experiment=experiment or record["experiment"],
+                         start_time=record["start_time"], tags=opsmod.parent_tags(tags, run_id),
+                         run_name=opsmod.run_name(None, run_id))
+    if record["params"]:
+        queue.enqueue(conn, key, run_id, PARENT, [("params", {"params": {k: str(v) for k, v in record["params"].items()}})])
+    store = runstore.db()
+    for stage in record["stages"]:
+        if stage["status"] not in opsmod.CHILD_STATUS or (stage["status"] != "LOADED" and not stage["start_time"]):
+            continue  # pending/skipped, or killed before it started: no child run, as when mirrored live
+        row = opsmod.stage_row(store, run_id, stage["name"])
+        if row is None:
+            continue
+        loaded = row["loaded_from"]
+        with queue.transaction(conn):
+            queue.add_target(conn, key, run_id, stage["name"], experiment=experiment or record["experiment"],
+                             start_time=row["start_time"] or record["start_time"], run_name=stage["name"],
+                             tags=opsmod.child_tags(tags, run_id, stage["name"], env_kind=None,
+                                                    cache_key=row["cache_key"],
+                                                    loaded_from=f"{loaded['run_id']}/{loaded['stage']}" if loaded else None))
+        if loaded:
+            metrics = [(k, v, 0, row["end_time"] or record["start_time"]) for k, v in row["metrics"].items()]
+        else:
+            metrics = opsmod.metric_rows(store, run_id, stage["name"])
+        # The MLproject params of a stage are recorded at run level: "k" (all stages agree) or "stage.k".
+        prefix = stage["name"] + "."
+        declared = {k[len(prefix):]: v for k, v in record["params"].items() if k.startswith(prefix)}
+        ref = opsmod.outputs_ref(conn, store, key, loaded) if upload_outputs else None
+        queue.enqueue(conn, key, run_id, stage["name"], opsmod.stage_end_ops(
+            row, metrics=metrics, declared_params=declared, run_id=run_id, upload_outputs=upload_outputs,
+            end_time=row["end_time"] or record["end_time"] or time.time(), outputs_ref=ref))
+    queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": record["status"] if record["status"] in
+                                                          ("FINISHED", "FAILED", "KILLED") else "FAILED",
+                                                          "end_time": record["end_time"]})])
+
+
+def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -> None:  # noqa: ANN001
+    """A process that died (SIGKILL) never queued the end of its run: queue it from the run store."""
+    from orchestra.store import runs as runstore
+
+    run_id = record["run_id"]
+    closed = {row["stage"] for row in conn.execute(
+        "SELECT DISTINCT stage FROM ops WHERE uri = ? AND run_id = ? AND kind = 'status'", (uri.display, run_id))}
+    store = runstore.db()
+    for target in queue.targets_of(conn, run_id, uri.display):
+        if target.stage in closed or target.stage == PARENT:
+            continue
+        row = opsmod.stage_row(store, run_id, target.stage)
+        if row is None or row["status"] not in opsmod.CHILD_STATUS:
+            continue
+        queue.enqueue(conn, uri.display, run_id, target.stage, opsmod.stage_end_ops(
+            row, metrics=opsmod.metric_rows(store, run_id, target.stage), declared_params={}, run_id=run_id,
+            upload_outputs=upload_outputs, end_time=row["end_time"] or record["end_time"] or time.time()))
+    if PARENT not in closed:
+        status = record["status"] if record["status"] in ("FINISHED", "FAILED", "KILLED") else "FAILED"
+        queue.enqueue(conn, uri.display, run_id, PARENT, [("status", {"status": status, "end_time": record["end_time"]})])

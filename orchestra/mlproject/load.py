@@ -1,0 +1,389 @@
+"""MLproject file → validated :class:`ProjectSpec` (parse, validate against the schema, build).
+
+Follows MLflow's rules (file name matched case-insensitively, env precedence, ``main`` default,
+implicit ``.py``/``.sh`` entry points) and adds orchestra's pipeline fields. Every error names
+the file and the key path; unknown keys are warnings, as MLflow ignores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import string
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from orchestra.core.layout import SCHEMAS_DIR
+from orchestra.core.errors import SpecError
+from orchestra.mlproject.model import PARAM_TYPES, RESERVED_PARAMS, EnvSpec, ParamSpec, ProjectSpec, StageSpec
+
+log = logging.getLogger("orchestra")
+
+SCHEMA_PATH = SCHEMAS_DIR / "mlproject.schema.json"
+_TYPE_ALIASES = {"str": "string"}
+
+
+def find_spec_file(root: Path) -> Path | None:
+    """The first file in ``root`` whose lower-cased name is ``mlproject`` (MLflow's rule)."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError as exc:
+        raise SpecError(f"cannot read project directory: {exc.strerror}", where=str(root)) from exc
+    for name in names:
+        if name.lower() == "mlproject" and (root / name).is_file():
+            return root / name
+    return None
+
+
+def load(root: Path) -> ProjectSpec:
+    """Load the project in ``root``.
+
+    Raises:
+        SpecError: malformed YAML, schema violation, or inconsistent fields (one line, with the
+            file and key path).
+    """
+    root = Path(root).resolve()
+    spec_file = find_spec_file(root)
+    if spec_file is None:
+        return ProjectSpec(root=root, spec_file=None, name=None, entry_points={}, env=_implicit_env(root))
+    where = spec_file.name
+    text = spec_file.read_text(encoding="utf-8", errors="replace")
+    data = _cached(text)
+    if data is None:
+        data = _parse_yaml(text, where)
+        _validate(data, text, where)
+    _warn_unknown_keys(data, where)
+    return _build(root, spec_file, data)
+
+
+def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = _construct_plain(yaml.compose(text, Loader=loader))
+    except _NotPlain:  # merge keys, recursive anchors, unhashable keys: PyYAML's constructor decides
+        data = None
+        try:
+            data = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as exc:
+            _malformed(exc, where)
+    except yaml.YAMLError as exc:
+        _malformed(exc, where)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a mapping at the top level, got {_kind(data)}", where=where)
+    return data
+
+
+class _NotPlain(Exception):
+    """The document needs PyYAML's full constructor."""
+
+
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+def _construct_plain(node: Any) -> Any:
+    """Python values for a composed YAML node tree, as SafeLoader builds them.
+
+    SafeConstructor's generator machinery (there for recursive structures) costs a third of the
+    load time of a large MLproject; plain trees of mappings, sequences and scalars need none of
+    it. Scalars other than strings go through SafeConstructor itself, so typing is identical.
+    """
+    from yaml.constructor import SafeConstructor
+
+    scalars = SafeConstructor()
+
+    def build(item: Any, depth: int) -> Any:
+        if depth > 200:
+            raise _NotPlain  # deep or recursive (an anchor inside itself)
+        tag = item.tag
+        if tag == _STR:
+            return item.value
+        if tag == _MAP:
+            result = {}
+            for key, value in item.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    raise _NotPlain
+                built = build(key, depth + 1)
+                try:
+                    result[built] = build(value, depth + 1)
+                except TypeError:  # an unhashable key
+                    raise _NotPlain from None
+            return result
+        if tag == _SEQ:
+            return [build(child, depth + 1) for child in item.value]
+        if not isinstance(item.value, str):
+            raise _NotPlain  # e.g. !!set, !!omap, !!pairs
+        return scalars.construct_object(item)
+
+    return None if node is None else build(node, 0)
+
+
+def _malformed(exc: Any, where: str) -> None:
+    mark = getattr(exc, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    raise SpecError(f"malformed YAML{at}: {problem}", where=where) from None
+
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(SCHEMA_PATH.read_bytes() + b"\0" + text.encode()).hexdigest()
+
+
+def _cached(text: str) -> dict[str, Any] | None:
+    """The parsed form of a file that already validated (None when unseen or unreadable).
+
+    A file that validated once is remembered by digest of its text and the schema (under
+    ORCHESTRA_HOME/cache) together with its parsed form as JSON, so warm runs skip both the YAML
+    constructor and jsonschema: the schema stays the single description, checked once per
+    distinct file content and schema version.
+    """
+    marker = _validated_marker(_digest(text))
+    try:
+        return json.loads(marker.read_text()) if marker is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _validate(data: dict[str, Any], text: str, where: str) -> None:
+    """Validate against schemas/mlproject.schema.json (see ``_cached``)."""
+    schema = json.loads(SCHEMA_PATH.read_bytes())
+    marker = _validated_marker(_digest(text))
+    from orchestra.mlproject import fastschema
+
+    if not fastschema.is_valid(data, schema):  # jsonschema finds and explains the error
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(data),
+                        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+        if errors:
+            raise SpecError(_describe(errors[0]), where=f"{where}: {_key_path(errors[0].absolute_path) or '(top level)'}")
+    if marker is not None:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, marker)
+        except (OSError, TypeError, ValueError):
+            pass  # a cache, nothing more
+
+
+def _validated_marker(digest: str) -> Path | None:
+    home = os.environ.get("ORCHESTRA_HOME") or str(Path.home() / ".orchestra")
+    return Path(home).expanduser() / "cache" / "validated-specs" / digest
+
+
+def _key_path(path: Any) -> str:
+    parts: list[str] = []
+    for part in path:
+        parts.append(f"[{part}]" if isinstance(part, int) else str(part))
+    return ".".join(parts).replace(".[", "[")
+
+
+def _describe(error: Any) -> str:
+    """A short, user-facing sentence for a jsonschema error, saying what is allowed."""
+    validator, value, schema = error.validator, error.instance, error.schema
+    if validator == "oneOf" and error.context:
+        # Parameter forms: a type name, or {type, default}.
+        if any("param_type" in str(sub.schema) or "enum" in sub.schema for sub in error.context):
+            return f"invalid parameter {_short(value)}: expected a type ({', '.join(PARAM_TYPES)}) or {{type, default}}"
+        best = min(error.context, key=lambda e: len(e.absolute_path))
+        return _describe(best)
+    if validator == "enum":
+        return f"{_short(value)} is not allowed (allowed: {', '.join(map(str, schema['enum']))})"
+    if validator == "const":
+        return f"{_short(value)} is not allowed (allowed: {schema['const']!r})"
+    if validator == "type":
+        expected = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
+        return f"expected {expected.replace('object', 'a mapping').replace('array', 'a list')}, got {_kind(value)} {_short(value)}"
+    if validator == "required":
+        missing = [name for name in schema["required"] if isinstance(value, dict) and name not in value]
+        return f"missing required key '{missing[0] if missing else '?'}'"
+    if validator in ("minimum", "exclusiveMinimum", "maximum"):
+        return f"{value!r} is out of range ({validator} {schema[validator]})"
+    if validator == "minLength":
+        return "must not be empty"
+    if validator == "uniqueItems":
+        return "items must be unique"
+    return error.message.splitlines()[0]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _warn_unknown_keys(data: Mapping[str, Any], where: str) -> None:
+    schema = _schema_keys()
+    for key in data:
+        if key not in schema["top"]:
+            log.warning("%s: unknown key '%s' ignored (known: %s)", where, key, ", ".join(sorted(schema["top"])))
+    for name, entry in (data.get("entry_points") or {}).items():
+        for key in entry:
+            if key not in schema["entry"]:
+                log.warning("%s: entry_points.%s: unknown key '%s' ignored", where, name, key)
+
+
+_SCHEMA_KEYS: dict[str, frozenset[str]] = {}
+
+
+def _schema_keys() -> dict[str, frozenset[str]]:
+    if not _SCHEMA_KEYS:
+        schema = _schema()
+        _SCHEMA_KEYS["top"] = frozenset(schema["properties"])
+        _SCHEMA_KEYS["entry"] = frozenset(schema["$defs"]["entry_point"]["properties"])
+    return _SCHEMA_KEYS
+
+
+def _build(root: Path, spec_file: Path, data: Mapping[str, Any]) -> ProjectSpec:
+    where = spec_file.name
+    env_keys = [key for key in ("conda_env", "python_env", "docker_env") if key in data]
+    if len(env_keys) > 1:
+        raise SpecError(
+            f"only one of conda_env, python_env, docker_env may be given, found {', '.join(env_keys)}",
+            where=f"{where}: {env_keys[1]}",
+        )
+    project_env = _env_from(data, root, where, prefix="") or _implicit_env(root)
+    entry_points: dict[str, StageSpec] = {}
+    for name, entry in (data.get("entry_points") or {}).items():
+        entry_points[str(name)] = _build_stage(str(name), entry, root, where)
+    for stage in entry_points.values():
+        for dep in stage.depends_on:
+            if dep not in entry_points:
+                raise SpecError(
+                    f"unknown stage '{dep}'", where=f"{where}: entry_points.{stage.name}.depends_on",
+                    hint=f"stages: {', '.join(entry_points)}",
+                )
+            if dep == stage.name:
+                raise SpecError("a stage cannot depend on itself", where=f"{where}: entry_points.{stage.name}.depends_on")
+    return ProjectSpec(
+        root=root, spec_file=spec_file, name=data.get("name"), entry_points=entry_points,
+        env=project_env, hooks=data.get("hooks") or {}, schedules=data.get("schedules") or {},
+    )
+
+
+def _env_from(data: Mapping[str, Any], root: Path, where: str, prefix: str) -> EnvSpec | None:
+    if "docker_env" in data:
+        return EnvSpec(kind="docker", declared_at=f"{where}: {prefix}docker_env", image=data["docker_env"].get("image"))
+    for key, kind in (("conda_env", "conda"), ("python_env", "python")):
+        if key in data:
+            rel = data[key]
+            file = (root / rel).resolve()
+            if not file.is_file():
+                raise SpecError(f"file not found: {rel}", where=f"{where}: {prefix}{key}",
+                                hint="a path relative to the MLproject's directory")
+            return EnvSpec(kind=kind, file=file, declared_at=f"{where}: {prefix}{key}")  # type: ignore[arg-type]
+    if data.get("env") == "local":
+        return EnvSpec(kind="local", declared_at=f"{where}: {prefix}env")
+    return None
+
+
+def _implicit_env(root: Path) -> EnvSpec | None:
+    """MLflow's rule when no env key is given: python_env.yaml, then conda.yaml, else none."""
+    for name, kind in (("python_env.yaml", "python"), ("conda.yaml", "conda")):
+        if (root / name).is_file():
+            return EnvSpec(kind=kind, file=root / name, declared_at=f"{name} (implicit)")  # type: ignore[arg-type]
+    return None
+
+
+def _build_stage(name: str, entry: Mapping[str, Any], root: Path, where: str) -> StageSpec:
+    at = f"entry_points.{name}"
+    env_keys = [key for key in ("conda_env", "python_env", "env") if key in entry]
+    if len(env_keys) > 1:
+        raise SpecError(f"only one of conda_env, python_env, env may be given, found {', '.join(env_keys)}",
+                        where=f"{where}: {at}")
+    params = tuple(_build_param(pname, raw, where, f"{at}.parameters.{pname}")
+                   for pname, raw in (entry.get("parameters") or {}).items())
+    command = entry["command"]
+    depends_on = entry.get("depends_on") or ()
+    if isinstance(depends_on, str):
+        depends_on = (depends_on,)
+    declared = {p.name for p in params}
+    for field in placeholders(command, where=f"{where}: {at}.command"):
+        head = field.split(".", 1)[0]
+        if field == "outputs" or head == "inputs":
+            if head == "inputs" and "." not in field:
+                raise SpecError("{inputs} needs a stage name, e.g. {inputs.prepare}", where=f"{where}: {at}.command")
+            continue
+        if field not in declared:
+            raise SpecError(f"placeholder {{{field}}} is not a declared parameter", where=f"{where}: {at}.command",
+                            hint=f"declare it under {at}.parameters, or write {{{{ }}}} for literal braces")
+    for output in entry.get("outputs", ()):
+        if Path(output).is_absolute() or ".." in Path(output).parts:
+            raise SpecError(f"output path {output!r} must be relative and stay inside the output directory",
+                            where=f"{where}: {at}.outputs")
+    if entry.get("resources"):
+        from orchestra.mlproject import resources
+
+        resources.validate(entry["resources"], f"{where}: {at}.resources")
+    return StageSpec(
+        name=name, command=command, parameters=params, depends_on=tuple(dict.fromkeys(depends_on)),
+        outputs=tuple(entry.get("outputs", ())), cache=bool(entry.get("cache", True)),
+        retries=int(entry.get("retries", 0)), timeout=entry.get("timeout"),
+        env=_env_from(entry, root, where, prefix=f"{at}."), resources=dict(entry.get("resources") or {}),
+    )
+
+
+def _build_param(name: str, raw: Any, where: str, at: str) -> ParamSpec:
+    if name in RESERVED_PARAMS:
+        raise SpecError(f"'{name}' is a reserved parameter name", where=f"{where}: {at}",
+                        hint="orchestra fills {outputs} and {inputs.X} itself; rename the parameter")
+    if raw is None or isinstance(raw, str):
+        type_name, default = raw or "string", None
+    else:
+        type_name, default = raw.get("type", "string"), raw.get("default")
+    type_name = _TYPE_ALIASES.get(type_name, type_name)
+    if default is not None:
+        from orchestra.mlproject.params import convert
+
+        convert(type_name, default if not isinstance(default, bool) else str(default).lower(),
+                where=f"{where}: {at}.default", check_paths=False)
+    return ParamSpec(name=name, type=type_name, default=default)
+
+
+def placeholders(command: str, where: str) -> Iterator[str]:
+    """Field names used in a command template (``{alpha}``, ``{inputs.prepare}``, ``{outputs}``)."""
+    try:
+        parsed = list(string.Formatter().parse(command))
+    except ValueError as exc:
+        raise SpecError(f"invalid command template: {exc}", where=where,
+                        hint="use {{ and }} for literal braces") from None
+    for _literal, field, _spec, _conversion in parsed:
+        if field is not None:
+            if field == "" or field.isdigit():
+                raise SpecError("positional placeholder {} is not allowed", where=where,
+                                hint="name a parameter, e.g. {alpha}")
+            yield field
+
+
+def implicit_stage(root: Path, name: str) -> StageSpec | None:
+    """MLflow's implicit entry point: a ``.py`` or ``.sh`` file run with no declared params."""
+    import shlex
+
+    path = (root / name)
+    if not name.endswith((".py", ".sh")) or not path.is_file():
+        return None
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    if name.endswith(".py"):
+        command = f"python {shlex.quote(name)}"
+    else:
+        command = f"{os.environ.get('SHELL') or 'bash'} {shlex.quote(name)}"
+    return StageSpec(name=name, command=command.replace("{", "{{").replace("}", "}}"), implicit=True)

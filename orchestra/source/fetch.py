@@ -1,0 +1,44 @@
+"""Project URIs → a local project directory with provenance.
+
+``fetch(uri, version)`` returns a :class:`ProjectDir`. A local directory runs in place; git
+URIs are cloned into a cache under ``ORCHESTRA_HOME/repos`` and checked out per run.
+"""
+
+from __future__ import annotations
+
+from orchestra.core.errors import SourceError
+from orchestra.source import git as gitsource
+from orchestra.source.local import local_bare, local_path, local_project
+from orchestra.source.project import ProjectDir, split_subdirectory, strip_credentials
+
+
+def fetch(uri: str, version: str | None = None) -> ProjectDir:
+    """Resolve a project URI to a local directory.
+
+    Args:
+        uri: local directory, ``file://`` path, or git URI, optionally with ``#subdir``.
+        version: git branch, tag or commit (git projects only).
+
+    Raises:
+        SourceError: the URI cannot be resolved.
+    """
+    uri = uri.strip().strip("'\"")
+    if not uri:
+        raise SourceError("empty project URI", hint="a directory or a git URL")
+    if uri.startswith("-"):
+        raise SourceError(f"refusing project URI {strip_credentials(uri)!r}: it could be read as an option",
+                          hint="for a directory named like that, write ./" + uri)
+    base, subdir = split_subdirectory(uri)
+    local = local_path(base)
+    if local is not None and (version is None or not (local / ".git").exists()):
+        if version is not None:
+            raise SourceError(
+                f"--version {version!r} needs a git project", where=str(local),
+                hint="drop --version or point at a git repository",
+            )
+        # Local projects are named by absolute path (as MLflow's mlflow.source.name), so runs
+        # from different working directories share history and cache explanations.
+        return local_project(local, subdir, display_uri=str(local) + (f"#{subdir}" if subdir else ""))
+    if local is None and local_bare(base):
+        base = local_bare(base)  # type: ignore[assignment]
+    return gitsource.fetch_git(base, subdir, version, local=local)

@@ -1,0 +1,104 @@
+"""Local project directories: a plain directory or a git work tree, run in place."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from orchestra.core.errors import SourceError
+from orchestra.core.records import GitState
+from orchestra.source.digest import content_digest, git_tree_digest
+from orchestra.source.project import ProjectDir, strip_credentials
+
+
+def local_bare(base: str) -> str | None:
+    """A local path to a bare repository, as a file:// URL git can clone."""
+    if "://" in base or _looks_like_scp(base):
+        return None
+    path = Path(base).expanduser()
+    return path.resolve().as_uri() if path.is_dir() and _is_bare_repository(path) else None
+
+
+def local_path(base: str) -> Path | None:
+    if base.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(base)
+        candidate = Path(unquote(parts.netloc + parts.path))
+    elif "://" in base or _looks_like_scp(base):
+        return None
+    else:
+        candidate = Path(base).expanduser()
+    if candidate.is_dir():
+        if _is_bare_repository(candidate):
+            return None  # a bare repository has no work tree to run in: clone it (gitsource)
+        return candidate.resolve()
+    if "://" in base:
+        return None  # file:// URL of something else (e.g. a bare repo) goes to git
+    raise SourceError(f"no such project directory: {base}", hint="a local directory or a git URL")
+
+
+def _is_bare_repository(path: Path) -> bool:
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+
+
+def _looks_like_scp(base: str) -> bool:
+    # git@host:path — a colon before any slash, and not a Windows drive letter.
+    head = base.split("/", 1)[0]
+    return ":" in head and len(head.split(":", 1)[0]) > 1
+
+
+def local_project(root: Path, subdir: str, display_uri: str) -> ProjectDir:
+    path = (root / subdir).resolve() if subdir else root
+    if not path.is_dir():
+        raise SourceError(f"subdirectory '{subdir}' not found", where=str(root))
+    git = git_state(path)
+    if git is None:
+        return ProjectDir(path=path, uri=strip_credentials(display_uri), code_digest=content_digest(path))
+    return ProjectDir(
+        path=path, uri=strip_credentials(display_uri), commit=git.commit, branch=git.branch,
+        repo_url=git.repo_url, dirty=git.dirty, code_digest=git.code_digest,
+    )
+
+
+def _git(path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+    return subprocess.run(["git", *args], cwd=path, capture_output=True, env=env, check=False)
+
+
+def git_state(path: Path) -> GitState | None:
+    """Commit, branch, repo_url, dirty and code_digest for a directory inside a git work tree.
+
+    The digest covers the tree of ``path`` at HEAD (not the whole commit, so commits that do not
+    touch the project leave it unchanged) plus the content of uncommitted and untracked files.
+    Returns None outside git, or in a repository with no commit yet.
+    """
+    top = _git(path, "rev-parse", "--show-toplevel", "--show-prefix")
+    if top.returncode != 0:
+        return None
+    lines = top.stdout.decode().splitlines()
+    prefix = lines[1] if len(lines) > 1 else ""
+    head = _git(path, "rev-parse", "HEAD", f"HEAD:{prefix}")
+    if head.returncode != 0:
+        return None
+    commit, tree = head.stdout.decode().split()[:2]
+    branch_out = _git(path, "symbolic-ref", "--short", "-q", "HEAD")
+    branch = branch_out.stdout.decode().strip() or None
+    remote = _git(path, "config", "--get", "remote.origin.url")
+    repo_url = strip_credentials(remote.stdout.decode().strip()) or None
+    status = _git(path, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
+    entries = [e for e in status.stdout.decode(errors="surrogateescape").split("\0") if e]
+    changed: list[str] = []
+    skip_next = False
+    for entry in entries:
+        if skip_next:  # rename source path in -z format
+            skip_next = False
+            continue
+        code, name = entry[:2], entry[3:]
+        if code[0] in "RC":
+            skip_next = True
+        changed.append(name)
+    return GitState(commit, branch, repo_url, bool(changed), git_tree_digest(tree, Path(lines[0]), changed))
+
+

@@ -1,5 +1,0 @@
-"""MLproject → ProjectSpec: model (values), load (file → spec), params (CLI values → typed)."""
-
-from orchestra.spec.model import EnvSpec, ParamSpec, ProjectSpec, StageSpec
-
-__all__ = ["EnvSpec", "ParamSpec", "ProjectSpec", "StageSpec"]

@@ -62,6 +62,10 @@ class Console:
                 self._draw()
             self._flush()
 
+    def notice(self, text: str) -> None:
+        """Something to know or act on (the core.report.Reporter protocol); ``-q`` drops it too."""
+        self.line(f"orchestra: notice: {text}")
+
     def transient(self, text: str) -> None:
         """A line shown only on a terminal and only until the next one ("building …"): a
         failure after it still reads as the one line it is, and logs stay clean."""

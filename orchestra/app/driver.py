@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,26 +14,13 @@ from orchestra.core.options import RunOptions
 from orchestra.app.console import Console
 from orchestra.execution.engine import FAILED, FINISHED, KILLED, LOADED, SKIPPED
 from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_metrics
-from orchestra.core.layout import home_path
+from orchestra.execution.task import TaskContext, build_task
+from orchestra.core.layout import RunLayout, home_path
 from orchestra.planning.prepared import Prepared
-from orchestra.mlproject import params as paramsmod
 from orchestra.store import runs as runstore
 
 _EVENT_STATUS = {FINISHED: events.SUCCESS, FAILED: events.FAILED, SKIPPED: events.SKIPPED, LOADED: events.LOADED,
                  KILLED: events.KILLED}
-
-
-def _safe(name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    if safe != name:
-        import hashlib
-
-        safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:6]
-    return safe
-
-
-def _env_suffix(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 class RunDriver:
@@ -48,14 +34,13 @@ class RunDriver:
         self.console = console
         self.bus = bus
         self.run_dir = home_path("runs", run_id)
+        self.layout = RunLayout(self.run_dir)
         self.view = planmod.LiveStoreView(prepared.project.uri)
         self.planned = {decision.name: decision for decision in prepared.plan.stages}
         self._deferred: list[tuple[str, dict[str, Any]]] = []
         self._commands: dict[str, str] = {}
         # Computed once: a long chain asks for every ancestor's paths at every stage.
-        self.stage_dirs = {name: self.run_dir / _safe(name) for name in prepared.graph.order}
-        self.out_strs = {name: str(path / "out") for name, path in self.stage_dirs.items()}
-        self.input_vars = {name: f"ORCHESTRA_INPUT_{_env_suffix(name)}" for name in prepared.graph.order}
+        self.out_strs = {name: str(self.layout.outputs_dir(name)) for name in prepared.graph.order}
         self.counts = {"PENDING": len(prepared.graph.order)}
         self.console.total = len(prepared.graph.order)
         self.started_at: dict[str, float] = {}
@@ -66,15 +51,18 @@ class RunDriver:
         self.project_info = {"uri": project.uri, "commit": project.commit, "entry_point": ",".join(prepared.targets)}
         self.run_params = run_params(prepared)
         self.tags = run_tags(prepared, options)
-        self.base_env = {**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"}
+        self.context = TaskContext(
+            run_id=run_id, layout=self.layout, project_dir=prepared.project.path,
+            base_env={**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"},
+            extra_env=options.execution.extra_env, env_manager=options.execution.env_manager)
         # Listeners that give each stage variables (the MLflow mirror: MLFLOW_RUN_ID of its child run).
-        self.env_providers = [listener.stage_env for listener in bus.listeners if hasattr(listener, "stage_env")]
+        self.env_providers = [listener for listener in bus.listeners if isinstance(listener, events.StageEnvProvider)]
 
     def stage_dir(self, name: str) -> Path:
-        return self.stage_dirs[name]
+        return self.layout.stage_dir(name)
 
     def outputs_dir(self, name: str) -> Path:
-        return self.stage_dirs[name] / "out"
+        return self.layout.outputs_dir(name)
 
     def _count(self, old: str | None, new: str) -> None:
         if old:
@@ -99,33 +87,15 @@ class RunDriver:
 
     def task(self, name: str, attempt: int, decision: planmod.StagePlan) -> StageTask:
         stage = self.prepared.graph.stages[name]
-        sdir = self.stage_dir(name)
         inputs = {parent: self.out_strs[parent] for parent in self.prepared.graph.ancestors(name)}
-        staging = sdir / f".staging-{attempt}"
-        command = paramsmod.render(stage, self.prepared.params[name], outputs=str(staging), inputs=inputs)
-        env = dict(self.base_env)
-        environment = self.prepared.environments[name]
-        if environment is not None:
-            env = environment.apply(env)
-        overlay = {**self.options.execution.extra_env, "ORCHESTRA_RUN_ID": self.run_id, "PYTHONUNBUFFERED": "1",
-                   "ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": str(staging), "ORCHESTRA_ATTEMPT": str(attempt),
-                   "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")}
-        for parent, path in inputs.items():
-            overlay[self.input_vars[parent]] = path
-        env.update((k, v) for k, v in overlay.items() if k.startswith("ORCHESTRA_"))
-        for provide in self.env_providers:  # MLFLOW_RUN_ID & co. of the stage's mirrored run
-            provided = provide(name, decision)
-            env.update(provided)
-            overlay.update(provided)
-        self._commands[name] = command
-        return StageTask(
-            run_id=self.run_id, stage=name, attempt=attempt, command=command, cwd=str(self.prepared.project.path),
-            env=env, log_dir=str(sdir / "logs"), staging_dir=str(staging), outputs_dir=str(self.outputs_dir(name)),
-            metrics_file=str(sdir / "tracking.jsonl"), declared_outputs=stage.outputs, timeout=stage.timeout,
-            resources=dict(stage.resources), overlay_env=overlay, env_spec=self.prepared.spec.env_for(stage),
-            env_manager=self.options.execution.env_manager, input_dirs=inputs,
-            input_manifests={parent: self.manifests.get(parent, {}) for parent in inputs},
-        )
+        provided: dict[str, str] = {}
+        for provider in self.env_providers:  # MLFLOW_RUN_ID & co. of the stage's mirrored run
+            provided.update(provider.stage_env(name, decision))
+        task = build_task(self.context, stage, attempt, params=self.prepared.params[name],
+                          environment=self.prepared.environments[name], env_spec=self.prepared.spec.env_for(stage),
+                          inputs=inputs, input_manifests=self.manifests, provided_env=provided)
+        self._commands[name] = task.command
+        return task
 
     def load(self, decision: planmod.StagePlan) -> str | None:
         from orchestra.store import artifacts

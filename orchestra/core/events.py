@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,15 @@ class Listener(Protocol):
     def handle(self, event: Event) -> None: ...
 
     def close(self, drain_s: float) -> None: ...
+
+
+@runtime_checkable
+class StageEnvProvider(Protocol):
+    """A listener that gives each stage process variables of its own (the MLflow mirror gives
+    ``MLFLOW_RUN_ID`` of the stage's run). Called just before the stage starts; ``decision`` is
+    its :class:`orchestra.planning.plan.StagePlan`."""
+
+    def stage_env(self, stage: str, decision: Any) -> Mapping[str, str]: ...
 
 
 class EventBus:

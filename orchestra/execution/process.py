@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from orchestra.core.pids import signal_group
+
 LineSink = Callable[[str, str], None]  # (stream, line)
 
 # Commands made only of these characters (and spaces) need no shell: exec them directly and
@@ -80,21 +82,14 @@ class ProcessRegistry:
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in procs:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-            _signal_group(proc.pid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+            signal_group(proc.pid, signal.SIGKILL)
 
 
 def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
@@ -141,7 +136,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             status = _pump(proc, out_file, err_file, sink, tail,
                            deadline=None if timeout is None else started + timeout)
             if status == "timeout":
-                _signal_group(proc.pid, signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
@@ -149,7 +144,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             proc.wait()
         finally:
             # Whatever the stage left behind in its group (background jobs) ends with it.
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 proc.wait()
             registry.remove(proc)

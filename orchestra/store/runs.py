@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.core.errors import RunNotFoundError
+from orchestra.core.pids import pid_alive, signal_group
 from orchestra.store.db import connect, immediate
 
 SCHEMA = """
@@ -302,35 +303,18 @@ def reap_stale_runs() -> list[str]:
     rows = conn.execute("SELECT run_id, pid FROM runs WHERE status = 'RUNNING' AND host = ?", (host,)).fetchall()
     reaped = []
     for row in rows:
-        if row["pid"] and _alive(row["pid"]):
+        if pid_alive(row["pid"]):
             continue
         # The run's watchdog normally kills them; if it died too, the pgid file is still there.
         from orchestra.core.layout import home_path
 
         pgids = home_path("runs", row["run_id"]) / "pgids"
         for line in (pgids.read_text().split() if pgids.exists() else ()):
-            try:
-                os.killpg(int(line), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError, ValueError):
-                pass
+            if line.isdigit():
+                signal_group(int(line), signal.SIGKILL)
         finish_run(row["run_id"], "KILLED", "orchestra process died")
         reaped.append(row["run_id"])
     return reaped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie or a reused pid: compare with /proc when present.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().split(b") ")[-1][:1] != b"Z"
-    except OSError:
-        return True
 
 
 def delete_runs(run_ids: Sequence[str]) -> None:

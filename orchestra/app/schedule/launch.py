@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from orchestra.core.layout import home_path, orchestra_home
+from orchestra.core.pids import signal_group
 
 
 class ProcessLauncher:
@@ -66,15 +67,9 @@ class ProcessLauncher:
     def terminate_all(self, grace_s: float = 30.0) -> None:
         """SIGTERM every run (as a user stopping ``orchestra run``), then SIGKILL what is left."""
         for pid in list(self.children):
-            _signal_group(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGTERM)
         if not self.wait_all(grace_s):
             for pid in list(self.children):
-                _signal_group(pid, signal.SIGKILL)
+                signal_group(pid, signal.SIGKILL)
             self.wait_all(5.0)
 
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

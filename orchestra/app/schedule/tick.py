@@ -158,7 +158,7 @@ def _span(seconds: float) -> str:
 
 
 def _alive(pid: int | None, host: str | None) -> bool:
-    from orchestra.store.runs import _alive as alive
+    from orchestra.core.pids import pid_alive as alive
 
     if pid is None:
         return False

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from orchestra.integrations.hooks.deliver import DEAD, DELIVERED, DISABLED, Outcome, Target
-from orchestra.integrations.hooks.pending import pid_alive
+from orchestra.core.pids import pid_alive
 from orchestra.store import db
 
 DB_NAME = "hooks"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import unquote, urlparse
 
+from orchestra.core.digest import sha256_file
 from orchestra.envs import uvtool
 from orchestra.envs.host import current_platform
 from orchestra.envs.specfiles import CondaSpec
@@ -92,7 +93,7 @@ def check_local_hashes(entries: Sequence[dict[str, Any]], where: str) -> None:
             continue
         path = Path(unquote(parsed.path))
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = sha256_file(path)
         except OSError as exc:
             raise EnvError(f"locked package {e['name']} {e['version']} is missing: {path} ({exc.strerror})",
                            where=where, hint="re-lock, or restore the channel") from None

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import OrchestraError
 from orchestra.core.layout import home_path
 from orchestra.store import runs as runstore
 
-_CHUNK = 1 << 20
 
 
 class OutputError(OrchestraError):
@@ -111,21 +111,6 @@ def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _stat_token(st: os.stat_result) -> str:
-    # Any write through a hardlink changes mtime: a changed token means "rehash". (Not ctime:
-    # every new hardlink changes it, and loading is making hardlinks.)
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def hash_file(path: Path) -> str:
-    """sha256 of a file, streamed (outputs can be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[str, dict[str, object]]:
     """Move the files of ``staging`` into the object store and link them at ``dest``.
 
@@ -180,14 +165,14 @@ def _store(source: Path, *, move: bool) -> tuple[dict[str, object], tuple[str, i
     """Put one file into the object store; return its manifest entry and a new object record."""
     st = source.stat()
     executable = bool(st.st_mode & statmod.S_IXUSR)
-    sha = hash_file(source)
+    sha = sha256_file(source)
     obj = object_path(sha, executable)
     record = None
     if not obj.exists():
         obj.parent.mkdir(parents=True, exist_ok=True)
         _place_object(source, obj, move=move, executable=executable)
         ost = obj.stat()
-        record = (sha + (".x" if executable else ""), ost.st_size, _stat_token(ost))
+        record = (sha + (".x" if executable else ""), ost.st_size, stat_token(ost))
     elif move:
         source.unlink()  # a duplicate of a stored object: free the space now
     return {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}, record
@@ -267,9 +252,9 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
             return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")
         key = sha + (".x" if executable else "")
         known = runstore.object_stat(key)
-        token = _stat_token(st)
+        token = stat_token(st)
         if known is None or known[1] != token:
-            if hash_file(obj) != sha:
+            if sha256_file(obj) != sha:
                 _quarantine(obj, sha, executable)
                 return Verification(False, f"{rel}: content does not match sha256 (corrupt object removed)")
             updates.append((key, st.st_size, token))

@@ -6,10 +6,11 @@ warm run only stats them (DVC keeps the same kind of state database).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
+
+from orchestra.core.digest import sha256_file, stat_token
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, stat TEXT NOT NULL, sha256 TEXT NOT NULL);
@@ -24,18 +25,16 @@ def file_sha256(path: Path) -> str:
     """sha256 hex of a file's bytes, from the cache when its stat is unchanged."""
     st = os.stat(path)
     if st.st_size < _MIN_CACHED:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return sha256_file(path)
     from orchestra.store.db import connect
 
-    token = f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    token = stat_token(st)
     key = str(Path(path).resolve())
     conn = connect("hashcache", _SCHEMA)
     row = conn.execute("SELECT stat, sha256 FROM digests WHERE path = ?", (key,)).fetchone()
     if row is not None and row["stat"] == token:
         return row["sha256"]
-    with open(path, "rb") as handle:
-        sha = hashlib.file_digest(handle, "sha256").hexdigest()
+    sha = sha256_file(path)
     with _lock:
         conn.execute("INSERT OR REPLACE INTO digests (path, stat, sha256) VALUES (?, ?, ?)", (key, token, sha))
     return sha

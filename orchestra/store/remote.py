@@ -26,7 +26,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import BadInputError, StoreError
+from orchestra.core.layout import safe_name
 
 ENV_VAR = "ORCHESTRA_ARTIFACTS"
 _CHUNK = 1 << 20
@@ -80,7 +82,7 @@ class RemoteStore:
         return f"{self.root}/objects/{sha[:2]}/{sha}"
 
     def attempt_key(self, run_id: str, stage: str, attempt: int) -> str:
-        return f"{self.root}/runs/{run_id}/{_safe_name(stage)}/{attempt}"
+        return f"{self.root}/runs/{run_id}/{safe_name(stage)}/{attempt}"
 
     # -- objects --------------------------------------------------------------------
     def has(self, sha: str, size: int) -> bool:
@@ -144,7 +146,7 @@ class RemoteStore:
         Raises:
             OutputError: a declared output is missing, or a symlink escapes.
         """
-        from orchestra.store.artifacts import OutputError, hash_file
+        from orchestra.store.artifacts import OutputError
 
         directory = directory.resolve()
         for name in declared:
@@ -161,7 +163,7 @@ class RemoteStore:
             if not real.is_file():
                 continue
             st = real.stat()
-            sha = hash_file(real)
+            sha = sha256_file(real)
             self.put_object(real, sha, st.st_size)
             manifest[rel] = {"sha256": sha, "size": st.st_size,
                              "mode": 0o755 if st.st_mode & statmod.S_IXUSR else 0o644}
@@ -214,12 +216,6 @@ class RemoteStore:
                 continue
 
 
-def _safe_name(name: str) -> str:
-    import re
-
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
-
 
 def _files(root: Path, skip: frozenset[str]) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
@@ -256,6 +252,6 @@ def pull(store: RemoteStore, manifest: Manifest, dest: Path) -> None:
             if not obj.exists():
                 store.get_object(sha, size, obj, 0o555 if executable else 0o444)
                 st = obj.stat()
-                records.append((sha + (".x" if executable else ""), st.st_size, artifacts._stat_token(st)))
+                records.append((sha + (".x" if executable else ""), st.st_size, stat_token(st)))
         runstore.record_objects(records)
         artifacts.link_tree(manifest, dest)

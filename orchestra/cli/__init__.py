@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import Sequence
 
 from orchestra import __version__
+from orchestra.core import settings
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
 
 # Verb modules, in help order. Each defines register(subparsers).
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
-    debug = args.debug or os.environ.get("ORCHESTRA_DEBUG") == "1"
+    debug = args.debug or settings.current().debug
     _configure_logging(debug)
     try:
         code = int(args.handler(args) or 0)

@@ -4,10 +4,11 @@ inside a run directory (``runs/RUN/STAGE/{out,logs,.staging-N,tracking.jsonl}``)
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from orchestra.core import settings
 
 
 # The JSON Schemas shipped with the package (orchestra/schemas → the repository's schemas/).
@@ -23,11 +24,11 @@ def orchestra_home() -> Path:
 
 def home_path(*parts: str) -> Path:
     """A directory under the home, created on first use (remembered: no syscall when warm)."""
-    configured = os.environ.get("ORCHESTRA_HOME") or str(Path.home() / ".orchestra")
+    configured = settings.current().home
     key = (configured, *parts)
     path = _made.get(key)
     if path is None or not path.is_dir():
-        path = Path(configured).expanduser().resolve().joinpath(*parts)
+        path = configured.resolve().joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         _made[key] = path
     return path

@@ -9,11 +9,11 @@ as by the mlflow client.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestra.core import settings
 from orchestra.core.errors import BadInputError
 
 ENV_VAR = "MLFLOW_TRACKING_URI"
@@ -76,17 +76,17 @@ def parse(value: str, *, where: str = "--tracking-uri") -> TrackingURI:
     base = urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
     from urllib.parse import unquote
 
-    username = unquote(parts.username) if parts.username else os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = unquote(parts.password) if parts.password else os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    return TrackingURI(raw=text, base=base, username=username, password=password,
-                       token=os.environ.get("MLFLOW_TRACKING_TOKEN"))
+    env = settings.current()
+    username = unquote(parts.username) if parts.username else env.tracking_username
+    password = unquote(parts.password) if parts.password else env.tracking_password
+    return TrackingURI(raw=text, base=base, username=username, password=password, token=env.tracking_token)
 
 
 def configured(explicit: str | None) -> TrackingURI | None:
     """The tracking server of a command: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else None."""
     if explicit:
         return parse(explicit)
-    from_env = os.environ.get(ENV_VAR)
-    if from_env and from_env.strip():
+    from_env = settings.current().tracking_uri
+    if from_env:
         return parse(from_env, where=ENV_VAR)
     return None

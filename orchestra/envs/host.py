@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 
+from orchestra.core import settings
 from orchestra.core.errors import EnvError
 
 CONDA_EXE_ENV = "ORCHESTRA_CONDA_EXE"
@@ -27,7 +28,7 @@ def current_platform() -> str:
 
 def conda_exe() -> str | None:
     """The external executable named by ORCHESTRA_CONDA_EXE (micromamba, mamba or conda), if any."""
-    value = os.environ.get(CONDA_EXE_ENV, "").strip()
+    value = settings.current().conda_exe
     if not value:
         return None
     found = shutil.which(value)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from orchestra.core import settings
 from orchestra.core.errors import EnvError
 from orchestra.core.layout import home_path
 from orchestra.core.pids import pid_alive
@@ -67,8 +68,7 @@ def root() -> Path:
 
 def root_peek() -> Path:
     """The envs directory, without creating anything (for dry runs)."""
-    configured = os.environ.get("ORCHESTRA_HOME") or str(Path.home() / ".orchestra")
-    return Path(configured).expanduser() / "envs"
+    return settings.current().home / "envs"
 
 
 def prefix_for(name: str) -> Path:
@@ -156,10 +156,7 @@ def sweep_unmarked() -> list[Path]:
 
 
 def _lock_timeout() -> float:
-    try:
-        return float(os.environ.get(LOCK_TIMEOUT_ENV, "3600"))
-    except ValueError:
-        return 3600.0
+    return settings.current().env_lock_timeout_s or 3600.0
 
 
 Builder = Callable[[Path, Path], None]  # (build dir, final prefix)

@@ -15,6 +15,7 @@ import string
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from orchestra.core import settings
 from orchestra.core.layout import SCHEMAS_DIR
 from orchestra.core.errors import SpecError
 from orchestra.mlproject.model import PARAM_TYPES, RESERVED_PARAMS, EnvSpec, ParamSpec, ProjectSpec, StageSpec
@@ -179,8 +180,7 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
 
 
 def _validated_marker(digest: str) -> Path | None:
-    home = os.environ.get("ORCHESTRA_HOME") or str(Path.home() / ".orchestra")
-    return Path(home).expanduser() / "cache" / "validated-specs" / digest
+    return settings.current().home / "cache" / "validated-specs" / digest
 
 
 def _key_path(path: Any) -> str:

@@ -8,11 +8,11 @@ Each subsystem keeps its tables in its own file (``runs.sqlite``, ``hooks.sqlite
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from pathlib import Path
 
+from orchestra.core import settings
 from orchestra.core.errors import StoreError
 from orchestra.core.layout import orchestra_home
 
@@ -26,7 +26,7 @@ def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connect
     transactions.
     """
     cache: dict[object, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
-    fast_key = (name, home, os.environ.get("ORCHESTRA_HOME"))
+    fast_key = (name, home, settings.current().home)
     conn = cache.get(fast_key)
     if conn is not None:
         return conn

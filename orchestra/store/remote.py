@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from orchestra.core import settings
 from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import BadInputError, StoreError
 from orchestra.core.layout import safe_name
@@ -38,7 +39,7 @@ Manifest = Mapping[str, Mapping[str, Any]]
 
 def configured_url() -> str | None:
     """The artifact store URL from the environment, or None (paths are shared)."""
-    return os.environ.get(ENV_VAR) or None
+    return settings.current().artifacts_url
 
 
 def _redact(url: str) -> str:

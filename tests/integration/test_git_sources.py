@@ -1,4 +1,4 @@
-"""Issue 5: git project sources against real servers on 127.0.0.1 (file://, git daemon, sshd)."""
+"""Git project sources against real servers on 127.0.0.1 (file://, git daemon, sshd)."""
 
 from __future__ import annotations
 

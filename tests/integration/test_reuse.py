@@ -1,4 +1,4 @@
-"""Issue 3: outputs as artifacts keyed by run; automatic reuse, --load-from, explainable plans."""
+"""Outputs as artifacts keyed by run; automatic reuse, --load-from, explainable plans."""
 
 from __future__ import annotations
 

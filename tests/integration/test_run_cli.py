@@ -1,4 +1,4 @@
-"""Issue 2 through the real CLI: selection, parallelism, failure policy, retries, timeouts, I/O."""
+"""Runs through the real CLI: selection, parallelism, failure policy, retries, timeouts, I/O."""
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ from orchestra.core.errors import SourceError
 from orchestra.source.git import normalize, validate_url
 from tests.integration.gitservers import GitDaemon, SshServer, ensure_user, git, make_repo
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):

@@ -1,4 +1,4 @@
-"""Per-stage overhead of ``--executor dask://`` vs the local pool (issue 9).
+"""Per-stage overhead of ``--executor dask://`` vs the local pool.
 
 Starts a Dask scheduler and two workers (one thread each) on 127.0.0.1, then times the same
 projects on both executors: the 200-stage chain of no-op commands (cold: every stage runs) and

@@ -8,8 +8,11 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import pytest
+
+from tests.projects import Template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO_ROOT / "example_projects"
@@ -65,9 +68,23 @@ def write_project(root: Path, mlproject: str, files: dict[str, str] | None = Non
 
 @pytest.fixture
 def make_project(tmp_path: Path):
+    """``make_project(mlproject, files=None, name=None)``: a project directory under tmp_path."""
     counter = iter(range(1000))
 
     def make(mlproject: str, files: dict[str, str] | None = None, name: str | None = None) -> Path:
         return write_project(tmp_path / (name or f"proj{next(counter)}"), mlproject, files)
+
+    return make
+
+
+@pytest.fixture
+def project(make_project):
+    """``project(template, files=None, name=None)``: write a :class:`tests.projects.Template` (or a
+    plain MLproject text) under tmp_path; ``files`` are added to (or replace) the template's."""
+
+    def make(template: Template | str, files: Mapping[str, str] | None = None, name: str | None = None) -> Path:
+        if isinstance(template, str):
+            template = Template(template)
+        return make_project(template.mlproject, {**template.files, **(files or {})}, name)
 
     return make

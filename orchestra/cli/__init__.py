@@ -1,4 +1,4 @@
-"""The ``orchestra`` command: parse arguments, call :mod:`orchestra.api`, map errors to exit codes.
+"""The ``orchestra`` command: parse arguments, call :mod:`orchestra.app.api`, map errors to exit codes.
 
 Each verb group lives in its own module exposing ``register(subparsers)``; handlers take the
 parsed namespace and return an exit code. Nothing heavy is imported here: ``orchestra --help``

@@ -18,7 +18,7 @@ RUN_ENDED = "run_ended"
 STAGE_STARTED = "stage_started"
 STAGE_RETRYING = "stage_retrying"
 STAGE_ENDED = "stage_ended"
-# Scheduler events (issue 7): a slot was launched (or failed to), or skipped/missed.
+# Scheduler events: a slot was launched (or failed to), or skipped/missed.
 SCHEDULE_FIRED = "schedule_fired"
 SCHEDULE_SKIPPED = "schedule_skipped"
 

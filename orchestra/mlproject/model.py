@@ -94,8 +94,9 @@ class ProjectSpec:
         entry_points: stage name → StageSpec, in file order.
         env: the project-level environment (explicit key or MLflow's implicit files); None = MLflow
             default (a bare environment of the current Python).
-        hooks: the raw ``hooks`` mapping (validated by the schema; interpreted by orchestra.hooks).
-        schedules: the raw ``schedules`` mapping (interpreted by orchestra.schedule).
+        hooks: the raw ``hooks`` mapping (validated by the schema; interpreted by
+            orchestra.integrations.hooks).
+        schedules: the raw ``schedules`` mapping (interpreted by orchestra.app.schedule).
     """
 
     root: Path

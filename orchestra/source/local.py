@@ -32,7 +32,7 @@ def local_path(base: str) -> Path | None:
         candidate = Path(base).expanduser()
     if candidate.is_dir():
         if _is_bare_repository(candidate):
-            return None  # a bare repository has no work tree to run in: clone it (gitsource)
+            return None  # a bare repository has no work tree to run in: clone it (source/git.py)
         return candidate.resolve()
     if "://" in base:
         return None  # file:// URL of something else (e.g. a bare repo) goes to git

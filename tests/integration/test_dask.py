@@ -14,21 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import projects
 from tests.conftest import EXAMPLES, REPO_ROOT
 from tests.integration.test_kill import alive, wait_for
 
-PIPELINE = """
-entry_points:
-  prep:
-    command: "echo data > {outputs}/d.txt"
-    outputs: [d.txt]
-  train:
-    depends_on: [prep]
-    command: "cat {inputs.prep}/d.txt > {outputs}/m.txt && echo model >> {outputs}/m.txt"
-  report:
-    depends_on: [train, prep]
-    command: "cat {inputs.train}/m.txt {inputs.prep}/d.txt > {outputs}/r.txt"
-"""
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -49,8 +39,8 @@ def store_env(dask_cluster, store: str | None, tmp_path: Path | None = None) -> 
 
 
 @pytest.mark.parametrize("store", [None, "s3", "file"])
-def test_pipeline_runs_on_dask_then_loads_everything(cli, make_project, dask_cluster, store, tmp_path):
-    root = make_project(PIPELINE)
+def test_pipeline_runs_on_dask_then_loads_everything(cli, project, dask_cluster, store, tmp_path):
+    root = project(projects.CHAIN)
     env = store_env(dask_cluster, store, tmp_path)
     first = cli("run", str(root), "--executor", dask_cluster.url, "--json", env=env)
     assert first.code == 0, first.err
@@ -75,8 +65,8 @@ def test_pipeline_runs_on_dask_then_loads_everything(cli, make_project, dask_clu
         assert not [p for p in shared.rglob("*") if ".tmp-" in p.name]  # every upload renamed into place
 
 
-def test_outputs_loaded_from_a_local_run_reach_remote_workers_through_s3(cli, make_project, dask_cluster):
-    root = make_project(PIPELINE.replace('cat {inputs.train}/m.txt {inputs.prep}/d.txt > {outputs}/r.txt',
+def test_outputs_loaded_from_a_local_run_reach_remote_workers_through_s3(cli, project, dask_cluster):
+    root = project(projects.CHAIN.mlproject.replace('cat {inputs.train}/m.txt {inputs.prep}/d.txt > {outputs}/r.txt',
                                          'cat {inputs.train}/m.txt {inputs.prep}/d.txt > {outputs}/r.txt; echo {tag}')
                         .replace("  report:\n", "  report:\n    parameters: {tag: {type: string, default: a}}\n"))
     local = cli("run", str(root), "--json")
@@ -163,25 +153,13 @@ def test_worker_killed_mid_stage_is_one_failed_attempt_and_leaves_no_orphan(make
     assert (Path(stage["outputs_dir"]) / "attempt").read_text() == "2\n"
     assert "was lost while running it); retrying" in err
     # The dead worker's stage group is killed by its supervisor: no orphan keeps running.
-    wait_for(lambda: not alive(child), timeout=15, what="the orphaned stage child to be killed")
-
-
-CANCELLED = """
-entry_points:
-  slow:
-    command: "bash -c 'sleep 300 & echo $! > {marker}.child; echo go > {marker}; wait'"
-  other:
-    command: "bash -c 'sleep 300 & echo $! > {marker}.other; wait'"
-  after:
-    depends_on: [slow]
-    command: "echo never > {{outputs}}/x"
-"""
+    wait_for(lambda: not alive(child), what="the orphaned stage child to be killed")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_cancels_remote_stages(cli, make_project, dask_cluster, tmp_path, sig):
+def test_signal_cancels_remote_stages(cli, project, dask_cluster, tmp_path, sig):
     marker = tmp_path / "started"
-    root = make_project(CANCELLED.format(marker=marker))
+    root = project(projects.killable(marker))
     proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "--executor", dask_cluster.url],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for(lambda: all(Path(f"{marker}{s}").exists() and Path(f"{marker}{s}").read_text().strip()
@@ -191,7 +169,7 @@ def test_signal_cancels_remote_stages(cli, make_project, dask_cluster, tmp_path,
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
     for child in children:
-        wait_for(lambda: not alive(child), timeout=15, what="remote stage group to die")
+        wait_for(lambda: not alive(child), what="remote stage group to die")
     record = json.loads(cli("runs", "list", "--json").out)[0]
     assert record["status"] == "KILLED"
     assert statuses(record) == {"slow": "KILLED", "other": "KILLED", "after": "KILLED"}
@@ -253,9 +231,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_unreachable_scheduler_is_exit_2_naming_the_address(cli, make_project):
+def test_unreachable_scheduler_is_exit_2_naming_the_address(cli, project):
     pytest.importorskip("distributed")
-    root = make_project(PIPELINE)
+    root = project(projects.CHAIN)
     port = _free_port()
     result = cli("run", str(root), "--executor", f"dask://127.0.0.1:{port}",
                  env={"ORCHESTRA_DASK_CONNECT_TIMEOUT": "1"})
@@ -265,12 +243,12 @@ def test_unreachable_scheduler_is_exit_2_naming_the_address(cli, make_project):
     assert json.loads(cli("runs", "list", "--json").out) == []
 
 
-def test_without_dask_installed_the_error_says_what_to_install(cli, make_project, tmp_path):
+def test_without_dask_installed_the_error_says_what_to_install(cli, project, tmp_path):
     poison = tmp_path / "nodask"
     poison.mkdir()
     # Importing a module whose sys.modules entry is None raises ImportError, as if not installed.
     (poison / "sitecustomize.py").write_text("import sys\nsys.modules['distributed'] = None\n")
-    root = make_project(PIPELINE)
+    root = project(projects.CHAIN)
     result = cli("run", str(root), "--executor", "dask://127.0.0.1:8786",
                  env={"PYTHONPATH": os.pathsep.join([str(poison), str(REPO_ROOT)])})
     assert result.code == 2
@@ -279,14 +257,14 @@ def test_without_dask_installed_the_error_says_what_to_install(cli, make_project
 
 
 @pytest.mark.parametrize("value", ["dask://127.0.0.1", "dask://:8786", "ray://x:1", "dask://h:1/x"])
-def test_bad_executor_values_are_exit_2(cli, make_project, value):
-    result = cli("run", str(make_project(PIPELINE)), "--executor", value)
+def test_bad_executor_values_are_exit_2(cli, project, value):
+    result = cli("run", str(project(projects.CHAIN)), "--executor", value)
     assert result.code == 2
     assert result.err.startswith(f"orchestra: error: --executor {value}: ") and "\n" not in result.err.strip()
 
 
-def test_local_runs_import_no_distributed_machinery(make_project):
-    root = make_project(PIPELINE)
+def test_local_runs_import_no_distributed_machinery(project):
+    root = project(projects.CHAIN)
     code = ("import sys, orchestra.app.api as api; r = api.run(sys.argv[1], api.RunOptions(quiet=True)); "
             "assert r.exit_code == 0; "
             "print(','.join(m for m in ('distributed', 'dask', 'fsspec', 's3fs', 'boto3') if m in sys.modules))")
@@ -306,9 +284,9 @@ def test_output_lines_stream_from_the_worker_to_the_console(cli, make_project, d
     assert "[main] warn-line" in result.err
 
 
-def test_sigkill_of_the_driver_kills_its_remote_stages(make_project, dask_cluster, tmp_path, cli):
+def test_sigkill_of_the_driver_kills_its_remote_stages(project, dask_cluster, tmp_path, cli):
     marker = tmp_path / "started"
-    root = make_project(CANCELLED.format(marker=marker))
+    root = project(projects.killable(marker))
     proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "--executor", dask_cluster.url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: Path(f"{marker}.child").exists() and Path(f"{marker}.child").read_text().strip(),
@@ -317,7 +295,7 @@ def test_sigkill_of_the_driver_kills_its_remote_stages(make_project, dask_cluste
     proc.kill()
     proc.wait(10)
     # The scheduler drops the dead client's tasks; each worker's supervisor kills their groups.
-    wait_for(lambda: not alive(child), timeout=20, what="the remote stage to be killed")
+    wait_for(lambda: not alive(child), what="the remote stage to be killed")
     assert json.loads(cli("runs", "list", "--json").out)[0]["status"] == "KILLED"
 
 
@@ -344,11 +322,11 @@ def test_help_path_imports_no_engine():
     assert out.strip() == ""
 
 
-def test_losing_the_scheduler_fails_the_stage_and_kills_it(make_project, tmp_path):
+def test_losing_the_scheduler_fails_the_stage_and_kills_it(project, tmp_path):
     from tests.integration.daskcluster import private_cluster
 
     marker = tmp_path / "started"
-    root = make_project(CANCELLED.format(marker=marker))
+    root = project(projects.killable(marker))
     with private_cluster() as own:
         own.wait_ready_n(1)
         proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "-e", "slow",
@@ -359,18 +337,18 @@ def test_losing_the_scheduler_fails_the_stage_and_kills_it(make_project, tmp_pat
         os.killpg(own.procs[0].pid, signal.SIGKILL)  # the scheduler
         _, err = proc.communicate(timeout=90)
         assert proc.returncode == 1, err
-        assert f"[slow] FAILED after" in err and f"the Dask scheduler at {own.address} dropped it" in err
+        assert "[slow] FAILED after" in err and f"the Dask scheduler at {own.address} dropped it" in err
         assert "Traceback" not in err
         # Its worker closes without a scheduler; the supervisor ends the stage group first.
-        wait_for(lambda: not alive(child), timeout=20, what="the stage to be killed")
+        wait_for(lambda: not alive(child), what="the stage to be killed")
 
 
-def test_s3_store_without_s3fs_says_what_to_install(cli, make_project, tmp_path):
+def test_s3_store_without_s3fs_says_what_to_install(cli, project, tmp_path):
     pytest.importorskip("distributed")
     poison = tmp_path / "nos3fs"
     poison.mkdir()
     (poison / "sitecustomize.py").write_text("import sys\nsys.modules['s3fs'] = None\n")
-    result = cli("run", str(make_project(PIPELINE)), "--executor", "dask://127.0.0.1:1",
+    result = cli("run", str(project(projects.CHAIN)), "--executor", "dask://127.0.0.1:1",
                  env={"PYTHONPATH": os.pathsep.join([str(poison), str(REPO_ROOT)]),
                       "ORCHESTRA_ARTIFACTS": "s3://bucket/prefix"})
     assert result.code == 2
@@ -378,7 +356,7 @@ def test_s3_store_without_s3fs_says_what_to_install(cli, make_project, tmp_path)
                                   "is installed (pip install 'orchestra[s3]')")
 
 
-def test_a_worker_with_another_orchestra_is_refused(cli, make_project, tmp_path):
+def test_a_worker_with_another_orchestra_is_refused(cli, project, tmp_path):
     from tests.integration.daskcluster import private_cluster
 
     shim = tmp_path / "other-version"
@@ -386,7 +364,7 @@ def test_a_worker_with_another_orchestra_is_refused(cli, make_project, tmp_path)
     (shim / "sitecustomize.py").write_text("import orchestra\norchestra.__version__ = '0.0.1-other'\n")
     with private_cluster(extra_pythonpath=str(shim)) as own:
         own.wait_ready_n(1)
-        result = cli("run", str(make_project(PIPELINE)), "--executor", own.url)
+        result = cli("run", str(project(projects.CHAIN)), "--executor", own.url)
     assert result.code == 2
     assert "Dask workers run another orchestra than this machine" in result.err and "has 0.0.1-other" in result.err
     assert json.loads(cli("runs", "list", "--json").out) == []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import envkit
+from tests import envkit, projects
 from tests.envfixtures import channel, offline_envs, session_channel, session_wheels, uv_cache, wheels  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -43,23 +43,12 @@ def _stdout(record: dict, name: str) -> str:
     return Path(stage["log_paths"]["stdout"]).read_text()
 
 
-def _project(tmp_path: Path, mlproject: str, files: dict[str, str], name: str = "proj") -> Path:
-    root = tmp_path / name
-    root.mkdir(exist_ok=True)
-    (root / "MLproject").write_text(mlproject)
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
-def test_conda_stage_runs_a_tool_only_its_env_provides(tmp_path, cli, channel, orchestra_home):
+def test_conda_stage_runs_a_tool_only_its_env_provides(tmp_path, cli, channel, orchestra_home, project):
     assert shutil.which("hello") is None
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n"
-                       "    command: 'hello && hellolib && echo prefix=$CONDA_PREFIX'\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")})
+    project(projects.conda_main("'hello && hellolib && echo prefix=$CONDA_PREFIX'"),
+            {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")}, name="proj")
     record = _run_json(cli, str(root))
     out = _stdout(record, "main")
     assert "hello 0.1" in out and "hellolib 1.0" in out
@@ -69,12 +58,11 @@ def test_conda_stage_runs_a_tool_only_its_env_provides(tmp_path, cli, channel, o
     assert len(_builds(orchestra_home)) == 1
 
 
-def test_python_env_stage_imports_a_package_only_its_env_has(tmp_path, cli, orchestra_home):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import sys, tinypkg, tinydep; print(tinypkg.VERSION, "
-                              "sys.prefix)'; echo venv=$VIRTUAL_ENV\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\nbuild_dependencies: [tinydep]\n"
-                                        "dependencies: [tinypkg==2.0]\n"})
+def test_python_env_stage_imports_a_package_only_its_env_has(tmp_path, cli, orchestra_home, project):
+    root = project(projects.python_env_main("\"python -c 'import sys, tinypkg, tinydep; print(tinypkg.VERSION, "
+                                            "sys.prefix)'; echo venv=$VIRTUAL_ENV\""),
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\nbuild_dependencies: [tinydep]\n"
+                                       "dependencies: [tinypkg==2.0]\n"}, name="proj")
     host = subprocess.run([sys.executable, "-c", "import tinypkg"], capture_output=True)
     assert host.returncode != 0  # only the env has it
     record = _run_json(cli, str(root))
@@ -86,7 +74,7 @@ def test_python_env_stage_imports_a_package_only_its_env_has(tmp_path, cli, orch
     assert "tinypkg==2.0" in lock and "--hash=sha256:" in lock
 
 
-def test_two_stages_of_one_pipeline_in_two_environments(tmp_path, cli, channel, orchestra_home):
+def test_two_stages_of_one_pipeline_in_two_environments(tmp_path, cli, channel, orchestra_home, project):
     root = tmp_path / "proj"
     root.mkdir()
     mlproject = """\
@@ -100,8 +88,9 @@ entry_points:
     python_env: envs/py.yaml
     command: "command -v hello || echo no-hello; python -c 'import tinypkg; print(tinypkg.VERSION)'; cat {inputs.prep}/tool.txt"
 """
-    _project(tmp_path, mlproject, {"envs/tools.yaml": _conda_yaml(root / "envs", channel, "  - hello\n"),
-                                   "envs/py.yaml": f"python: '{envkit.PY_VERSION}'\ndependencies: [tinypkg==1.0]\n"})
+    project(mlproject,
+            {"envs/tools.yaml": _conda_yaml(root / "envs", channel, "  - hello\n"),
+             "envs/py.yaml": f"python: '{envkit.PY_VERSION}'\ndependencies: [tinypkg==1.0]\n"}, name="proj")
     record = _run_json(cli, str(root))
     assert _stdout(record, "prep").strip() == "no-tinypkg"
     assert _stdout(record, "train").splitlines() == ["no-hello", "1.0", "hello 0.2"]
@@ -110,23 +99,22 @@ entry_points:
     assert len(_builds(orchestra_home)) == 2
 
 
-def test_conda_pip_section_is_installed_with_uv_into_the_conda_env(tmp_path, cli, channel):
+def test_conda_pip_section_is_installed_with_uv_into_the_conda_env(tmp_path, cli, channel, project):
     root = tmp_path / "proj"
     root.mkdir()
     deps = "  - hello\n  - python\n  - pip:\n    - tinypkg==1.0\n"
-    _project(tmp_path, "name: c\nentry_points:\n  main:\n    command: \"python -c 'import sys, tinypkg; "
-                       "print(tinypkg.VERSION, sys.prefix)'; hello\"\n",
-             {"conda.yaml": _conda_yaml(root, channel, deps)})  # implicit (MLflow's rule)
+    project("name: c\nentry_points:\n  main:\n    command: \"python -c 'import sys, tinypkg; "
+            "print(tinypkg.VERSION, sys.prefix)'; hello\"\n",
+            {"conda.yaml": _conda_yaml(root, channel, deps)}, name="proj")  # implicit (MLflow's rule)
     record = _run_json(cli, str(root))
     version, prefix, *rest = _stdout(record, "main").split()
     assert version == "1.0" and Path(prefix).name.startswith("conda-") and rest == ["hello", "0.2"]
     assert (Path(prefix) / "conda-meta").is_dir()
 
 
-def test_three_concurrent_runs_build_one_env(tmp_path, orchestra_home):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import slowpkg; print(slowpkg.VERSION)'\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [slowpkg]\n"})
+def test_three_concurrent_runs_build_one_env(tmp_path, orchestra_home, project):
+    root = project(projects.python_env_main("\"python -c 'import slowpkg; print(slowpkg.VERSION)'\""),
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [slowpkg]\n"}, name="proj")
     gate = tmp_path / "gate"
     gate.write_text("")
     # A private uv cache: a wheel of slowpkg built by another test must not skip the build.
@@ -154,10 +142,9 @@ def test_three_concurrent_runs_build_one_env(tmp_path, orchestra_home):
     assert len(keys) == 1
 
 
-def test_sigkill_during_build_leaves_nothing_a_later_run_takes_for_valid(tmp_path, cli, orchestra_home):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import slowpkg; print(slowpkg.VERSION)'\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [slowpkg]\n"})
+def test_sigkill_during_build_leaves_nothing_a_later_run_takes_for_valid(tmp_path, cli, orchestra_home, project):
+    root = project(projects.python_env_main("\"python -c 'import slowpkg; print(slowpkg.VERSION)'\""),
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [slowpkg]\n"}, name="proj")
     gate = tmp_path / "gate"
     gate.write_text("")
     # A private uv cache: a wheel of slowpkg built by another test must not skip the build.
@@ -189,11 +176,11 @@ def test_sigkill_during_build_leaves_nothing_a_later_run_takes_for_valid(tmp_pat
     assert not [p.name for p in envs_dir.iterdir() if p.name.startswith(".tmp-")]  # the orphan was swept
 
 
-def test_changed_spec_builds_a_new_env_and_reruns_the_stage(tmp_path, cli, orchestra_home):
+def test_changed_spec_builds_a_new_env_and_reruns_the_stage(tmp_path, cli, orchestra_home, project):
     spec = tmp_path / "proj" / "python_env.yaml"
-    root = _project(tmp_path, "name: p\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import tinypkg; print(tinypkg.VERSION)'\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinypkg==1.0]\n"})
+    root = project("name: p\nentry_points:\n  main:\n"
+                   "    command: \"python -c 'import tinypkg; print(tinypkg.VERSION)'\"\n",
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinypkg==1.0]\n"}, name="proj")
     first = _run_json(cli, str(root))
     assert _stdout(first, "main").strip() == "1.0"
     again = _run_json(cli, str(root))
@@ -209,11 +196,10 @@ def test_changed_spec_builds_a_new_env_and_reruns_the_stage(tmp_path, cli, orche
     assert json.loads(plan.out)[0]["action"] == "LOAD"
 
 
-def test_plan_and_dry_run_build_nothing(tmp_path, cli, channel, orchestra_home):
+def test_plan_and_dry_run_build_nothing(tmp_path, cli, channel, orchestra_home, project):
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: hello\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hello\n")})
+    project(projects.conda_main("hello"), {"conda.yaml": _conda_yaml(root, channel, "  - hello\n")}, name="proj")
     for args in (("plan", str(root)), ("run", str(root), "--dry-run")):
         result = cli(*args)
         assert result.code == 0, result.err
@@ -223,13 +209,12 @@ def test_plan_and_dry_run_build_nothing(tmp_path, cli, channel, orchestra_home):
     assert _builds(orchestra_home) == []
 
 
-def test_conda_lock_round_trip(tmp_path, cli, channel, orchestra_home):
+def test_conda_lock_round_trip(tmp_path, cli, channel, orchestra_home, project):
     from conda_lock.lockfile import parse_conda_lock_file
 
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: hello\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hello\n")})
+    project(projects.conda_main("hello"), {"conda.yaml": _conda_yaml(root, channel, "  - hello\n")}, name="proj")
     locked = cli("env", "lock", str(root))
     assert locked.code == 0, locked.err
     lock_file = root / "conda-lock.yml"
@@ -258,14 +243,13 @@ def test_conda_lock_round_trip(tmp_path, cli, channel, orchestra_home):
     assert "hash mismatch of locked package hello 0.2" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-def test_env_manager_uv_converts_conda_yaml_and_warns_about_dropped_packages(tmp_path, cli, channel):
+def test_env_manager_uv_converts_conda_yaml_and_warns_about_dropped_packages(tmp_path, cli, channel, project):
     root = tmp_path / "proj"
     root.mkdir()
     deps = f"  - python={envkit.PY_MINOR}\n  - hello\n  - pip:\n    - tinypkg==2.0\n"
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n"
-                       "    command: \"command -v hello || echo no-hello; python -c 'import tinypkg; "
-                       "print(tinypkg.VERSION)'; echo $VIRTUAL_ENV\"\n",
-             {"conda.yaml": _conda_yaml(root, channel, deps)})
+    project(projects.conda_main("\"command -v hello || echo no-hello; python -c 'import tinypkg; "
+                                "print(tinypkg.VERSION)'; echo $VIRTUAL_ENV\""),
+            {"conda.yaml": _conda_yaml(root, channel, deps)}, name="proj")
     for manager in ("uv", "virtualenv"):
         result = cli("run", str(root), "--env-manager", manager, "--json", "--no-cache")
         assert result.code == 0, result.err
@@ -274,20 +258,18 @@ def test_env_manager_uv_converts_conda_yaml_and_warns_about_dropped_packages(tmp
         assert lines[:2] == ["no-hello", "2.0"] and Path(lines[2]).name.startswith("python-")
 
 
-def test_env_manager_conda_refuses_a_python_env_project(tmp_path, cli):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n    command: 'true'\n",
-                    {"python_env.yaml": "python: '3.11'\n"})
+def test_env_manager_conda_refuses_a_python_env_project(tmp_path, cli, project):
+    root = project(projects.python_env_main("'true'"), {"python_env.yaml": "python: '3.11'\n"}, name="proj")
     result = cli("run", str(root), "--env-manager", "conda")
     assert result.code == 2 and "cannot be run with --env-manager conda" in result.err
     local = cli("run", str(root), "--env-manager", "local")
     assert local.code == 0, local.err
 
 
-def test_env_list_create_and_gc(tmp_path, cli, channel, orchestra_home):
+def test_env_list_create_and_gc(tmp_path, cli, channel, orchestra_home, project):
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: hello\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hello\n")})
+    project(projects.conda_main("hello"), {"conda.yaml": _conda_yaml(root, channel, "  - hello\n")}, name="proj")
     created = cli("env", "create", str(root))
     assert created.code == 0, created.err
     key, state, prefix, stages = created.out.split("\t")
@@ -322,11 +304,10 @@ for url in explicit[1:]:
 """
 
 
-def test_orchestra_conda_exe_installs_with_that_executable(tmp_path, cli, channel):
+def test_orchestra_conda_exe_installs_with_that_executable(tmp_path, cli, channel, project):
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: hello\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")})
+    project(projects.conda_main("hello"), {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")}, name="proj")
     exe = tmp_path / "bin" / "micromamba"
     exe.parent.mkdir()
     log = tmp_path / "argv.json"
@@ -350,23 +331,23 @@ def test_orchestra_conda_exe_installs_with_that_executable(tmp_path, cli, channe
     ("name: t\nchannels: [CHANNEL]\ndependencies: [hello\n", "conda.yaml: not valid YAML"),
     ("name: t\nchannels: [CHANNEL]\ndependencies: hello\n", "conda.yaml: dependencies: must be a list"),
 ])
-def test_bad_conda_env_is_one_line_exit_2(tmp_path, cli, channel, conda_yaml, expected):
-    root = _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'true'\n",
-                    {"conda.yaml": conda_yaml.replace("CHANNEL", str(channel))})
+def test_bad_conda_env_is_one_line_exit_2(tmp_path, cli, channel, conda_yaml, expected, project):
+    root = project(projects.conda_main("'true'"),
+                   {"conda.yaml": conda_yaml.replace("CHANNEL", str(channel))}, name="proj")
     result = cli("run", str(root))
     assert result.code == 2, result.err
     assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
     assert "Traceback" not in result.err
 
 
-def test_unreachable_http_channel_is_one_line_exit_2(tmp_path, cli):
+def test_unreachable_http_channel_is_one_line_exit_2(tmp_path, cli, project):
     import socket
 
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    root = _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'true'\n",
-                    {"conda.yaml": f"channels: ['http://127.0.0.1:{port}/ch']\ndependencies: [hello]\n"})
+    root = project(projects.conda_main("'true'"),
+                   {"conda.yaml": f"channels: ['http://127.0.0.1:{port}/ch']\ndependencies: [hello]\n"}, name="proj")
     result = cli("run", str(root))
     assert result.code == 2 and "channel unreachable" in result.err and f"127.0.0.1:{port}" in result.err
     assert len(result.err.strip().splitlines()) == 1
@@ -381,9 +362,8 @@ def test_unreachable_http_channel_is_one_line_exit_2(tmp_path, cli):
     (f"python: '{envkit.PY_MINOR}'\ndependencies: [nosuchpkg]\n",
      "python_env.yaml: cannot resolve the requirements nosuchpkg"),
 ])
-def test_bad_python_env_is_one_line_exit_2(tmp_path, cli, python_env, expected):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n    command: 'true'\n",
-                    {"python_env.yaml": python_env})
+def test_bad_python_env_is_one_line_exit_2(tmp_path, cli, python_env, expected, project):
+    root = project(projects.python_env_main("'true'"), {"python_env.yaml": python_env}, name="proj")
     result = cli("run", str(root))
     assert result.code == 2, result.err
     assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
@@ -391,10 +371,9 @@ def test_bad_python_env_is_one_line_exit_2(tmp_path, cli, python_env, expected):
         assert "found: " in result.err and envkit.PY_VERSION in result.err
 
 
-def test_python_hash_mismatch_of_a_locked_package(tmp_path, cli, wheels):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import tinydep'\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinydep==1.0]\n"})
+def test_python_hash_mismatch_of_a_locked_package(tmp_path, cli, wheels, project):
+    root = project(projects.python_env_main("\"python -c 'import tinydep'\""),
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinydep==1.0]\n"}, name="proj")
     env = {"UV_CACHE_DIR": str(tmp_path / "uv-cache")}
     assert cli("env", "create", str(root), env=env).code == 0
     assert cli("env", "gc", "--all").code == 0
@@ -406,7 +385,7 @@ def test_python_hash_mismatch_of_a_locked_package(tmp_path, cli, wheels):
     assert cli("env", "create", str(root), "--update", env=env).code == 0  # re-resolving accepts the new wheel
 
 
-def test_python_env_uses_another_installed_python(tmp_path, cli):
+def test_python_env_uses_another_installed_python(tmp_path, cli, project):
     from orchestra.envs import uvtool
 
     others = [v for v in uvtool.installed_versions() if not v.startswith(envkit.PY_MINOR + ".")
@@ -414,16 +393,17 @@ def test_python_env_uses_another_installed_python(tmp_path, cli):
     if not others:
         pytest.skip("only one Python 3 minor version is installed here")
     minor = ".".join(others[-1].split(".")[:2])
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import sys, tinypkg; print(*sys.version_info[:2], sep=chr(46))'\"\n",
-                    {"python_env.yaml": f"python: '{minor}'\ndependencies: [tinypkg]\n"})
+    root = project(projects.python_env_main("\"python -c 'import sys, tinypkg; "
+                                            "print(*sys.version_info[:2], sep=chr(46))'\""),
+                   {"python_env.yaml": f"python: '{minor}'\ndependencies: [tinypkg]\n"}, name="proj")
     record = _run_json(cli, str(root))
     assert _stdout(record, "main").strip() == minor
 
 
-def test_env_manager_uv_without_any_env_file_builds_a_bare_venv(tmp_path, cli):
-    root = _project(tmp_path, "name: p\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import sys; print(sys.prefix != sys.base_prefix, sys.prefix)'\"\n", {})
+def test_env_manager_uv_without_any_env_file_builds_a_bare_venv(tmp_path, cli, project):
+    root = project("name: p\nentry_points:\n  main:\n"
+                   "    command: \"python -c 'import sys; print(sys.prefix != sys.base_prefix, sys.prefix)'\"\n",
+                   {}, name="proj")
     record = _run_json(cli, str(root), "--env-manager", "uv")
     in_venv, prefix = _stdout(record, "main").split()
     assert in_venv == "True" and Path(prefix).name.startswith("python-")
@@ -433,29 +413,27 @@ def test_env_manager_uv_without_any_env_file_builds_a_bare_venv(tmp_path, cli):
     assert local_prefix != prefix and not Path(local_prefix).name.startswith("python-")
 
 
-def test_python_env_requirements_file_is_part_of_the_key(tmp_path, cli):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import tinypkg; print(tinypkg.VERSION)'\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [-r requirements.txt]\n",
-                     "requirements.txt": "tinypkg==1.0\n"})
+def test_python_env_requirements_file_is_part_of_the_key(tmp_path, cli, project):
+    root = project(projects.python_env_main("\"python -c 'import tinypkg; print(tinypkg.VERSION)'\""),
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [-r requirements.txt]\n",
+                    "requirements.txt": "tinypkg==1.0\n"}, name="proj")
     assert _stdout(_run_json(cli, str(root)), "main").strip() == "1.0"
     (root / "requirements.txt").write_text("tinypkg==2.0\n")
     record = _run_json(cli, str(root))
     assert record["stages"][0]["status"] == "FINISHED" and _stdout(record, "main").strip() == "2.0"
 
 
-def test_conda_variables_are_set_for_the_stage(tmp_path, cli, channel):
+def test_conda_variables_are_set_for_the_stage(tmp_path, cli, channel, project):
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'echo $MY_SETTING'\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hellolib\nvariables:\n  MY_SETTING: on-42\n")})
+    project(projects.conda_main("'echo $MY_SETTING'"),
+            {"conda.yaml": _conda_yaml(root, channel, "  - hellolib\nvariables:\n  MY_SETTING: on-42\n")}, name="proj")
     assert _stdout(_run_json(cli, str(root)), "main").strip() == "on-42"
 
 
-def test_warm_reuse_takes_no_lock_and_no_solve(tmp_path, cli, wheels, orchestra_home):
-    root = _project(tmp_path, "name: p\npython_env: python_env.yaml\nentry_points:\n  main:\n"
-                              "    command: \"python -c 'import tinypkg; print(tinypkg.VERSION)'\"\n",
-                    {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinypkg==1.0]\n"})
+def test_warm_reuse_takes_no_lock_and_no_solve(tmp_path, cli, wheels, orchestra_home, project):
+    root = project(projects.python_env_main("\"python -c 'import tinypkg; print(tinypkg.VERSION)'\""),
+                   {"python_env.yaml": f"python: '{envkit.PY_MINOR}'\ndependencies: [tinypkg==1.0]\n"}, name="proj")
     first = _run_json(cli, str(root))
     key = first["stages"][0]["env_key"]
     shutil.rmtree(wheels)  # a solve now would fail: nothing to resolve from
@@ -467,21 +445,20 @@ def test_warm_reuse_takes_no_lock_and_no_solve(tmp_path, cli, wheels, orchestra_
     assert len(_builds(orchestra_home)) == 1 and _builds(orchestra_home, "waiting") == []
 
 
-def test_conda_activation_scripts_set_their_variables(tmp_path, cli, channel):
+def test_conda_activation_scripts_set_their_variables(tmp_path, cli, channel, project):
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n"
-                       "    command: 'echo $HELLO_DATA; cat $HELLO_DATA/README; echo $CONDA_PREFIX'\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hellodata\n")})
+    project(projects.conda_main("'echo $HELLO_DATA; cat $HELLO_DATA/README; echo $CONDA_PREFIX'"),
+            {"conda.yaml": _conda_yaml(root, channel, "  - hellodata\n")}, name="proj")
     data, content, prefix = _stdout(_run_json(cli, str(root)), "main").split()
     assert data == f"{prefix}/share/hellodata" and content == "data"  # the final path, not the build dir
 
 
-def test_a_cold_build_is_reported_and_a_warm_reuse_is_silent(tmp_path, cli, channel):
+def test_a_cold_build_is_reported_and_a_warm_reuse_is_silent(tmp_path, cli, channel, project):
     root = tmp_path / "proj"
     root.mkdir()
-    _project(tmp_path, "name: c\nconda_env: conda.yaml\nentry_points:\n  main:\n    command: 'hello'\n",
-             {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")})
+    project(projects.conda_main("'hello'"),
+            {"conda.yaml": _conda_yaml(root, channel, "  - hello=0.1\n")}, name="proj")
     first = cli("run", str(root))
     assert first.code == 0, first.err
     assert "orchestra: built conda env" in first.err

@@ -1,4 +1,4 @@
-"""Issue 5: git project sources against real servers on 127.0.0.1 (file://, git daemon, sshd)."""
+"""Git project sources against real servers on 127.0.0.1 (file://, git daemon, sshd)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from orchestra import source
 from orchestra.core.errors import SourceError
 from orchestra.source.git import normalize, validate_url
 from tests.integration.gitservers import GitDaemon, SshServer, ensure_user, git, make_repo
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

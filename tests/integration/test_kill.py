@@ -12,19 +12,12 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = """
-entry_points:
-  slow:
-    command: "bash -c 'sleep 300 & echo $! > {marker}.child; echo go > {marker}; wait'"
-  other:
-    command: "sleep 300"
-  after:
-    depends_on: [slow]
-    command: "echo never > {{outputs}}/x"
-"""
+from tests import projects
+
+pytestmark = pytest.mark.integration
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -50,36 +43,36 @@ def start(project: Path) -> subprocess.Popen:
 
 
 @pytest.fixture
-def project(make_project, tmp_path):
+def killable(project, tmp_path):
     marker = tmp_path / "started"
-    return make_project(PROJECT.format(marker=marker)), marker
+    return project(projects.killable(marker)), marker
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_kills_stage_groups_and_marks_run_killed(cli, project, sig):
-    root, marker = project
+def test_signal_kills_stage_groups_and_marks_run_killed(cli, killable, sig):
+    root, marker = killable
     proc = start(root)
     wait_for(lambda: marker.exists() and Path(f"{marker}.child").exists(), what="stage start")
     child = int(Path(f"{marker}.child").read_text())
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err.decode()
-    wait_for(lambda: not alive(child), timeout=10, what="stage child to die")
+    wait_for(lambda: not alive(child), what="stage child to die")
     record = json.loads(cli("runs", "list", "--json").out)[0]
     assert record["status"] == "KILLED"
     assert {s["name"]: s["status"] for s in record["stages"]} == {"slow": "KILLED", "other": "KILLED", "after": "KILLED"}
     assert "--load-from" in err.decode()
 
 
-def test_sigkill_of_orchestra_leaves_no_orphan_and_nothing_loadable(cli, project):
-    root, marker = project
+def test_sigkill_of_orchestra_leaves_no_orphan_and_nothing_loadable(cli, killable):
+    root, marker = killable
     proc = start(root)
     wait_for(lambda: marker.exists() and Path(f"{marker}.child").exists(), what="stage start")
     child = int(Path(f"{marker}.child").read_text())
     proc.kill()
     proc.communicate(timeout=10)
     # The run's watchdog kills the stage groups once orchestra is gone.
-    wait_for(lambda: not alive(child), timeout=15, what="watchdog to kill the stage")
+    wait_for(lambda: not alive(child), what="watchdog to kill the stage")
     record = json.loads(cli("runs", "list", "--json").out)[0]
     assert record["status"] == "KILLED"
     plan = cli("plan", str(root), "--json")

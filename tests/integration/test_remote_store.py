@@ -12,6 +12,8 @@ import pytest
 from orchestra.core.errors import BadInputError, StoreError
 from orchestra.store.artifacts import OutputError, manifest_digest
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(params=["file", "s3"])
 def store(request, tmp_path, monkeypatch):

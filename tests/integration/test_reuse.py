@@ -1,4 +1,4 @@
-"""Issue 3: outputs as artifacts keyed by run; automatic reuse, --load-from, explainable plans."""
+"""Outputs as artifacts keyed by run; automatic reuse, --load-from, explainable plans."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.integration
 
 # Each stage appends its name to a ledger outside the project, so tests can see exactly which
 # commands ran (the ledger is outside the project so it does not change the code digest).
@@ -43,7 +45,7 @@ if upstream:
 
 
 @pytest.fixture
-def project(make_project, tmp_path, monkeypatch):
+def pipeline(make_project, tmp_path, monkeypatch):
     ledger = tmp_path / "ledger.txt"
     ledger.touch()
     monkeypatch.setenv("LEDGER", str(ledger))
@@ -67,8 +69,8 @@ def statuses(record) -> dict[str, str]:
     return {s["name"]: s["status"] for s in record["stages"]}
 
 
-def test_second_run_loads_every_stage_and_runs_no_command(cli, project):
-    root, ledger = project
+def test_second_run_loads_every_stage_and_runs_no_command(cli, pipeline):
+    root, ledger = pipeline
     first, _ = run_json(cli, root)
     assert ran(ledger) == ["a", "b", "c", "side"]
     second, err = run_json(cli, root)
@@ -85,8 +87,8 @@ def test_second_run_loads_every_stage_and_runs_no_command(cli, project):
     assert "loaded" in err
 
 
-def test_changing_one_parameter_reruns_exactly_its_dependents(cli, project):
-    root, ledger = project
+def test_changing_one_parameter_reruns_exactly_its_dependents(cli, pipeline):
+    root, ledger = pipeline
     run_json(cli, root)
     ran(ledger)
     record, err = run_json(cli, root, "-P", "y=0.25")
@@ -95,8 +97,8 @@ def test_changing_one_parameter_reruns_exactly_its_dependents(cli, project):
     assert "param y 0.5 → 0.25" in err
 
 
-def test_early_cutoff_identical_upstream_bytes_let_descendants_load(cli, project):
-    root, ledger = project
+def test_early_cutoff_identical_upstream_bytes_let_descendants_load(cli, pipeline):
+    root, ledger = pipeline
     run_json(cli, root, "-P", "constant=true")
     ran(ledger)
     record, _ = run_json(cli, root, "-P", "constant=true", "-P", "x=2")
@@ -105,8 +107,8 @@ def test_early_cutoff_identical_upstream_bytes_let_descendants_load(cli, project
     assert statuses(record)["b"] == "LOADED" and statuses(record)["c"] == "LOADED"
 
 
-def test_no_cache_force_and_cache_false(cli, project, make_project, tmp_path):
-    root, ledger = project
+def test_no_cache_force_and_cache_false(cli, pipeline, make_project, tmp_path):
+    root, ledger = pipeline
     run_json(cli, root)
     ran(ledger)
     run_json(cli, root, "--no-cache")
@@ -123,8 +125,8 @@ def test_no_cache_force_and_cache_false(cli, project, make_project, tmp_path):
     assert ran(ledger) == ["side"]
 
 
-def test_load_from_matching_and_mismatching_run_explains(cli, project):
-    root, ledger = project
+def test_load_from_matching_and_mismatching_run_explains(cli, pipeline):
+    root, ledger = pipeline
     base, _ = run_json(cli, root)
     other, _ = run_json(cli, root, "-P", "y=0.3")
     ran(ledger)
@@ -143,8 +145,8 @@ def test_load_from_matching_and_mismatching_run_explains(cli, project):
     assert any("0.3 → 0.9" in r for r in by_stage["b"]["load_from_differences"])
 
 
-def test_load_stages_trusts_outputs_even_when_keys_differ(cli, project):
-    root, ledger = project
+def test_load_stages_trusts_outputs_even_when_keys_differ(cli, pipeline):
+    root, ledger = pipeline
     base, _ = run_json(cli, root)
     ran(ledger)
     record, err = run_json(cli, root, "-P", "y=0.7", "--load-from", base["run_id"], "--load-stages", "b")
@@ -155,8 +157,8 @@ def test_load_stages_trusts_outputs_even_when_keys_differ(cli, project):
     assert "trusted" in err
 
 
-def test_unknown_run_id_and_stage_are_exit_2_with_choices(cli, project):
-    root, _ = project
+def test_unknown_run_id_and_stage_are_exit_2_with_choices(cli, pipeline):
+    root, _ = pipeline
     base, _ = run_json(cli, root, "-e", "a")
     bad = cli("run", str(root), "--load-from", "f" * 32)
     assert bad.code == 2 and "no run" in bad.err and len(bad.err.strip().splitlines()) == 1
@@ -188,8 +190,8 @@ def test_resume_a_failed_run_with_load_from(cli, make_project, tmp_path, monkeyp
     assert statuses(resumed) == {"a": "LOADED", "b": "FINISHED", "c": "FINISHED"}
 
 
-def test_corrupted_object_is_detected_removed_and_rerun(cli, project):
-    root, ledger = project
+def test_corrupted_object_is_detected_removed_and_rerun(cli, pipeline):
+    root, ledger = pipeline
     first, _ = run_json(cli, root, "-e", "a")
     ran(ledger)
     out = Path(first["stages"][0]["outputs_dir"]) / "a.txt"
@@ -205,11 +207,11 @@ def test_corrupted_object_is_detected_removed_and_rerun(cli, project):
     assert statuses(record)["a"] == "LOADED" and ran(ledger) == []
 
 
-def test_concurrent_runs_share_the_store(cli, project):
+def test_concurrent_runs_share_the_store(cli, pipeline):
     import subprocess
     import sys
 
-    root, ledger = project
+    root, ledger = pipeline
     procs = [subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "-q", "-P", f"y={i}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(3)]
     for proc in procs:
@@ -221,8 +223,8 @@ def test_concurrent_runs_share_the_store(cli, project):
     assert set(statuses(again).values()) == {"LOADED"}
 
 
-def test_gc_never_breaks_a_later_load(cli, project):
-    root, ledger = project
+def test_gc_never_breaks_a_later_load(cli, pipeline):
+    root, ledger = pipeline
     old, _ = run_json(cli, root, "-P", "y=0.1")
     keep, _ = run_json(cli, root, "-P", "y=0.2")
     ran(ledger)
@@ -262,8 +264,8 @@ def test_declared_outputs_must_exist(cli, make_project):
     assert result.code == 1 and "declared output 'model.pkl' was not written" in result.err
 
 
-def test_plan_and_dry_run_write_nothing(cli, project, orchestra_home):
-    root, ledger = project
+def test_plan_and_dry_run_write_nothing(cli, pipeline, orchestra_home):
+    root, ledger = pipeline
     run_json(cli, root)
     ran(ledger)
     before = sorted(p.relative_to(orchestra_home) for p in orchestra_home.rglob("*") if "cache" not in p.parts
@@ -281,8 +283,8 @@ def test_plan_and_dry_run_write_nothing(cli, project, orchestra_home):
     assert len(json.loads(cli("runs", "list", "--json").out)) == 1
 
 
-def test_runs_show_and_diff(cli, project):
-    root, _ = project
+def test_runs_show_and_diff(cli, pipeline):
+    root, _ = pipeline
     a, _ = run_json(cli, root)
     b, _ = run_json(cli, root, "-P", "y=0.75")
     show = cli("runs", "show", b["run_id"])

@@ -1,4 +1,4 @@
-"""Issue 2 through the real CLI: selection, parallelism, failure policy, retries, timeouts, I/O."""
+"""Runs through the real CLI: selection, parallelism, failure policy, retries, timeouts, I/O."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import projects
 from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
 
 
 def statuses(record) -> dict[str, str]:
@@ -120,18 +123,8 @@ def test_independent_stages_run_in_parallel(cli, make_project, tmp_path):
     assert "FAILED" in statuses(json.loads(result.out)).values()
 
 
-FAILING = """
-entry_points:
-  ok: {command: "echo ok"}
-  bad: {command: "python -c 'import sys; print(\\"boom line\\", file=sys.stderr); sys.exit(3)'", depends_on: [ok]}
-  below: {command: "echo below", depends_on: [bad]}
-  slow_side: {command: "python -c 'import time; time.sleep(1)'", depends_on: [ok]}
-  after_side: {command: "echo after", depends_on: [slow_side]}
-"""
-
-
-def test_failure_skips_descendants_and_stops_new_stages(cli, make_project):
-    root = make_project(FAILING)
+def test_failure_skips_descendants_and_stops_new_stages(cli, project):
+    root = project(projects.FAILING)
     result = cli("run", str(root), "-j", "2", "--json")
     assert result.code == 1
     record = json.loads(result.out)
@@ -146,8 +139,8 @@ def test_failure_skips_descendants_and_stops_new_stages(cli, make_project):
     assert f"--load-from {record['run_id']}" in result.err
 
 
-def test_keep_going_lets_independent_branches_finish(cli, make_project):
-    result = cli("run", str(make_project(FAILING)), "-j", "2", "--json", "--keep-going")
+def test_keep_going_lets_independent_branches_finish(cli, project):
+    result = cli("run", str(project(projects.FAILING)), "-j", "2", "--json", "--keep-going")
     states = statuses(json.loads(result.out))
     assert result.code == 1 and states["after_side"] == "FINISHED" and states["below"] == "SKIPPED"
 
@@ -204,20 +197,16 @@ def test_importing_the_cli_stays_light():
     assert out == ""
 
 
-def test_live_status_line_on_a_terminal_only(make_project):
+def test_live_status_line_on_a_terminal_only(project):
     """On a TTY the bottom line names the running stages with their durations; piped output
     has no escape codes at all."""
     import os
     import pty
     import re
 
-    project = make_project("""
-        entry_points:
-          first: {command: "python -c 'print(1)'"}
-          slow: {command: "python -c 'print(2)'", depends_on: [first]}
-    """)
+    root = project(projects.TWO_STAGES)
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(project)], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=follower, env={**os.environ, "TERM": "xterm"})
     os.close(follower)
     chunks = []
@@ -234,22 +223,18 @@ def test_live_status_line_on_a_terminal_only(make_project):
     screen = b"".join(chunks).decode(errors="replace")
     assert re.search(r"running: first \d+\.\ds", screen) and re.search(r"running: slow \d+\.\ds", screen)
     assert "2/2 done" in screen and "\x1b[K" in screen
-    piped = subprocess.run([sys.executable, "-m", "orchestra", "run", str(project), "--no-cache"],
+    piped = subprocess.run([sys.executable, "-m", "orchestra", "run", str(root), "--no-cache"],
                            capture_output=True, text=True, timeout=60)
     assert piped.returncode == 0 and "\x1b" not in piped.stderr and "running:" not in piped.stderr
 
 
-def test_a_reader_that_goes_away_does_not_kill_the_run(make_project, cli):
+def test_a_reader_that_goes_away_does_not_kill_the_run(project, cli):
     """``orchestra run … 2>&1 | head -1``: the console stops writing, the pipeline finishes."""
     import os
 
-    project = make_project("""
-        entry_points:
-          a: {command: "python -c 'print(1)'"}
-          b: {command: "python -c 'print(2)'", depends_on: [a]}
-    """)
+    root = project(projects.TWO_STAGES)
     read_end, write_end = os.pipe()
-    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(project)], stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=write_end)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as reader:

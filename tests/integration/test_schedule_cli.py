@@ -15,25 +15,11 @@ import pytest
 
 from orchestra.app.schedule import store
 from orchestra.store import runs as runstore
+from tests import projects
 from tests.conftest import REPO_ROOT
 from tests.hooks_receiver import Receiver, wait_until
 
 pytestmark = pytest.mark.integration
-
-ECHO = """
-name: sched
-entry_points:
-  main:
-    parameters:
-      alpha: {type: float, default: 0.5}
-    command: "python report.py {alpha}"
-"""
-REPORT = """
-import os, sys
-print("alpha", sys.argv[1], "schedule", os.environ["ORCHESTRA_SCHEDULE"], "for", os.environ["ORCHESTRA_SCHEDULED_FOR"])
-if float(sys.argv[1]) < 0:
-    sys.exit("alpha must not be negative")
-"""
 
 
 def slot_after(minutes: int = 1) -> tuple[str, str]:
@@ -66,24 +52,24 @@ def one_line_error(result) -> str:
     (("--cron", "0 2 * * *", "--jitter", "-5"), "--jitter: jitter -5 is out of range"),
     (("--cron", "0 2 * * *", "-P", "novalue"), "is not KEY=VALUE"),
 ])
-def test_bad_schedule_input_is_exit_2_one_line(cli, make_project, args, needle) -> None:
-    project = make_project(ECHO, {"report.py": REPORT})
-    line = one_line_error(cli("schedule", "add", "nightly", str(project), *args))
+def test_bad_schedule_input_is_exit_2_one_line(cli, project, args, needle) -> None:
+    root = project(projects.SCHEDULED)
+    line = one_line_error(cli("schedule", "add", "nightly", str(root), *args))
     assert needle in line
     assert store.all_schedules() == []
 
 
-def test_other_bad_input(cli, make_project, tmp_path: Path) -> None:
-    project = make_project(ECHO, {"report.py": REPORT})
-    assert "invalid schedule name" in one_line_error(cli("schedule", "add", "bad name", str(project), "--cron", "@daily"))
+def test_other_bad_input(cli, project, tmp_path: Path) -> None:
+    root = project(projects.SCHEDULED)
+    assert "invalid schedule name" in one_line_error(cli("schedule", "add", "bad name", str(root), "--cron", "@daily"))
     assert "no such project directory" in one_line_error(cli("schedule", "add", "x", str(tmp_path / "nope"), "--cron", "@daily"))
     assert "no schedule named 'ghost'" in one_line_error(cli("schedule", "next", "ghost"))
     assert "not an ISO-8601 time" in one_line_error(cli("schedule", "run-due", "--at", "yesterday"))
-    assert "--hooks" in one_line_error(cli("schedule", "add", "x", str(project), "--cron", "@daily",
+    assert "--hooks" in one_line_error(cli("schedule", "add", "x", str(root), "--cron", "@daily",
                                            "--hooks", str(tmp_path / "nohooks.json")))
-    assert cli("schedule", "add", "x", str(project), "--cron", "@daily").code == 0
-    assert "already exists" in one_line_error(cli("schedule", "add", "x", str(project), "--cron", "@hourly"))
-    assert "invalid choice" in one_line_error(cli("schedule", "add", "y", str(project), "--cron", "@daily",
+    assert cli("schedule", "add", "x", str(root), "--cron", "@daily").code == 0
+    assert "already exists" in one_line_error(cli("schedule", "add", "x", str(root), "--cron", "@hourly"))
+    assert "invalid choice" in one_line_error(cli("schedule", "add", "y", str(root), "--cron", "@daily",
                                                   "--overlap", "sometimes"))
 
 
@@ -96,16 +82,16 @@ def test_other_bad_input(cli, make_project, tmp_path: Path) -> None:
     ("{cron: '@daily', entry_points: [trian]}", "MLproject: schedules.nightly.entry_points: unknown entry point 'trian'"),
     ("{cron: '@daily', timezon: Europe/Berlin}", "MLproject: schedules.nightly.timezon: unknown key 'timezon'"),
 ])
-def test_sync_names_file_and_key_path(cli, make_project, entry: str, needle: str) -> None:
-    project = make_project(ECHO + f"schedules:\n  nightly: {entry}\n", {"report.py": REPORT})
-    assert needle in one_line_error(cli("schedule", "sync", str(project)))
+def test_sync_names_file_and_key_path(cli, project, entry: str, needle: str) -> None:
+    root = project(projects.SCHEDULED.plus(f"schedules:\n  nightly: {entry}\n"))
+    assert needle in one_line_error(cli("schedule", "sync", str(root)))
     if "entry_points" not in needle:  # validate checks the section too (it does not resolve targets)
-        assert needle.split(": ", 1)[-1] in one_line_error(cli("validate", str(project)))
+        assert needle.split(": ", 1)[-1] in one_line_error(cli("validate", str(root)))
 
 
-def test_run_due_launches_through_orchestra_run(cli, make_project) -> None:
-    project = make_project(ECHO, {"report.py": REPORT})
-    added = cli("schedule", "add", "nightly", str(project), "--cron", "* * * * *", "-P", "alpha=0.3")
+def test_run_due_launches_through_orchestra_run(cli, project) -> None:
+    root = project(projects.SCHEDULED)
+    added = cli("schedule", "add", "nightly", str(root), "--cron", "* * * * *", "-P", "alpha=0.3")
     assert added.code == 0, added.err
     assert added.out.count("next: ") == 3
     at, key = slot_after()
@@ -128,10 +114,10 @@ def test_run_due_launches_through_orchestra_run(cli, make_project) -> None:
     assert len(scheduled_runs("nightly")) == 1
 
 
-def test_two_run_due_processes_racing_launch_each_slot_once(cli, make_project) -> None:
-    project = make_project(ECHO, {"report.py": REPORT})
+def test_two_run_due_processes_racing_launch_each_slot_once(cli, project) -> None:
+    root = project(projects.SCHEDULED)
     for name in ("a", "b", "c"):
-        assert cli("schedule", "add", name, str(project), "--cron", "* * * * *", "--overlap", "allow").code == 0
+        assert cli("schedule", "add", name, str(root), "--cron", "* * * * *", "--overlap", "allow").code == 0
     at, key = slot_after()
     procs = [subprocess.Popen([sys.executable, "-m", "orchestra", "schedule", "run-due", "--at", at, "--json"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -144,10 +130,10 @@ def test_two_run_due_processes_racing_launch_each_slot_once(cli, make_project) -
         assert [f["scheduled_for"] for f in store.firings(name) if f["state"] == "launched"] == [key]
 
 
-def test_bad_uri_and_failing_run_are_recorded_and_do_not_stop_others(cli, make_project, tmp_path: Path) -> None:
-    project = make_project(ECHO, {"report.py": REPORT})
-    assert cli("schedule", "add", "good", str(project), "--cron", "* * * * *").code == 0
-    assert cli("schedule", "add", "failing", str(project), "--cron", "* * * * *", "-P", "alpha=-1").code == 0
+def test_bad_uri_and_failing_run_are_recorded_and_do_not_stop_others(cli, project, tmp_path: Path) -> None:
+    root = project(projects.SCHEDULED)
+    assert cli("schedule", "add", "good", str(root), "--cron", "* * * * *").code == 0
+    assert cli("schedule", "add", "failing", str(root), "--cron", "* * * * *", "-P", "alpha=-1").code == 0
     missing = (tmp_path / "missing.git").as_uri()
     assert cli("schedule", "add", "nowhere", missing, "--cron", "* * * * *").code == 0
     at, key = slot_after()
@@ -168,8 +154,8 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def test_git_project_is_fetched_at_fire_time(cli, make_project, tmp_path: Path) -> None:
-    repo = make_project(ECHO, {"report.py": REPORT}, name="repo")
+def test_git_project_is_fetched_at_fire_time(cli, project, tmp_path: Path) -> None:
+    repo = project(projects.SCHEDULED, name="repo")
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "one")
@@ -177,7 +163,7 @@ def test_git_project_is_fetched_at_fire_time(cli, make_project, tmp_path: Path) 
     assert cli("schedule", "add", "g", repo.as_uri(), "--cron", "* * * * *", "--version", "main").code == 0
     at1, _ = slot_after(1)
     assert cli("schedule", "run-due", "--at", at1).code == 0
-    (repo / "report.py").write_text(REPORT + "\nprint('second version')\n")
+    (repo / "report.py").write_text(projects.SCHEDULED.files["report.py"] + "\nprint('second version')\n")
     _git(repo, "commit", "-qam", "two")
     second = _git(repo, "rev-parse", "HEAD")
     at2, _ = slot_after(2)
@@ -189,7 +175,7 @@ def test_git_project_is_fetched_at_fire_time(cli, make_project, tmp_path: Path) 
 @pytest.mark.parametrize("overlap", ["skip", "queue", "allow"])
 def test_overlap_with_real_runs(cli, make_project, tmp_path: Path, overlap: str) -> None:
     gate = tmp_path / "gate"
-    project = make_project("""
+    root = make_project("""
         name: slow
         entry_points:
           main:
@@ -200,7 +186,7 @@ def test_overlap_with_real_runs(cli, make_project, tmp_path: Path, overlap: str)
         while not pathlib.Path({str(gate)!r}).exists() and time.time() < deadline:
             time.sleep(0.05)
     """})
-    assert cli("schedule", "add", "slow", str(project), "--cron", "* * * * *", "--overlap", overlap).code == 0
+    assert cli("schedule", "add", "slow", str(root), "--cron", "* * * * *", "--overlap", overlap).code == 0
     at1, _ = slot_after(1)
     assert cli("schedule", "run-due", "--at", at1, "--no-wait").code == 0
     wait_until(lambda: scheduled_runs("slow"), timeout=30)
@@ -221,19 +207,19 @@ def test_overlap_with_real_runs(cli, make_project, tmp_path: Path, overlap: str)
     assert len(scheduled_runs("slow")) == (1 if overlap == "skip" else 2)
 
 
-def test_sync_list_pause_resume_remove(cli, make_project) -> None:
-    project = make_project(ECHO + """
+def test_sync_list_pause_resume_remove(cli, project) -> None:
+    root = project(projects.SCHEDULED.plus("""
 schedules:
   nightly: {cron: "30 2 * * *", timezone: Europe/Berlin, parameters: {alpha: 0.3}, overlap: queue}
   weekly: {cron: "@weekly", catchup: none}
-""", {"report.py": REPORT})
-    synced = cli("schedule", "sync", str(project))
+"""))
+    synced = cli("schedule", "sync", str(root))
     assert synced.code == 0, synced.err
     assert "schedule nightly added" in synced.out and "schedule weekly added" in synced.out
-    assert "unchanged" in cli("schedule", "sync", str(project)).out
+    assert "unchanged" in cli("schedule", "sync", str(root)).out
     nightly = store.get("nightly").schedule
     assert (nightly.timezone, nightly.params, nightly.overlap, nightly.uri) == \
-        ("Europe/Berlin", ("alpha=0.3",), "queue", str(project))
+        ("Europe/Berlin", ("alpha=0.3",), "queue", str(root))
     listing = json.loads(cli("schedule", "list", "--json").out)
     assert [r["name"] for r in listing] == ["nightly", "weekly"]
     nxt = cli("schedule", "next", "nightly", "-n", "2", "--after", "2026-03-28T12:00:00Z")
@@ -243,22 +229,22 @@ schedules:
     assert "(paused)" in cli("schedule", "list").out
     assert "already was resumed" not in cli("schedule", "resume", "weekly").out
     # The MLproject drops `weekly`: sync removes what it had registered.
-    (project / "MLproject").write_text(ECHO + "schedules:\n  nightly: {cron: '30 2 * * *', timezone: Europe/Berlin}\n")
-    resynced = cli("schedule", "sync", str(project))
+    (root / "MLproject").write_text(projects.SCHEDULED.mlproject + "schedules:\n  nightly: {cron: '30 2 * * *', timezone: Europe/Berlin}\n")
+    resynced = cli("schedule", "sync", str(root))
     assert "schedule nightly updated" in resynced.out and "schedule weekly removed" in resynced.out
     assert cli("schedule", "remove", "nightly").code == 0
     assert cli("schedule", "list").err.startswith("no schedules")
 
 
-def test_schedule_webhooks(cli, make_project, tmp_path: Path) -> None:
+def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
     schema = json.loads((REPO_ROOT / "schemas" / "webhook-event.schema.json").read_text())
-    project = make_project(ECHO, {"report.py": REPORT})
+    root = project(projects.SCHEDULED)
     with Receiver() as receiver:
         hooks = tmp_path / "hooks.json"
         hooks.write_text(json.dumps({"schedule_fired": [{"url": receiver.url, "name": "s"}],
                                      "schedule_skipped": [{"url": receiver.url, "name": "s"}],
                                      "run_ended": [{"url": receiver.url, "name": "s"}]}))
-        assert cli("schedule", "add", "hooked", str(project), "--cron", "* * * * *", "--hooks", str(hooks)).code == 0
+        assert cli("schedule", "add", "hooked", str(root), "--cron", "* * * * *", "--hooks", str(hooks)).code == 0
         assert cli("schedule", "add", "broken", (tmp_path / "gone.git").as_uri(), "--cron", "*/30 * * * *",
                    "--catchup", "none", "--hooks", str(hooks)).code == 0
         at, key = slot_after(3)  # hooked: 2 missed (catchup latest), then the newest launched

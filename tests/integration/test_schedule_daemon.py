@@ -12,8 +12,8 @@ import pytest
 
 from orchestra.app.schedule import store
 from orchestra.store import runs as runstore
+from tests import projects
 from tests.hooks_receiver import wait_until
-from tests.integration.test_schedule_cli import ECHO, REPORT
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +46,18 @@ def test_a_second_scheduler_exits_naming_the_first(cli, orchestra_home: Path, tm
     assert "scheduler stopped" in (tmp_path / "first.log").read_text()
 
 
-def test_daemon_end_to_end_on_the_real_clock(cli, make_project, tmp_path: Path) -> None:
+def test_daemon_end_to_end_on_the_real_clock(cli, make_project, project, tmp_path: Path) -> None:
     """`* * * * *` on a local project: exactly one run for the next minute; a failing run, a bad URI
     and a still-running pipeline do not disturb it; SIGTERM stops the daemon cleanly and the
     running pipeline is handled as `orchestra run` handles SIGTERM (stages killed, run KILLED)."""
-    project = make_project(ECHO, {"report.py": REPORT})
+    root = project(projects.SCHEDULED)
     slow = make_project("""
         name: slow
         entry_points:
           main:
             command: "python -c 'import time; time.sleep(300)'"
     """)
-    schedules = {"good": (str(project), ()), "failing": (str(project), ("-P", "alpha=-1")),
+    schedules = {"good": (str(root), ()), "failing": (str(root), ("-P", "alpha=-1")),
                  "nowhere": ((tmp_path / "missing.git").as_uri(), ()), "slow": (str(slow), ())}
     for name, (uri, extra) in schedules.items():
         assert cli("schedule", "add", name, uri, "--cron", "* * * * *", *extra).code == 0

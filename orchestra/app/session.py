@@ -96,7 +96,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
     graph = prepared.graph
     run_id = runstore.new_run_id()
-    layout = RunLayout(home_path("runs") / run_id)  # the run directory is made once the executor is up
+    layout = RunLayout(home_path("runs") / run_id)  # not made yet: a bad executor leaves no trace
     # The executor is checked (reachable, resources satisfiable) before anything is stored.
     executor, jobs = executors.create(
         options.execution.executor, jobs=options.execution.jobs, pgid_file=layout.run_dir / "pgids",
@@ -105,7 +105,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         probe=home_path("runs") / f".probe-{run_id}", project_dir=prepared.project.path)
     for environment in {e for e in prepared.environments.values() if e is not None and e.notice}:
         console.line(f"orchestra: note: {environment.notice}")
-    home_path("runs", run_id)
+    home_path("runs", run_id)  # makes the run directory (stage directories and the pgid file go there)
     identity = identify(run_id, prepared, options)
     recorder = RunRecorder(identity, targets=prepared.targets, stages=graph.order)
     bus = events.EventBus(listeners, essential=[recorder, ConsoleReporter(console, prepared, options, layout)])

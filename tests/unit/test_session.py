@@ -211,3 +211,19 @@ def test_the_bus_calls_essential_listeners_first_and_lets_their_errors_through()
     with pytest.raises(RuntimeError, match="recorder"):  # a run whose record cannot be written stops
         bus.publish(events.Event(events.RUN_STARTED, "r", "e"))
     assert calls == ["recorder"]
+
+
+def test_runs_show_list_and_diff_render_the_typed_records(project: Path, cli) -> None:
+    first, _, _ = _run(project)
+    second, _, _ = _run(project)
+    shown = cli("runs", "show", second.run_id[:8])
+    assert shown.code == 0, shown.err
+    assert shown.out.startswith(f"run {second.run_id}  FINISHED  experiment=Default\n")
+    assert f"  stage a: LOADED from {first.run_id[:8]}/a  exit=None  attempts=0  took 0.0s\n" in shown.out
+    assert "    metrics: loss=0.25\n" in shown.out and "  params: code=0, n=1\n" in shown.out
+    diff = cli("runs", "diff", first.run_id, second.run_id)
+    assert diff.code == 0, diff.err
+    assert "stage a: FINISHED / LOADED\n  metric loss" in diff.out and "  key: same\n" in diff.out
+    listing = cli("runs", "list", "--status", "finished").out.splitlines()
+    assert listing[0].split() == ["run_id", "experiment", "status", "start", "duration", "stages", "loaded", "project"]
+    assert listing[1].split()[:3] == [second.run_id, "Default", "FINISHED"] and listing[1].split()[-2:] == ["3", str(project)]

@@ -6,13 +6,16 @@ only renders them.
 
 from __future__ import annotations
 
-from typing import Any
-
+from typing import TYPE_CHECKING
 
 from orchestra.core.options import RunOptions
-from orchestra.core.records import RunResult
+from orchestra.core.records import RunRecord, RunResult
 
-__all__ = ["RunOptions", "RunResult", "get_run", "list_runs", "plan", "run", "validate"]
+if TYPE_CHECKING:
+    from orchestra.integrations.tracking import TrackingURI
+    from orchestra.integrations.tracking.sync import SyncReport
+
+__all__ = ["RunOptions", "RunRecord", "RunResult", "get_run", "list_runs", "plan", "run", "sync_run", "validate"]
 
 
 def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
@@ -21,16 +24,16 @@ def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
     Raises:
         BadInputError: bad URI, MLproject, params, hooks config (exit 2); nothing is stored.
     """
-    from orchestra.app import runner
+    from orchestra.app import session
 
-    return runner.run(uri, options)
+    return session.run(uri, options)
 
 
 def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.plan.Plan
     """The plan ``run`` would follow, without running, building or writing anything."""
-    from orchestra.app import runner
+    from orchestra.app.prepare import plan_only
 
-    return runner.plan_only(uri, options).plan
+    return plan_only(uri, options).plan
 
 
 def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, StageGraph]
@@ -53,15 +56,29 @@ def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, Sta
         project.cleanup()
 
 
-def get_run(run_id: str) -> dict[str, Any]:
+def get_run(run_id: str) -> RunRecord:
+    """One stored run (a unique prefix of 6+ characters is accepted). Raises RunNotFoundError."""
+    from orchestra.app import reaper
     from orchestra.store import runs
 
-    runs.reap_stale_runs()  # a run whose orchestra was SIGKILLed shows as KILLED, not RUNNING
+    reaper.reap_stale_runs()  # a run whose orchestra was SIGKILLed shows as KILLED, not RUNNING
     return runs.get_run(run_id)
 
 
-def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[RunRecord]:
+    """Stored runs, newest first."""
+    from orchestra.app import reaper
     from orchestra.store import runs
 
-    runs.reap_stale_runs()
+    reaper.reap_stale_runs()
     return runs.list_runs(experiment, status, limit)
+
+
+def sync_run(run_id: str, uri: TrackingURI, *, upload_outputs: bool = False, timeout_s: float = 300.0,
+             experiment: str | None = None) -> SyncReport:
+    """``orchestra runs sync``: finish (or replay) the MLflow mirror of a run that has ended."""
+    from orchestra.app import reaper
+    from orchestra.integrations import tracking
+
+    reaper.reap_stale_runs()  # a run whose orchestra died is KILLED, and can be synced
+    return tracking.sync_run(run_id, uri, upload_outputs=upload_outputs, timeout_s=timeout_s, experiment=experiment)

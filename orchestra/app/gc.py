@@ -11,8 +11,10 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from orchestra.app import reaper
 from orchestra.core.errors import BadInputError
 from orchestra.core.layout import home_path
+from orchestra.core.status import RunStatus
 from orchestra.store import artifacts, runs as runstore
 
 
@@ -29,12 +31,12 @@ def gc(*, keep_last: int | None = None, older_than_days: float | None = None, dr
         raise BadInputError(f"--keep-last {keep_last}: must be 0 or more")
     if older_than_days is not None and older_than_days < 0:
         raise BadInputError(f"--older-than {older_than_days}: must be 0 or more")
-    runstore.reap_stale_runs()
+    reaper.reap_stale_runs()
     rows = runstore.db().execute("SELECT run_id, start_time, status FROM runs ORDER BY start_time DESC").fetchall()
     doomed: list[str] = []
     cutoff = time.time() - older_than_days * 86400 if older_than_days is not None else None
     for index, row in enumerate(rows):
-        if row["status"] == "RUNNING":
+        if row["status"] == RunStatus.RUNNING:
             continue
         too_many = keep_last is not None and index >= keep_last
         too_old = cutoff is not None and row["start_time"] < cutoff

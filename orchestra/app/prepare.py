@@ -69,7 +69,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
                                        hint=f"selected: {', '.join(graph.order)}")
             if runstore.stage_of(load_from, name) is None:
                 record = runstore.get_run(load_from)
-                valid = [s["name"] for s in record["stages"] if s["status"] in runstore.REUSABLE]
+                valid = [s.name for s in record.stages if s.status.has_outputs]
                 raise RunNotFoundError(f"--load-stages {name}: run {load_from[:8]} has no finished stage '{name}'",
                                        hint="stages with outputs: " + (", ".join(valid) or "none"))
     inputs = {}

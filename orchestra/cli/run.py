@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     result = api.run(args.uri, options)
     if args.json:
-        json.dump(result.record, sys.stdout, indent=2, default=str)
+        json.dump(result.to_json(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     return result.exit_code
 

@@ -1,7 +1,9 @@
-"""Lifecycle events: what the engine tells listeners (console, webhooks, MLflow mirror).
+"""Lifecycle events: what the engine tells listeners (run store, console, webhooks, MLflow mirror).
 
-Listeners must never raise into the engine and never block it: a listener that does I/O queues
-the event and returns (hooks, MLflow mirror). ``EventBus.publish`` swallows listener errors.
+Listeners must never block the engine: a listener that does network I/O queues the event and
+returns (hooks, MLflow mirror). ``EventBus.publish`` swallows the errors of ordinary listeners;
+its *essential* listeners (the run's recorder and console) come first, in order, and their
+errors propagate: a run whose record cannot be written stops, as a failing store write always did.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+from orchestra.core.records import Metric, StageUpdate
+from orchestra.core.status import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +32,37 @@ SUCCESS, FAILED, SKIPPED, LOADED, KILLED = "success", "failed", "skipped", "load
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptReport:
+    """What one finished attempt of a stage process left behind.
+
+    Attributes:
+        status: how it ended (:class:`orchestra.core.status.AttemptStatus` text: ok, failed, ...).
+        message: the executor's one-line reason ("exited with code 3"), if any.
+        last_stderr: the last lines the process wrote on stderr.
+        metrics: every metric value it logged (the history, not only the latest).
+    """
+
+    status: str
+    message: str | None = None
+    last_stderr: tuple[str, ...] = ()
+    metrics: tuple[Metric, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
-    """One lifecycle event. ``stage`` is None for run events."""
+    """One lifecycle event. ``stage`` is None for run events.
+
+    The fields up to ``timestamp`` are what webhooks and the MLflow mirror read (``status`` is
+    the webhook vocabulary). The in-process listeners also read:
+
+    Attributes:
+        change: with ``stage_started`` / ``stage_ended``, the stage's recorded fields that
+            changed (its new status among them); what the run store writes.
+        outcome: with ``stage_retrying`` / ``stage_ended`` of a stage that ran, its last attempt.
+        reasons: with ``stage_started``, why the stage runs (the plan's reasons).
+        trusted: with a ``loaded`` ``stage_ended``, it was loaded by ``--load-stages``.
+        run_status: with ``run_ended``, the run's recorded final status.
+    """
 
     name: str
     run_id: str
@@ -45,6 +79,11 @@ class Event:
     params: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     timestamp: float = field(default_factory=time.time)
+    change: StageUpdate | None = None
+    outcome: AttemptReport | None = None
+    reasons: tuple[str, ...] = ()
+    trusted: bool = False
+    run_status: RunStatus | None = None
 
 
 class Listener(Protocol):
@@ -65,12 +104,16 @@ class StageEnvProvider(Protocol):
 
 
 class EventBus:
-    """Fans events out to listeners; a failing listener is logged, never propagated."""
+    """Fans events out: first to the ``essential`` listeners, in order, whose errors propagate;
+    then to the other ``listeners``, whose errors are logged, never propagated."""
 
-    def __init__(self, listeners: Sequence[Listener] = ()) -> None:
+    def __init__(self, listeners: Sequence[Listener] = (), *, essential: Sequence[Listener] = ()) -> None:
+        self.essential = list(essential)
         self.listeners = list(listeners)
 
     def publish(self, event: Event) -> None:
+        for listener in self.essential:
+            listener.handle(event)
         for listener in self.listeners:
             try:
                 listener.handle(event)
@@ -79,7 +122,7 @@ class EventBus:
 
     def close(self, drain_s: float) -> None:
         deadline = time.monotonic() + max(drain_s, 0.0)
-        for listener in self.listeners:
+        for listener in (*self.essential, *self.listeners):
             try:
                 listener.close(max(0.0, deadline - time.monotonic()))
             except Exception:  # noqa: BLE001

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from orchestra.core.status import RunStatus, StageStatus
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """The outcome of ``run()``: the run's id, final status, exit code and stored record."""
-
-    run_id: str | None
-    status: str
-    exit_code: int
-    record: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +111,32 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of ``run()``: the run's id, final status, exit code and stored record.
+
+    A ``--dry-run`` stores nothing: ``run_id`` and ``record`` are None, ``status`` is PLANNED and
+    ``plan`` holds the plan's JSON (``orchestra plan --json``'s list).
+    """
+
+    run_id: str | None
+    status: RunStatus
+    exit_code: int
+    record: RunRecord | None = None
+    plan: Sequence[Mapping[str, Any]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``orchestra run --json``: the run's record, or ``{"plan": [...]}`` for a dry run."""
+        if self.record is not None:
+            return self.record.to_json()
+        return {"plan": list(self.plan or ())}
+
+
+@dataclass(frozen=True, slots=True)
 class StageUpdate:
-    """A change to one stage row: every field left None stays as stored."""
+    """A change to one stage row: every field left None stays as stored.
+
+    ``loaded_from`` is stored as the row's ``loaded_from_run`` / ``loaded_from_stage``.
+    """
 
     status: StageStatus | None = None
     start_time: float | None = None

@@ -1,8 +1,8 @@
 """The run store: runs, stages, metrics in ``ORCHESTRA_HOME/runs.sqlite`` (WAL).
 
 Every state change is one short transaction, so concurrent ``orchestra run`` processes on one
-home interleave safely and a killed process leaves at worst a RUNNING row, which the next
-process recognises (its pid is gone) and marks KILLED.
+home interleave safely and a killed process leaves at worst a RUNNING row (with its pid and
+host: :func:`running_runs`), which the app's reaper recognises and finishes KILLED.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.core.errors import RunNotFoundError
-from orchestra.core.pids import pid_alive, signal_group
+from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate
+from orchestra.core.status import RunStatus, StageStatus
 from orchestra.store.db import connect, immediate
 
 SCHEMA = """
@@ -80,11 +80,10 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 """
 
-RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
-STAGE_STATUSES = ("PENDING", "RUNNING", "FINISHED", "FAILED", "SKIPPED", "LOADED", "KILLED")
-# A stage in these states has published, intact-at-the-time outputs that a later run may load.
-REUSABLE = ("FINISHED", "LOADED")
+# The stage statuses with published, intact-at-the-time outputs that a later run may load, as SQL.
+_WITH_OUTPUTS = ", ".join(f"'{status}'" for status in StageStatus if status.has_outputs)
 _JSON_COLUMNS = frozenset({"components", "manifest", "metrics", "params", "tags", "targets"})
+_UPDATE_FIELDS = tuple(f.name for f in fields(StageUpdate))
 
 
 def new_run_id() -> str:
@@ -119,25 +118,45 @@ def create_run(run_id: str, *, experiment: str, project_uri: str, targets: Seque
                          [(run_id, name) for name in stages])
 
 
-def update_stage(run_id: str, name: str, **fields: Any) -> None:
-    """Set columns of one stage row (JSON columns are serialised)."""
-    if not fields:
-        return
-    columns = ", ".join(f"{key} = ?" for key in fields)
-    values = [_dump(v) if key in _JSON_COLUMNS and v is not None else v for key, v in fields.items()]
+def _stage_columns(update: StageUpdate) -> dict[str, Any]:
+    """The stage columns ``update`` sets (fields left None are left out), serialised."""
+    columns: dict[str, Any] = {}
+    for key in _UPDATE_FIELDS:
+        value = getattr(update, key)
+        if value is None:
+            continue
+        if key == "loaded_from":
+            columns["loaded_from_run"], columns["loaded_from_stage"] = value.run_id, value.stage
+        elif key in _JSON_COLUMNS:
+            columns[key] = _dump(value)
+        elif key == "status":
+            columns[key] = str(value)
+        else:
+            columns[key] = value
+    return columns
+
+
+def _update_stage(conn: sqlite3.Connection, run_id: str, name: str, update: StageUpdate) -> None:
+    columns = _stage_columns(update)
+    if columns:
+        assignments = ", ".join(f"{key} = ?" for key in columns)
+        conn.execute(f"UPDATE stages SET {assignments} WHERE run_id = ? AND name = ?",  # noqa: S608
+                     (*columns.values(), run_id, name))
+
+
+def update_stage(run_id: str, name: str, update: StageUpdate) -> None:
+    """Write the fields ``update`` sets on one stage row (None fields stay as stored)."""
     with transaction() as conn:
-        conn.execute(f"UPDATE stages SET {columns} WHERE run_id = ? AND name = ?", (*values, run_id, name))  # noqa: S608
+        _update_stage(conn, run_id, name, update)
 
 
-def update_stages(run_id: str, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+def update_stages(run_id: str, updates: Sequence[tuple[str, StageUpdate]]) -> None:
     """Several stage updates in one transaction (a warm run loads hundreds of stages at once)."""
     if not updates:
         return
     with transaction() as conn:
-        for name, fields in updates:
-            columns = ", ".join(f"{key} = ?" for key in fields)
-            values = [_dump(v) if key in _JSON_COLUMNS and v is not None else v for key, v in fields.items()]
-            conn.execute(f"UPDATE stages SET {columns} WHERE run_id = ? AND name = ?", (*values, run_id, name))  # noqa: S608
+        for name, update in updates:
+            _update_stage(conn, run_id, name, update)
 
 
 def update_run(run_id: str, **fields: Any) -> None:
@@ -154,23 +173,42 @@ def merge_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
         conn.execute("UPDATE runs SET tags = ? WHERE run_id = ?", (_dump(merged), run_id))
 
 
-def finish_run(run_id: str, status: str, message: str | None = None) -> None:
+def finish_run(run_id: str, status: RunStatus | str, message: str | None = None) -> None:
     """Set the run's final status; stages still PENDING/RUNNING get a matching terminal state."""
     now = time.time()
-    stage_status = "KILLED" if status == "KILLED" else "SKIPPED"
+    stage_status = StageStatus.KILLED if status == RunStatus.KILLED else StageStatus.SKIPPED
     with transaction() as conn:
         conn.execute("UPDATE runs SET status = ?, end_time = ?, message = ? WHERE run_id = ?",
-                     (status, now, message, run_id))
+                     (str(status), now, message, run_id))
         conn.execute("UPDATE stages SET status = 'KILLED', end_time = ? WHERE run_id = ? AND status = 'RUNNING'",
                      (now, run_id))
-        conn.execute("UPDATE stages SET status = ? WHERE run_id = ? AND status = 'PENDING'", (stage_status, run_id))
+        conn.execute("UPDATE stages SET status = ? WHERE run_id = ? AND status = 'PENDING'", (str(stage_status), run_id))
 
 
-def log_metrics(run_id: str, stage: str, rows: Sequence[tuple[str, float, int, float]]) -> None:
+def log_metrics(run_id: str, stage: str, metrics: Sequence[Metric | tuple[str, float, int, float]]) -> None:
+    """Append logged metric values (``Metric``s; ``(key, value, step, timestamp)`` rows too)."""
+    rows = [(run_id, stage, m.key, m.value, m.step, m.timestamp) if isinstance(m, Metric) else (run_id, stage, *m)
+            for m in metrics]
     if rows:
         with transaction() as conn:
             conn.executemany("INSERT INTO metrics (run_id, stage, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
-                             [(run_id, stage, *row) for row in rows])
+                             rows)
+
+
+@dataclass(frozen=True, slots=True)
+class RunProcess:
+    """A RUNNING run and the orchestra process recorded as running it."""
+
+    run_id: str
+    pid: int | None
+    host: str | None
+
+
+def running_runs(host: str | None = None) -> list[RunProcess]:
+    """The RUNNING runs (of processes on ``host``, if given)."""
+    rows = db().execute("SELECT run_id, pid, host FROM runs WHERE status = 'RUNNING' AND (? IS NULL OR host = ?)",
+                        (host, host)).fetchall()
+    return [RunProcess(row["run_id"], row["pid"], row["host"]) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,23 +237,23 @@ def _candidate(row: sqlite3.Row) -> Candidate:
 
 def find_by_key(cache_key: str, limit: int = 5) -> list[Candidate]:
     """Reusable stages with this cache key, newest first."""
-    rows = db().execute(
-        "SELECT * FROM stages WHERE cache_key = ? AND status IN ('FINISHED', 'LOADED') AND manifest IS NOT NULL"
+    rows = db().execute(  # noqa: S608 - a constant
+        f"SELECT * FROM stages WHERE cache_key = ? AND status IN ({_WITH_OUTPUTS}) AND manifest IS NOT NULL"
         " ORDER BY status = 'FINISHED' DESC, end_time DESC LIMIT ?", (cache_key, limit)).fetchall()
     return [_candidate(row) for row in rows]
 
 
 def stage_of(run_id: str, name: str) -> Candidate | None:
     """The stage ``name`` of ``run_id`` if it has published outputs."""
-    row = db().execute("SELECT * FROM stages WHERE run_id = ? AND name = ? AND status IN ('FINISHED', 'LOADED')"
+    row = db().execute(f"SELECT * FROM stages WHERE run_id = ? AND name = ? AND status IN ({_WITH_OUTPUTS})"  # noqa: S608
                        " AND manifest IS NOT NULL", (run_id, name)).fetchone()
     return _candidate(row) if row else None
 
 
 def latest_for_stage(name: str, project_uri: str | None = None) -> Candidate | None:
     """The newest reusable record of a stage of this project (to explain why a key changed)."""
-    row = db().execute(
-        "SELECT stages.* FROM stages JOIN runs USING (run_id) WHERE name = ? AND stages.status IN ('FINISHED', 'LOADED')"
+    row = db().execute(  # noqa: S608 - a constant
+        f"SELECT stages.* FROM stages JOIN runs USING (run_id) WHERE name = ? AND stages.status IN ({_WITH_OUTPUTS})"
         " AND manifest IS NOT NULL AND (? IS NULL OR runs.project_uri = ?) ORDER BY stages.end_time DESC LIMIT 1",
         (name, project_uri, project_uri)).fetchone()
     return _candidate(row) if row else None
@@ -242,8 +280,8 @@ def resolve_run_id(run_id: str) -> str:
     raise RunNotFoundError(f"no run {run_id!r} in this ORCHESTRA_HOME", hint="see 'orchestra runs list'")
 
 
-def get_run(run_id: str) -> dict[str, Any]:
-    """The run's record: the JSON shape of `orchestra runs show --json` (run fields + ``stages`` list)."""
+def get_run(run_id: str) -> RunRecord:
+    """The run's record (``to_json()`` is the JSON of ``orchestra runs show --json``)."""
     full = resolve_run_id(run_id)
     conn = db()
     run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (full,)).fetchone()
@@ -251,32 +289,29 @@ def get_run(run_id: str) -> dict[str, Any]:
     return _run_record(run, stages)
 
 
-def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row]) -> dict[str, Any]:
-    record = {
-        "run_id": run["run_id"], "experiment": run["experiment"], "status": run["status"],
-        "start_time": run["start_time"], "end_time": run["end_time"], "project_uri": run["project_uri"],
-        "targets": json.loads(run["targets"]), "params": json.loads(run["params"]),
-        "tags": json.loads(run["tags"]), "message": run["message"], "stages": [],
-    }
-    for row in stages:
-        log_dir = row["log_dir"]
-        record["stages"].append({
-            "name": row["name"], "status": row["status"], "exit_code": row["exit_code"],
-            "start_time": row["start_time"], "end_time": row["end_time"], "attempts": row["attempts"],
-            "metrics": json.loads(row["metrics"]), "params": json.loads(row["params"]),
-            "tags": json.loads(row["tags"]),
-            "log_paths": {"stdout": f"{log_dir}/stdout.log", "stderr": f"{log_dir}/stderr.log"} if log_dir else {},
-            "outputs_dir": row["outputs_dir"], "cache_key": row["cache_key"],
-            "components": json.loads(row["components"]), "env_key": row["env_key"], "command": row["command"],
-            "manifest": json.loads(row["manifest"]) if row["manifest"] else None,
-            "loaded_from": {"run_id": row["loaded_from_run"], "stage": row["loaded_from_stage"]}
-            if row["loaded_from_run"] else None,
-            "message": row["message"],
-        })
-    return record
+def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row]) -> RunRecord:
+    return RunRecord(
+        run_id=run["run_id"], experiment=run["experiment"], status=RunStatus(run["status"]),
+        start_time=run["start_time"], end_time=run["end_time"], project_uri=run["project_uri"],
+        targets=tuple(json.loads(run["targets"])), params=json.loads(run["params"]),
+        tags=json.loads(run["tags"]), message=run["message"], stages=tuple(_stage_record(row) for row in stages),
+    )
 
 
-def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def _stage_record(row: sqlite3.Row) -> StageRecord:
+    return StageRecord(
+        name=row["name"], status=StageStatus(row["status"]), exit_code=row["exit_code"],
+        start_time=row["start_time"], end_time=row["end_time"], attempts=row["attempts"],
+        metrics=json.loads(row["metrics"]), params=json.loads(row["params"]), tags=json.loads(row["tags"]),
+        log_dir=row["log_dir"], outputs_dir=row["outputs_dir"], cache_key=row["cache_key"],
+        components=json.loads(row["components"]), env_key=row["env_key"], command=row["command"],
+        manifest=json.loads(row["manifest"]) if row["manifest"] else None,
+        loaded_from=LoadedFrom(row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"] else None,
+        message=row["message"],
+    )
+
+
+def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[RunRecord]:
     """Runs newest first, with their stage records."""
     where, args = [], []
     if experiment:
@@ -290,31 +325,6 @@ def list_runs(experiment: str | None = None, status: str | None = None, limit: i
     runs = conn.execute(f"SELECT * FROM runs {clause} ORDER BY start_time DESC LIMIT ?", (*args, limit)).fetchall()  # noqa: S608
     return [_run_record(run, conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (run["run_id"],)).fetchall())
             for run in runs]
-
-
-def reap_stale_runs() -> list[str]:
-    """Mark RUNNING runs of dead orchestra processes (same host) KILLED; kill their stage groups.
-
-    This is how a SIGKILLed orchestra is cleaned up: its children are found by the process
-    group ids recorded on the stage rows.
-    """
-    host = socket.gethostname()
-    conn = db()
-    rows = conn.execute("SELECT run_id, pid FROM runs WHERE status = 'RUNNING' AND host = ?", (host,)).fetchall()
-    reaped = []
-    for row in rows:
-        if pid_alive(row["pid"]):
-            continue
-        # The run's watchdog normally kills them; if it died too, the pgid file is still there.
-        from orchestra.core.layout import home_path
-
-        pgids = home_path("runs", row["run_id"]) / "pgids"
-        for line in (pgids.read_text().split() if pgids.exists() else ()):
-            if line.isdigit():
-                signal_group(int(line), signal.SIGKILL)
-        finish_run(row["run_id"], "KILLED", "orchestra process died")
-        reaped.append(row["run_id"])
-    return reaped
 
 
 def delete_runs(run_ids: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ def slot_after(minutes: int = 1) -> tuple[str, str]:
 
 
 def scheduled_runs(name: str) -> list[dict]:
-    return [r for r in runstore.list_runs(limit=1000) if r["tags"].get("orchestra.schedule") == name]
+    return [r.to_json() for r in runstore.list_runs(limit=1000) if r.tags.get("orchestra.schedule") == name]
 
 
 def one_line_error(result) -> str:

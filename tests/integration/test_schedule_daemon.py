@@ -75,8 +75,8 @@ def test_daemon_end_to_end_on_the_real_clock(cli, make_project, project, tmp_pat
                 return False
             good, failing, nowhere, slow_row = (rows[n][0] for n in ("good", "failing", "nowhere", "slow"))
             running = [r for r in runstore.list_runs(limit=100)
-                       if r["tags"].get("orchestra.schedule") == "slow" and r["status"] == "RUNNING"
-                       and any(s["status"] == "RUNNING" for s in r["stages"])]
+                       if r.tags.get("orchestra.schedule") == "slow" and r.status == "RUNNING"
+                       and any(s.status == "RUNNING" for s in r.stages)]
             return (good["run_status"] == "FINISHED" and failing["run_status"] == "FAILED"
                     and nowhere["state"] == "launch_failed" and bool(running))
 
@@ -85,9 +85,9 @@ def test_daemon_end_to_end_on_the_real_clock(cli, make_project, project, tmp_pat
         for name in schedules:
             at_slot = [f for f in store.firings(name) if f["scheduled_for"] == slot_of[name]]
             assert len(at_slot) == 1
-        tagged = [r for r in runstore.list_runs(limit=100) if r["tags"].get("orchestra.schedule") == "good"
-                  and r["tags"]["orchestra.scheduled_for"] == slot_of["good"].replace("Z", "+00:00")]
-        assert len(tagged) == 1 and tagged[0]["status"] == "FINISHED"
+        tagged = [r for r in runstore.list_runs(limit=100) if r.tags.get("orchestra.schedule") == "good"
+                  and r.tags["orchestra.scheduled_for"] == slot_of["good"].replace("Z", "+00:00")]
+        assert len(tagged) == 1 and tagged[0].status == "FINISHED"
         assert "launch_failed" == store.firings("nowhere")[-1]["state"]
     finally:
         code = stop(daemon)
@@ -95,10 +95,10 @@ def test_daemon_end_to_end_on_the_real_clock(cli, make_project, project, tmp_pat
     assert code == 0, text
     assert "sending SIGTERM to" in text and "scheduler stopped" in text
     assert "Traceback" not in text
-    [slow_run] = [r for r in runstore.list_runs(limit=100) if r["tags"].get("orchestra.schedule") == "slow"]
-    assert slow_run["status"] == "KILLED"
+    [slow_run] = [r for r in runstore.list_runs(limit=100) if r.tags.get("orchestra.schedule") == "slow"]
+    assert slow_run.status == "KILLED"
     slow_firing = [f for f in store.firings("slow") if f["scheduled_for"] == slot_of["slow"]][0]
     assert slow_firing["run_status"] == "KILLED" and slow_firing["ended_at"] is not None
     # The stage's process group is gone too.
-    for stage in slow_run["stages"]:
-        assert stage["status"] == "KILLED"
+    for stage in slow_run.stages:
+        assert stage.status == "KILLED"

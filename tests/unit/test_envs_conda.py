@@ -89,7 +89,7 @@ def test_rattler_never_loads_in_this_process(tmp_path, channel):
 
 
 def test_cli_import_stays_light():
-    code = ("import sys, orchestra.cli, orchestra.envs, orchestra.app.runner; "
+    code = ("import sys, orchestra.cli, orchestra.envs, orchestra.app.session; "
             "print(','.join(m for m in ('rattler', 'conda_lock', 'asyncio', 'uv') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""

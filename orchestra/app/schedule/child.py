@@ -1,7 +1,7 @@
 """The run process of one slot: ``python -m orchestra.app.schedule.child FIRING_ID``.
 
 It reads the definition recorded on the firing (the one the claim saw, even if the schedule has
-changed since), calls the same :func:`orchestra.app.runner.run` as ``orchestra run`` — git fetched now,
+changed since), calls the same :func:`orchestra.app.session.run` as ``orchestra run`` — git fetched now,
 commit recorded, stage caching, hooks — with the schedule's tags and environment, and writes the
 run id and final status back on the firing. A run that cannot start (bad URI, unreadable
 MLproject, bad parameters) is recorded ``launch_failed`` with the one-line reason.
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     schedule = Schedule.from_json(json.loads(row["definition"]))
     slot = row["scheduled_local"]
     print(f"orchestra: schedule {schedule.name}: slot {slot} ({row['scheduled_for']}) · {schedule.uri}", flush=True)
-    from orchestra.app import runner
+    from orchestra.app import session
 
     try:
         options = o.RunOptions(
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
                 "orchestra.schedule.digest": row["definition_digest"]}),
             notification=o.NotificationOptions(hooks_uris=schedule.hooks_uris),
         )
-        result = runner.run(schedule.uri, options)
+        result = session.run(schedule.uri, options)
     except (OrchestraError, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - every failure is recorded
         return _failed(firing_id, schedule, slot, exc)
     store.finish(firing_id, run_id=result.run_id, run_status=result.status, now=time.time())

@@ -188,9 +188,9 @@ def reconcile(now: float) -> list[int]:
     stale = [row for row in store.open_firings(conn) if not is_active(row)]
     if not stale:
         return []
-    from orchestra.store import runs
+    from orchestra.app import reaper
 
-    runs.reap_stale_runs()
+    reaper.reap_stale_runs()
     closed = []
     for row in stale:
         if row["state"] == "launching":

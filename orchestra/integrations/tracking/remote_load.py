@@ -159,6 +159,7 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
 
 def _record(orchestra_id: str, run: dict[str, Any], tags: dict[str, str], experiment: str,
             stages: list[dict[str, Any]], ref: str, uri: TrackingURI) -> None:
+    from orchestra.core.records import StageUpdate
     from orchestra.store import runs as runstore
 
     local_tags = {k: v for k, v in tags.items() if not k.startswith("mlflow.parentRunId")}
@@ -166,7 +167,8 @@ def _record(orchestra_id: str, run: dict[str, Any], tags: dict[str, str], experi
     runstore.create_run(orchestra_id, experiment=experiment, project_uri=tags.get("mlflow.source.name", ""),
                         targets=[s["name"] for s in stages], params=params_of(run), tags=local_tags,
                         stages=[s["name"] for s in stages])
-    runstore.update_stages(orchestra_id, [(s["name"], {k: v for k, v in s.items() if k != "name"}) for s in stages])
+    runstore.update_stages(orchestra_id, [(s["name"], StageUpdate(**{k: v for k, v in s.items() if k != "name"}))
+                                          for s in stages])
     runstore.finish_run(orchestra_id, "FINISHED", f"imported from MLflow run {ref}")
     end = (run["info"].get("end_time") or 0) / 1000 or time.time()
     runstore.update_run(orchestra_id, start_time=(run["info"].get("start_time") or 0) / 1000 or end, end_time=end)

@@ -42,10 +42,9 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
     from orchestra.core.layout import orchestra_home
     from orchestra.store import runs as runstore
 
-    runstore.reap_stale_runs()
     full = runstore.resolve_run_id(run_id)
     record = runstore.get_run(full)
-    if record["status"] == "RUNNING":
+    if record.status == "RUNNING":
         raise RunNotFoundError(f"run {full} is still running", hint="its own process mirrors it; sync it after it ends")
     home = orchestra_home()
     conn = queue.open_db(home)
@@ -73,50 +72,50 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
 def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment: str | None) -> None:  # noqa: ANN001
     from orchestra.store import runs as runstore
 
-    run_id = record["run_id"]
+    run_id = record.run_id
     key = uri.display
-    tags = record["tags"]
+    tags = record.tags
     with queue.transaction(conn):
-        queue.add_target(conn, key, run_id, PARENT, experiment=experiment or record["experiment"],
-                         start_time=record["start_time"], tags=opsmod.parent_tags(tags, run_id),
+        queue.add_target(conn, key, run_id, PARENT, experiment=experiment or record.experiment,
+                         start_time=record.start_time, tags=opsmod.parent_tags(tags, run_id),
                          run_name=opsmod.run_name(None, run_id))
-    if record["params"]:
-        queue.enqueue(conn, key, run_id, PARENT, [("params", {"params": {k: str(v) for k, v in record["params"].items()}})])
+    if record.params:
+        queue.enqueue(conn, key, run_id, PARENT, [("params", {"params": {k: str(v) for k, v in record.params.items()}})])
     store = runstore.db()
-    for stage in record["stages"]:
-        if stage["status"] not in opsmod.CHILD_STATUS or (stage["status"] != "LOADED" and not stage["start_time"]):
+    for stage in record.stages:
+        if stage.status not in opsmod.CHILD_STATUS or (stage.status != "LOADED" and not stage.start_time):
             continue  # pending/skipped, or killed before it started: no child run, as when mirrored live
-        row = opsmod.stage_row(store, run_id, stage["name"])
+        row = opsmod.stage_row(store, run_id, stage.name)
         if row is None:
             continue
         loaded = row["loaded_from"]
         with queue.transaction(conn):
-            queue.add_target(conn, key, run_id, stage["name"], experiment=experiment or record["experiment"],
-                             start_time=row["start_time"] or record["start_time"], run_name=stage["name"],
-                             tags=opsmod.child_tags(tags, run_id, stage["name"], env_kind=None,
+            queue.add_target(conn, key, run_id, stage.name, experiment=experiment or record.experiment,
+                             start_time=row["start_time"] or record.start_time, run_name=stage.name,
+                             tags=opsmod.child_tags(tags, run_id, stage.name, env_kind=None,
                                                     cache_key=row["cache_key"],
                                                     loaded_from=f"{loaded['run_id']}/{loaded['stage']}" if loaded else None))
         if loaded:
-            metrics = [(k, v, 0, row["end_time"] or record["start_time"]) for k, v in row["metrics"].items()]
+            metrics = [(k, v, 0, row["end_time"] or record.start_time) for k, v in row["metrics"].items()]
         else:
-            metrics = opsmod.metric_rows(store, run_id, stage["name"])
+            metrics = opsmod.metric_rows(store, run_id, stage.name)
         # The MLproject params of a stage are recorded at run level: "k" (all stages agree) or "stage.k".
-        prefix = stage["name"] + "."
-        declared = {k[len(prefix):]: v for k, v in record["params"].items() if k.startswith(prefix)}
+        prefix = stage.name + "."
+        declared = {k[len(prefix):]: v for k, v in record.params.items() if k.startswith(prefix)}
         ref = opsmod.outputs_ref(conn, store, key, loaded) if upload_outputs else None
-        queue.enqueue(conn, key, run_id, stage["name"], opsmod.stage_end_ops(
+        queue.enqueue(conn, key, run_id, stage.name, opsmod.stage_end_ops(
             row, metrics=metrics, declared_params=declared, run_id=run_id, upload_outputs=upload_outputs,
-            end_time=row["end_time"] or record["end_time"] or time.time(), outputs_ref=ref))
-    queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": record["status"] if record["status"] in
+            end_time=row["end_time"] or record.end_time or time.time(), outputs_ref=ref))
+    queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": str(record.status) if record.status in
                                                           ("FINISHED", "FAILED", "KILLED") else "FAILED",
-                                                          "end_time": record["end_time"]})])
+                                                          "end_time": record.end_time})])
 
 
 def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -> None:  # noqa: ANN001
     """A process that died (SIGKILL) never queued the end of its run: queue it from the run store."""
     from orchestra.store import runs as runstore
 
-    run_id = record["run_id"]
+    run_id = record.run_id
     closed = {row["stage"] for row in conn.execute(
         "SELECT DISTINCT stage FROM ops WHERE uri = ? AND run_id = ? AND kind = 'status'", (uri.display, run_id))}
     store = runstore.db()
@@ -128,7 +127,7 @@ def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -
             continue
         queue.enqueue(conn, uri.display, run_id, target.stage, opsmod.stage_end_ops(
             row, metrics=opsmod.metric_rows(store, run_id, target.stage), declared_params={}, run_id=run_id,
-            upload_outputs=upload_outputs, end_time=row["end_time"] or record["end_time"] or time.time()))
+            upload_outputs=upload_outputs, end_time=row["end_time"] or record.end_time or time.time()))
     if PARENT not in closed:
-        status = record["status"] if record["status"] in ("FINISHED", "FAILED", "KILLED") else "FAILED"
-        queue.enqueue(conn, uri.display, run_id, PARENT, [("status", {"status": status, "end_time": record["end_time"]})])
+        status = str(record.status) if record.status in ("FINISHED", "FAILED", "KILLED") else "FAILED"
+        queue.enqueue(conn, uri.display, run_id, PARENT, [("status", {"status": status, "end_time": record.end_time})])

@@ -1,0 +1,36 @@
+"""Finishing the runs whose orchestra process died: the policy over the run store's plain queries.
+
+A SIGKILLed ``orchestra run`` leaves its run RUNNING. Any later command on this host that reads
+or cleans runs (``runs list|show|sync``, ``gc``, ``run``, the scheduler) first marks such runs
+KILLED and kills the stage process groups they recorded, which their watchdog normally kills.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+from orchestra.core.layout import home_path
+from orchestra.core.pids import pid_alive, signal_group
+from orchestra.core.status import RunStatus
+from orchestra.store import runs as runstore
+
+
+def reap_stale_runs() -> list[str]:
+    """Mark RUNNING runs of dead orchestra processes (same host) KILLED; kill their stage groups.
+
+    Returns:
+        the ids of the runs finished.
+    """
+    reaped = []
+    for run in runstore.running_runs(socket.gethostname()):
+        if pid_alive(run.pid):
+            continue
+        # The run's watchdog normally kills them; if it died too, the pgid file is still there.
+        pgids = home_path("runs", run.run_id) / "pgids"
+        for line in (pgids.read_text().split() if pgids.exists() else ()):
+            if line.isdigit():
+                signal_group(int(line), signal.SIGKILL)
+        runstore.finish_run(run.run_id, RunStatus.KILLED, "orchestra process died")
+        reaped.append(run.run_id)
+    return reaped

@@ -1,0 +1,66 @@
+"""RunRecorder: the event listener that writes one run to the run store.
+
+It is the first essential listener on the run's bus, so a stage's row is written before any
+other listener (webhooks, the MLflow mirror, which reads the row back) sees the event. LOADED
+stages are written in batches: a warm run loads hundreds of stages in a row, one transaction
+for all of them; the batch is written before anything else is (and at the end of the engine).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from orchestra.app.identity import RunIdentity
+from orchestra.core import events
+from orchestra.core.records import StageUpdate
+from orchestra.core.status import RunStatus, StageStatus
+from orchestra.store import runs as runstore
+
+
+class RunRecorder:
+    """Writes the run's row at ``run_started``, each stage change, and the end at ``run_ended``.
+
+    Args:
+        identity: the run (its id, experiment, project, params and tags are stored).
+        targets: the selected entry points.
+        stages: every stage of the run, in order (stored PENDING).
+    """
+
+    def __init__(self, identity: RunIdentity, *, targets: Sequence[str], stages: Sequence[str]) -> None:
+        self.identity = identity
+        self.run_id = identity.run_id
+        self.targets = tuple(targets)
+        self.stages = tuple(stages)
+        self._deferred: list[tuple[str, StageUpdate]] = []
+
+    def handle(self, event: events.Event) -> None:
+        if event.name == events.RUN_STARTED:
+            self.flush()
+            identity = self.identity
+            runstore.create_run(self.run_id, experiment=identity.experiment, project_uri=identity.project["uri"],
+                                targets=self.targets, params=identity.params, tags=identity.tags, stages=self.stages)
+        elif event.stage is not None and event.change is not None:
+            self._stage(event.stage, event)
+        elif event.name == events.RUN_ENDED:
+            self.flush()
+            runstore.finish_run(self.run_id, event.run_status or RunStatus.FAILED)
+
+    def _stage(self, name: str, event: events.Event) -> None:
+        change = event.change
+        assert change is not None
+        if change.status == StageStatus.LOADED:
+            self._deferred.append((name, change))
+            return
+        self.flush()
+        if event.name == events.STAGE_ENDED and event.outcome is not None:
+            runstore.log_metrics(self.run_id, name, event.outcome.metrics)
+        runstore.update_stage(self.run_id, name, change)
+
+    def flush(self) -> None:
+        """Write the deferred LOADED stages (one transaction)."""
+        if self._deferred:
+            runstore.update_stages(self.run_id, self._deferred)
+            self._deferred = []
+
+    def close(self, drain_s: float) -> None:
+        self.flush()

@@ -1,0 +1,165 @@
+"""One run, composed: ``api.run`` and the scheduler's run process both call :func:`run`.
+
+Prepare (fetch → load → graph → params → environments → plan), then, unless it is a dry run,
+the one place that wires a run together: the run id, the listeners (webhooks, MLflow mirror),
+the executor, the event bus with the run's recorder and console reporter first on it, the
+engine's driver; then the engine runs and the run ends (docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any, Sequence
+
+from orchestra.app import reaper
+from orchestra.app.console import Console
+from orchestra.app.driver import EventDriver
+from orchestra.app.identity import identify
+from orchestra.app.prepare import prepare
+from orchestra.app.recorder import RunRecorder
+from orchestra.app.reporting import ConsoleReporter
+from orchestra.core import events
+from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED
+from orchestra.core.layout import RunLayout, home_path
+from orchestra.core.options import RunOptions
+from orchestra.core.records import RunResult
+from orchestra.core.status import RunStatus, run_event
+from orchestra.execution.engine import drive
+from orchestra.execution.task import TaskContext
+from orchestra.planning import plan as planmod
+from orchestra.planning.prepared import Prepared
+from orchestra.store import runs as runstore
+
+__all__ = ["run"]
+
+_EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.FAILED: EXIT_FAILED, RunStatus.KILLED: EXIT_INTERRUPTED}
+
+
+def run(uri: str, options: RunOptions, *, console: Console | None = None,
+        listeners: Sequence[events.Listener] = ()) -> RunResult:
+    """Prepare, then drive the plan (or only print it with ``dry_run``) and record the run.
+
+    Args:
+        console: where progress goes (default: stderr, silent with ``options.quiet``).
+        listeners: more listeners of the run's events, after the webhooks and the MLflow mirror.
+
+    Raises:
+        BadInputError: bad URI, MLproject, params, hooks or tracking options (exit 2); nothing is stored.
+    """
+    console = console or Console(quiet=options.quiet)
+    _check_tracking(options)  # a bad tracking URI is exit 2 before anything is fetched or built
+    reaper.reap_stale_runs()
+    prepared = prepare(uri, options, build_envs=not options.execution.dry_run, progress=console)
+    try:
+        if options.execution.dry_run:
+            for decision in prepared.plan.stages:
+                console.line(planmod.describe(decision))
+            return RunResult(None, RunStatus.PLANNED, 0, plan=prepared.plan.to_json())
+        return _execute(prepared, options, console, extra=listeners)
+    finally:
+        prepared.project.cleanup()
+
+
+def _check_tracking(options: RunOptions) -> None:
+    if options.recording.tracking_uri or options.recording.mlflow_artifacts or os.environ.get("MLFLOW_TRACKING_URI"):
+        from orchestra.integrations import tracking
+
+        tracking.check_options(options)
+
+
+def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> list[events.Listener]:
+    listeners: list[events.Listener] = []
+    configured = (prepared.spec.hooks or options.notification.hooks_uris or os.environ.get("ORCHESTRA_HOOKS_URI")
+                  or os.environ.get("MLFLOW_HOOKS_URI"))
+    if configured:  # importing the webhook machinery costs ~25 ms: only when hooks exist
+        from orchestra.integrations import hooks
+
+        listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options)
+        if listener is not None:
+            listeners.append(listener)
+    if options.recording.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # the MLflow mirror
+        from orchestra.integrations import tracking
+
+        mirror = tracking.make_listener(prepared, options)
+        if mirror is not None:
+            listeners.append(mirror)
+    return listeners
+
+
+def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
+             extra: Sequence[events.Listener] = ()) -> RunResult:
+    from orchestra.execution import executors
+
+    listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
+    graph = prepared.graph
+    run_id = runstore.new_run_id()
+    layout = RunLayout(home_path("runs") / run_id)  # not made yet: a bad executor leaves no trace
+    # The executor is checked (reachable, resources satisfiable) before anything is stored.
+    executor, jobs = executors.create(
+        options.execution.executor, jobs=options.execution.jobs, pgid_file=layout.run_dir / "pgids",
+        sink_for=lambda name: (lambda stream, line: console.stage_line(name, line)) if not options.quiet else None,
+        requests={name: graph.stages[name].resources for name in graph.order},
+        probe=home_path("runs") / f".probe-{run_id}", project_dir=prepared.project.path)
+    for environment in {e for e in prepared.environments.values() if e is not None and e.notice}:
+        console.line(f"orchestra: note: {environment.notice}")
+    home_path("runs", run_id)  # makes the run directory (stage directories and the pgid file go there)
+    identity = identify(run_id, prepared, options)
+    recorder = RunRecorder(identity, targets=prepared.targets, stages=graph.order)
+    bus = events.EventBus(listeners, essential=[recorder, ConsoleReporter(console, prepared, options, layout)])
+    context = TaskContext(
+        run_id=run_id, layout=layout, project_dir=prepared.project.path,
+        base_env={**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"},
+        extra_env=options.execution.extra_env, env_manager=options.execution.env_manager)
+    driver = EventDriver(prepared, context, identity, bus, notes=console,
+                         env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
+    bus.publish(identity.event(events.RUN_STARTED))
+    status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
+    bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
+                               message=f"{failed} stage(s) failed" if failed else None))
+    bus.close(options.notification.hooks_drain)
+    return RunResult(run_id, status, _EXIT_CODES[status], runstore.get_run(run_id))
+
+
+def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorder: RunRecorder, executor: Any,
+           jobs: int, layout: RunLayout) -> tuple[RunStatus, int, float]:
+    """Run the engine under the run's watchdog and signal handlers; return (status, failed stages, seconds)."""
+    from orchestra.execution import process
+
+    graph = prepared.graph
+    pgid_file = layout.run_dir / "pgids"
+    watchdog = process.start_watchdog(pgid_file)
+    started = time.monotonic()
+    previous = _install_sigterm()
+    try:
+        result = drive(graph, driver, executor, jobs=jobs, keep_going=options.execution.keep_going,
+                       retries={name: graph.stages[name].retries for name in graph.order})
+    finally:
+        recorder.flush()
+        _restore_sigterm(previous)
+        executor.close()
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
+        pgid_file.unlink(missing_ok=True)
+    return RunStatus(result.status), len(result.failed), time.monotonic() - started
+
+
+def _install_sigterm() -> Any:
+    """SIGINT and SIGTERM both cancel the run (even when started in the background, where a
+    shell leaves SIGINT ignored): the engine turns KeyboardInterrupt into KILLED stages."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

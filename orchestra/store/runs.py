@@ -170,7 +170,7 @@ def log_metrics(run_id: str, stage: str, rows: Sequence[tuple[str, float, int, f
     if rows:
         with transaction() as conn:
             conn.executemany("INSERT INTO metrics (run_id, stage, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?, ?)",
-                             [(run_id, stage, *row) for row in rows])
+                             [(run_id, stage, m.key, m.value, m.step, m.timestamp) for m in rows])
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from orchestra.app.identity import RunIdentity
 from orchestra.core import events
-from orchestra.core.records import LoadedFrom, Metric, StageUpdate
+from orchestra.core.records import LoadedFrom, StageUpdate
 from orchestra.core.report import STDERR, Reporter
 from orchestra.core.status import StageStatus, stage_event
 from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_metrics
@@ -136,9 +136,8 @@ class EventDriver:
 
 
 def _report(outcome: TaskOutcome) -> events.AttemptReport:
-    metrics = tuple(m if isinstance(m, Metric) else Metric(*m) for m in outcome.metrics)
     return events.AttemptReport(status=outcome.status, message=outcome.message, last_stderr=tuple(outcome.last_stderr),
-                                metrics=metrics)
+                                metrics=tuple(outcome.metrics))
 
 
 def _last_line(outcome: TaskOutcome | None) -> str | None:

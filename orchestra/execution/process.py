@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from orchestra.core.pids import signal_group
+from orchestra.core.status import AttemptStatus
 
 LineSink = Callable[[str, str], None]  # (stream, line)
 
@@ -32,10 +33,10 @@ GRACE_SECONDS = 5.0
 
 @dataclass(frozen=True, slots=True)
 class ProcessResult:
-    """How a stage process ended. ``status``: ok, failed, timeout or killed."""
+    """How a stage process ended."""
 
     exit_code: int | None
-    status: str
+    status: AttemptStatus
     duration_s: float
     last_stderr: tuple[str, ...] = ()
 
@@ -119,23 +120,23 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     """
     started = time.monotonic()
     if registry.cancelled.is_set():
-        return ProcessResult(None, "killed", 0.0)
+        return ProcessResult(None, AttemptStatus.KILLED, 0.0)
     with open(stdout_path, "ab") as out_file, open(stderr_path, "ab") as err_file:
         try:
             proc = subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             err_file.write(f"orchestra: cannot start command: {exc}\n".encode())
-            return ProcessResult(127, "failed", time.monotonic() - started, (str(exc),))
+            return ProcessResult(127, AttemptStatus.FAILED, time.monotonic() - started, (str(exc),))
         registry.add(proc)
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []
-        status = "ok"
+        status = AttemptStatus.OK
         try:
             status = _pump(proc, out_file, err_file, sink, tail,
                            deadline=None if timeout is None else started + timeout)
-            if status == "timeout":
+            if status == AttemptStatus.TIMEOUT:
                 signal_group(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(GRACE_SECONDS)
@@ -149,16 +150,16 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
                 proc.wait()
             registry.remove(proc)
     code = proc.returncode
-    if status == "ok" and registry.cancelled.is_set() and code != 0:
-        status = "killed"
-    elif status == "ok" and code != 0:
-        status = "failed"
+    if status == AttemptStatus.OK and registry.cancelled.is_set() and code != 0:
+        status = AttemptStatus.KILLED
+    elif status == AttemptStatus.OK and code != 0:
+        status = AttemptStatus.FAILED
     return ProcessResult(code, status, time.monotonic() - started, tuple(tail[-20:]))
 
 
 def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | None, tail: list[str],
-          deadline: float | None) -> str:
-    """Copy both pipes to their files (and lines to the sink) until EOF; 'timeout' if late."""
+          deadline: float | None) -> AttemptStatus:
+    """Copy both pipes to their files (and lines to the sink) until EOF; TIMEOUT if late."""
     import selectors
 
     assert proc.stdout is not None and proc.stderr is not None
@@ -170,7 +171,7 @@ def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | No
         while selector.get_map():
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
-                return "timeout"
+                return AttemptStatus.TIMEOUT
             for key, _ in selector.select(wait):
                 name, log_file = key.data
                 chunk = os.read(key.fd, 65536)
@@ -189,7 +190,7 @@ def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | No
                     if len(buffers[name]) > 65536:  # a very long line: show it in pieces
                         _emit(name, buffers[name], sink, tail)
                         buffers[name] = b""
-        return "ok"
+        return AttemptStatus.OK
     finally:
         selector.close()
         proc.stdout.close()

@@ -185,10 +185,9 @@ def finish_run(run_id: str, status: RunStatus | str, message: str | None = None)
         conn.execute("UPDATE stages SET status = ? WHERE run_id = ? AND status = 'PENDING'", (str(stage_status), run_id))
 
 
-def log_metrics(run_id: str, stage: str, metrics: Sequence[Metric | tuple[str, float, int, float]]) -> None:
-    """Append logged metric values (``Metric``s; ``(key, value, step, timestamp)`` rows too)."""
-    rows = [(run_id, stage, m.key, m.value, m.step, m.timestamp) if isinstance(m, Metric) else (run_id, stage, *m)
-            for m in metrics]
+def log_metrics(run_id: str, stage: str, metrics: Sequence[Metric]) -> None:
+    """Append logged metric values (a metric's history is every value logged, in order)."""
+    rows = [(run_id, stage, m.key, m.value, m.step, m.timestamp) for m in metrics]
     if rows:
         with transaction() as conn:
             conn.executemany("INSERT INTO metrics (run_id, stage, key, value, step, timestamp) VALUES (?, ?, ?, ?, ?, ?)",

@@ -1,6 +1,6 @@
 """One contract for every executor: the same tests against the local pool, Dask on shared paths,
-and Dask with an s3:// artifact store (moto). Executors are driven directly with StageTasks,
-as the engine drives them."""
+and Dask with an s3:// artifact store (moto). Executors are driven directly with the StageTasks
+``execution.task.build_task`` makes of a real MLproject, as the engine drives them."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any, Mapping
 
 import pytest
 
+from orchestra.core.layout import RunLayout
+from orchestra.core.records import Metric
 from orchestra.execution.executors.base import StageTask, TaskOutcome
+from orchestra.execution.task import TaskContext, build_task
+from orchestra.mlproject import graph as graphmod
+from orchestra.mlproject import params as paramsmod
+from orchestra.mlproject.load import load
 from tests.integration.test_kill import alive, wait_for
+
+pytestmark = pytest.mark.integration
 
 KINDS = ["local", "dask", "dask-s3"]
 
@@ -44,39 +53,38 @@ def executor(request, tmp_path, monkeypatch):
 
 
 class Tasks:
-    """Builds StageTasks the way RunDriver does: paths under a run dir, ORCHESTRA_* variables."""
+    """StageTasks as a run builds them: a real MLproject (``entry_points`` as written there,
+    file order) loaded, its parameters resolved, every task made by ``build_task`` with paths
+    under the run's RunLayout. Each stage's inputs are its ancestors' outputs directories."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.project = root / "project"
-        self.project.mkdir()
-        (self.project / "data.txt").write_text("project file\n")
+    def __init__(self, root: Path, entry_points: Mapping[str, Mapping[str, Any]]) -> None:
+        project = root / "project"
+        project.mkdir()
+        (project / "data.txt").write_text("project file\n")
+        # JSON is YAML: commands keep their quotes and braces as written.
+        (project / "MLproject").write_text(json.dumps({"name": "contract", "entry_points": entry_points}, indent=1))
+        self.spec = load(project)
+        self.project = self.spec.root
+        self.graph = graphmod.build(self.spec)
         self.run_id = uuid.uuid4().hex
+        self.layout = RunLayout(root / "runs" / self.run_id)
+        self.context = TaskContext(run_id=self.run_id, layout=self.layout, project_dir=self.project,
+                                   base_env={**os.environ, "ORCHESTRA_RUN_ID": self.run_id, "PYTHONUNBUFFERED": "1"})
 
-    def make(self, stage: str, command: str, *, attempt: int = 1, timeout: float | None = None,
-             declared: tuple[str, ...] = (), inputs: dict[str, tuple[str, dict]] | None = None) -> StageTask:
-        sdir = self.root / "runs" / stage
-        staging = sdir / f".staging-{attempt}"
-        overlay = {"ORCHESTRA_RUN_ID": self.run_id, "ORCHESTRA_STAGE": stage, "ORCHESTRA_OUTPUT_DIR": str(staging),
-                   "ORCHESTRA_ATTEMPT": str(attempt), "ORCHESTRA_METRICS_FILE": str(sdir / "tracking.jsonl")}
-        inputs = inputs or {}
-        for name, (path, _manifest) in inputs.items():
-            overlay[f"ORCHESTRA_INPUT_{name.upper()}"] = path
-        command = command.replace("OUT", str(staging))
-        for name, (path, _manifest) in inputs.items():
-            command = command.replace(f"IN_{name}", path)
-        return StageTask(
-            run_id=self.run_id, stage=stage, attempt=attempt, command=command, cwd=str(self.project),
-            env={**os.environ, **overlay}, log_dir=str(sdir / "logs"), staging_dir=str(staging),
-            outputs_dir=str(sdir / "out"), metrics_file=str(sdir / "tracking.jsonl"), declared_outputs=declared,
-            timeout=timeout, overlay_env=overlay, input_dirs={n: p for n, (p, _m) in inputs.items()},
-            input_manifests={n: m for n, (_p, m) in inputs.items()},
-        )
+    def make(self, stage: str, *, attempt: int = 1,
+             manifests: Mapping[str, Mapping[str, Any]] | None = None) -> StageTask:
+        """The task of ``stage``'s attempt; ``manifests``: the published upstream outputs."""
+        spec = self.graph.stages[stage]
+        params = paramsmod.resolve(spec, (), cwd=self.project, project_root=self.project, allow_extras=False)
+        inputs = {parent: str(self.layout.outputs_dir(parent)) for parent in self.graph.ancestors(stage)}
+        return build_task(self.context, spec, attempt, params=params, env_spec=self.spec.env_for(spec),
+                          inputs=inputs, input_manifests=manifests or {})
 
 
 @pytest.fixture
-def tasks(tmp_path):
-    return Tasks(tmp_path)
+def project(tmp_path):
+    """``project(entry_points)``: the Tasks of a project with those entry points."""
+    return lambda entry_points: Tasks(tmp_path, entry_points)
 
 
 def one(executor, timeout: float = 60) -> TaskOutcome:
@@ -88,9 +96,10 @@ def one(executor, timeout: float = 60) -> TaskOutcome:
     return outcomes[0]
 
 
-def test_success_publishes_outputs_and_logs(executor, tasks):
-    task = tasks.make("make", "echo hi > OUT/a.txt; mkdir OUT/sub; echo x > OUT/sub/b; cat data.txt; echo to-err >&2;"
-                              " pwd > OUT/cwd")
+def test_success_publishes_outputs_and_logs(executor, project):
+    tasks = project({"make": {"command": "echo hi > {outputs}/a.txt; mkdir {outputs}/sub; echo x > {outputs}/sub/b;"
+                                         " cat data.txt; echo to-err >&2; pwd > {outputs}/cwd"}})
+    task = tasks.make("make")
     executor.submit(task)
     outcome = one(executor)
     assert (outcome.stage, outcome.attempt, outcome.status, outcome.exit_code) == ("make", 1, "ok", 0), outcome
@@ -100,52 +109,62 @@ def test_success_publishes_outputs_and_logs(executor, tasks):
     assert (ran_in == tasks.project) == (getattr(executor, "store", None) is None)
     assert outcome.manifest_digest.startswith("sha256:")
     out = Path(task.outputs_dir)
+    assert out == tasks.layout.outputs_dir("make")
     assert (out / "a.txt").read_text() == "hi\n" and (out / "sub" / "b").read_text() == "x\n"
     assert (Path(task.log_dir) / "stdout.log").read_text() == "project file\n"  # ran in the project
     assert "to-err" in (Path(task.log_dir) / "stderr.log").read_text()
     assert not Path(task.staging_dir).exists()
 
 
-def test_inputs_reach_the_next_stage(executor, tasks):
-    first = tasks.make("up", "printf 'payload' > OUT/p.bin")
+def test_inputs_reach_the_next_stage(executor, project):
+    tasks = project({
+        "up": {"command": "printf 'payload' > {outputs}/p.bin"},
+        "down": {"depends_on": ["up"],
+                 "command": 'cat {inputs.up}/p.bin > {outputs}/copy; test "$ORCHESTRA_INPUT_UP" = {inputs.up}'},
+    })
+    first = tasks.make("up")
     executor.submit(first)
     made = one(executor)
     assert made.status == "ok"
-    second = tasks.make("down", "cat IN_up/p.bin > OUT/copy; test \"$ORCHESTRA_INPUT_UP\" = IN_up",
-                        inputs={"up": (first.outputs_dir, dict(made.manifest))})
+    second = tasks.make("down", manifests={"up": dict(made.manifest)})
+    assert second.input_dirs == {"up": first.outputs_dir}
     executor.submit(second)
     outcome = one(executor)
     assert outcome.status == "ok", (outcome, (Path(second.log_dir) / "stderr.log").read_text())
     assert (Path(second.outputs_dir) / "copy").read_text() == "payload"
 
 
-def test_failure_reports_exit_code_and_stderr_tail(executor, tasks):
-    executor.submit(tasks.make("bad", "echo boom >&2; exit 3"))
+def test_failure_reports_exit_code_and_stderr_tail(executor, project):
+    executor.submit(project({"bad": {"command": "echo boom >&2; exit 3"}}).make("bad"))
     outcome = one(executor)
     assert (outcome.status, outcome.exit_code) == ("failed", 3)
     assert "boom" in outcome.last_stderr and outcome.manifest is None
     assert "exited with code 3" in outcome.message
 
 
-def test_timeout_kills_the_stage(executor, tasks):
-    executor.submit(tasks.make("late", "sleep 30", timeout=0.5))
+def test_timeout_kills_the_stage(executor, project):
+    executor.submit(project({"late": {"command": "sleep 30", "timeout": 0.5}}).make("late"))
     outcome = one(executor)
     assert outcome.status == "timeout" and "timed out after 0.5s" in outcome.message
 
 
-def test_metrics_and_missing_declared_output(executor, tasks):
+def test_metrics_and_missing_declared_output(executor, project):
     metric = json.dumps({"type": "metric", "key": "loss", "value": 0.25, "step": 1})
-    executor.submit(tasks.make("m", f"echo '{metric}' >> $ORCHESTRA_METRICS_FILE; echo ok > OUT/present",
-                               declared=("present", "absent")))
+    template = metric.replace("{", "{{").replace("}", "}}")  # literal braces in a command template
+    tasks = project({"m": {"command": f"echo '{template}' >> $ORCHESTRA_METRICS_FILE; echo ok > {{outputs}}/present",
+                           "outputs": ["present", "absent"]}})
+    executor.submit(tasks.make("m"))
     outcome = one(executor)
     assert outcome.status == "failed" and "declared output 'absent' was not written" in outcome.message
-    assert [(k, v, s) for k, v, s, _ts in outcome.metrics] == [("loss", 0.25, 1)]
+    assert all(isinstance(m, Metric) for m in outcome.metrics)
+    assert [(m.key, m.value, m.step) for m in outcome.metrics] == [("loss", 0.25, 1)]
 
 
-def test_wait_any_is_first_completed_and_cancel_kills_the_group(executor, tasks, tmp_path):
+def test_wait_any_is_first_completed_and_cancel_kills_the_group(executor, project, tmp_path):
     pidfile = tmp_path / "child.pid"
-    executor.submit(tasks.make("slow", f"sleep 300 & echo $! > {pidfile}; wait"))
-    executor.submit(tasks.make("fast", "true"))
+    tasks = project({"slow": {"command": f"sleep 300 & echo $! > {pidfile}; wait"}, "fast": {"command": "true"}})
+    executor.submit(tasks.make("slow"))
+    executor.submit(tasks.make("fast"))
     assert one(executor).stage == "fast"
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="slow stage's child")
     child = int(pidfile.read_text())

@@ -1,8 +1,8 @@
 """The executor interface and the one function every executor runs per stage attempt.
 
 Executors only submit and wait: readiness, failure policy and cancellation live in
-``orchestra.engine``. ``execute()`` is the worker side: run the command, then publish outputs
-or discard them — the same code whether the pool is local threads or a remote cluster.
+``orchestra.execution.engine``. ``execute()`` is the worker side: run the command, then publish
+outputs or discard them — the same code whether the pool is local threads or a remote cluster.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from orchestra.core.records import Metric
+from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.process import LineSink, ProcessRegistry
 
@@ -47,11 +49,11 @@ class StageTask:
 
 @dataclass(frozen=True, slots=True)
 class TaskOutcome:
-    """What happened to one attempt. ``status``: ok, failed, timeout or killed."""
+    """What happened to one attempt, and the metrics, params and tags its stage code logged."""
 
     stage: str
     attempt: int
-    status: str
+    status: AttemptStatus
     exit_code: int | None
     start_time: float
     end_time: float
@@ -59,7 +61,7 @@ class TaskOutcome:
     manifest_digest: str | None = None
     message: str | None = None
     last_stderr: tuple[str, ...] = ()
-    metrics: tuple[tuple[str, float, int, float], ...] = ()
+    metrics: tuple[Metric, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -105,7 +107,7 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     metrics, params, tags = read_tracking_file(metrics_file)
     manifest = digest = message = None
     status = result.status
-    if status == "ok":
+    if status == AttemptStatus.OK:
         try:
             if publisher is None:
                 manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
@@ -113,12 +115,12 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
                 manifest = publisher(staging)
             digest = artifacts.manifest_digest(manifest) if manifest is not None else None
         except artifacts.OutputError as exc:
-            status, message = "failed", str(exc)
-    elif status == "timeout":
+            status, message = AttemptStatus.FAILED, str(exc)
+    elif status == AttemptStatus.TIMEOUT:
         message = f"timed out after {task.timeout:g}s"
-    elif status == "failed":
+    elif status == AttemptStatus.FAILED:
         message = f"exited with code {result.exit_code}"
-    if not (status == "ok" and manifest is None and publisher is not None):
+    if not (status == AttemptStatus.OK and manifest is None and publisher is not None):
         try:
             staging.rmdir()  # empty after a publish: files moved into the object store
         except OSError:
@@ -130,9 +132,9 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     )
 
 
-def read_tracking_file(path: Path) -> tuple[tuple[tuple[str, float, int, float], ...], dict[str, str], dict[str, str]]:
+def read_tracking_file(path: Path) -> tuple[tuple[Metric, ...], dict[str, str], dict[str, str]]:
     """Parse the JSON-lines file stage code writes via ``orchestra.stage`` (bad lines skipped)."""
-    metrics: list[tuple[str, float, int, float]] = []
+    metrics: list[Metric] = []
     params: dict[str, str] = {}
     tags: dict[str, str] = {}
     try:
@@ -144,8 +146,8 @@ def read_tracking_file(path: Path) -> tuple[tuple[tuple[str, float, int, float],
             item = json.loads(line)
             kind = item.get("type", "metric")
             if kind == "metric":
-                metrics.append((str(item["key"]), float(item["value"]), int(item.get("step", 0)),
-                                float(item.get("timestamp", time.time()))))
+                metrics.append(Metric(str(item["key"]), float(item["value"]), int(item.get("step", 0)),
+                                      float(item.get("timestamp", time.time()))))
             elif kind == "param":
                 params[str(item["key"])] = str(item["value"])
             elif kind == "tag":
@@ -155,9 +157,12 @@ def read_tracking_file(path: Path) -> tuple[tuple[tuple[str, float, int, float],
     return tuple(metrics), params, tags
 
 
-def latest_metrics(rows: Sequence[tuple[str, float, int, float]]) -> dict[str, float]:
-    latest: dict[str, tuple[int, float, float]] = {}
-    for key, value, step, ts in rows:
-        if key not in latest or (step, ts) >= latest[key][:2]:
-            latest[key] = (step, ts, value)
-    return {key: item[2] for key, item in latest.items()}
+def latest_metrics(metrics: Sequence[Metric]) -> dict[str, float]:
+    """Each metric's value at its highest step (the latest timestamp among equals; the later
+    logged among full ties)."""
+    latest: dict[str, Metric] = {}
+    for metric in metrics:
+        seen = latest.get(metric.key)
+        if seen is None or (metric.step, metric.timestamp) >= (seen.step, seen.timestamp):
+            latest[metric.key] = metric
+    return {key: metric.value for key, metric in latest.items()}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from orchestra.core.errors import BadInputError
+from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import StageTask, TaskOutcome
 from orchestra.execution.executors.worker import RemoteTask, run_dask
 from orchestra.execution.process import LineSink
@@ -247,12 +248,12 @@ class DaskExecutor:
         future, task = entry
         if kind == "lost":
             future.cancel()  # Dask would run it again by itself: it counts as a failed attempt here
-            return _outcome(task, "failed", f"Dask worker {worker} was lost while running it")
+            return _outcome(task, AttemptStatus.FAILED, f"Dask worker {worker} was lost while running it")
         if kind == "cancelled" or (future.status == "cancelled" and self._cancelling):
-            return _outcome(task, "killed", "cancelled")
+            return _outcome(task, AttemptStatus.KILLED, "cancelled")
         if future.status == "cancelled":  # not by us: the scheduler dropped it or went away
-            return _outcome(task, "failed", f"the Dask scheduler at {self.address} dropped it "
-                                            "(connection lost or scheduler restarted)")
+            return _outcome(task, AttemptStatus.FAILED, f"the Dask scheduler at {self.address} dropped it "
+                                                        "(connection lost or scheduler restarted)")
         try:
             if future.status == "finished":
                 return self._finish(task, future.result())
@@ -260,8 +261,8 @@ class DaskExecutor:
         except Exception as err:  # noqa: BLE001 - the result could not be fetched (worker gone, bad pickle)
             exc = err
         if type(exc).__name__ == "KilledWorker":
-            return _outcome(task, "failed", f"Dask worker lost while running it ({exc})")
-        return _outcome(task, "failed", f"on the Dask worker: {type(exc).__name__}: {exc}")
+            return _outcome(task, AttemptStatus.FAILED, f"Dask worker lost while running it ({exc})")
+        return _outcome(task, AttemptStatus.FAILED, f"on the Dask worker: {type(exc).__name__}: {exc}")
 
     def _finish(self, task: StageTask, outcome: TaskOutcome) -> TaskOutcome:
         """Bring a worker's outputs and logs into this machine's stores."""
@@ -276,9 +277,9 @@ class DaskExecutor:
 
                 attempt_key = self.store.attempt_key(task.run_id, task.stage, task.attempt)
                 self.store.append_logs(attempt_key, Path(task.log_dir))
-                if outcome.status == "ok" and outcome.manifest is not None:
+                if outcome.status == AttemptStatus.OK and outcome.manifest is not None:
                     remote.pull(self.store, outcome.manifest, Path(task.outputs_dir))
-            elif outcome.status == "ok" and outcome.manifest is None:
+            elif outcome.status == AttemptStatus.OK and outcome.manifest is None:
                 staging = Path(task.staging_dir)
                 try:
                     manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
@@ -286,7 +287,8 @@ class DaskExecutor:
                     shutil.rmtree(staging, ignore_errors=True)
                 return dataclasses.replace(outcome, manifest=manifest, manifest_digest=artifacts.manifest_digest(manifest))
         except OrchestraError as exc:
-            return dataclasses.replace(outcome, status="failed", message=str(exc), manifest=None, manifest_digest=None)
+            return dataclasses.replace(outcome, status=AttemptStatus.FAILED, message=str(exc), manifest=None,
+                                       manifest_digest=None)
         return outcome
 
     def _code_manifest(self, cwd: str) -> Mapping[str, Any]:
@@ -315,7 +317,7 @@ def _probe(path: str | None, project_dir: str) -> tuple[str, str | None]:
         return __version__, None
 
 
-def _outcome(task: StageTask, status: str, message: str) -> TaskOutcome:
+def _outcome(task: StageTask, status: AttemptStatus, message: str) -> TaskOutcome:
     import time
 
     now = time.time()

@@ -29,7 +29,7 @@ def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
     return session.run(uri, options)
 
 
-def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.plan.Plan
+def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.planning.plan.Plan
     """The plan ``run`` would follow, without running, building or writing anything."""
     from orchestra.app.prepare import plan_only
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Sequence
 
+from orchestra.core import settings
 from orchestra import envs
 from orchestra.mlproject import graph as graphmod
 from orchestra.planning import plan as planmod
@@ -88,7 +88,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
 
 
 def _resolve_load_from(options: RunOptions, *, download: bool) -> str:
-    if options.recording.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # may be an MLflow run id (issue 8)
+    if options.recording.tracking_uri or settings.current().tracking_uri:  # it may be an MLflow run id
         from orchestra.integrations import tracking
 
         return tracking.resolve_load_from(options.cache.load_from or "", options, download=download)

@@ -21,7 +21,7 @@ from orchestra.app.identity import identify
 from orchestra.app.prepare import prepare
 from orchestra.app.recorder import RunRecorder
 from orchestra.app.reporting import ConsoleReporter
-from orchestra.core import events
+from orchestra.core import events, settings
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
@@ -64,7 +64,7 @@ def run(uri: str, options: RunOptions, *, console: Console | None = None,
 
 
 def _check_tracking(options: RunOptions) -> None:
-    if options.recording.tracking_uri or options.recording.mlflow_artifacts or os.environ.get("MLFLOW_TRACKING_URI"):
+    if options.recording.tracking_uri or options.recording.mlflow_artifacts or settings.current().tracking_uri:
         from orchestra.integrations import tracking
 
         tracking.check_options(options)
@@ -72,15 +72,14 @@ def _check_tracking(options: RunOptions) -> None:
 
 def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> list[events.Listener]:
     listeners: list[events.Listener] = []
-    configured = (prepared.spec.hooks or options.notification.hooks_uris or os.environ.get("ORCHESTRA_HOOKS_URI")
-                  or os.environ.get("MLFLOW_HOOKS_URI"))
+    configured = prepared.spec.hooks or options.notification.hooks_uris or settings.current().hooks_uris
     if configured:  # importing the webhook machinery costs ~25 ms: only when hooks exist
         from orchestra.integrations import hooks
 
         listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options)
         if listener is not None:
             listeners.append(listener)
-    if options.recording.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):  # the MLflow mirror
+    if options.recording.tracking_uri or settings.current().tracking_uri:  # the MLflow mirror
         from orchestra.integrations import tracking
 
         mirror = tracking.make_listener(prepared, options)

@@ -1,6 +1,6 @@
 """`orchestra hooks log|redeliver|retry|test|new-secret`: the webhook outbox from the command line.
 
-Handlers import orchestra.hooks inside their bodies; requests is loaded only when something is
+Handlers import orchestra.integrations.hooks inside their bodies; requests is loaded only when something is
 actually sent, so `orchestra --help` stays light.
 """
 

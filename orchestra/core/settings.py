@@ -65,7 +65,7 @@ class Settings:
     tracking_password: str | None = field(default=None, repr=False)
     tracking_token: str | None = field(default=None, repr=False)
     mlflow_timeout_s: float | None = None
-    dask_connect_timeout_s: float | None = None
+    dask_connect_timeout: str | None = None  # as given: a bad value is an error where it is used
     worker_dir: str | None = None
     conda_exe: str | None = None
     env_lock_timeout_s: float | None = None
@@ -84,7 +84,7 @@ class Settings:
             tracking_password=get("MLFLOW_TRACKING_PASSWORD") or None,
             tracking_token=get("MLFLOW_TRACKING_TOKEN") or None,
             mlflow_timeout_s=_seconds(get("ORCHESTRA_MLFLOW_TIMEOUT")),
-            dask_connect_timeout_s=_seconds(get("ORCHESTRA_DASK_CONNECT_TIMEOUT")),
+            dask_connect_timeout=_text(get("ORCHESTRA_DASK_CONNECT_TIMEOUT")),
             worker_dir=_text(get("ORCHESTRA_WORKER_DIR")),
             conda_exe=_text(get("ORCHESTRA_CONDA_EXE")),
             env_lock_timeout_s=_seconds(get("ORCHESTRA_ENV_LOCK_TIMEOUT")),

@@ -63,7 +63,7 @@ class Scheduler:
 
     Args:
         clock: time source (:class:`SystemClock` for the real daemon).
-        launcher: starts runs (a :class:`~orchestra.schedule.launch.ProcessLauncher`).
+        launcher: starts runs (a :class:`~orchestra.app.schedule.launch.ProcessLauncher`).
         on_tick: called with every report (the CLI prints; tests count).
     """
 

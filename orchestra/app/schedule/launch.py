@@ -1,6 +1,6 @@
 """Starting and supervising the run process of a claimed slot.
 
-Each run is its own ``python -m orchestra.schedule.child FIRING_ID`` process in its own session
+Each run is its own ``python -m orchestra.app.schedule.child FIRING_ID`` process in its own session
 (process group): a crashing or memory-hungry pipeline cannot take the scheduler down, Ctrl-C on
 the scheduler's terminal does not reach it directly, and on shutdown the scheduler sends it
 SIGTERM — exactly what ``orchestra run`` gets from a user, with the same handling (stages

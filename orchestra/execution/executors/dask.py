@@ -12,7 +12,6 @@ and every worker. Imported only when a dask executor is asked for.
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
 import threading
@@ -20,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from orchestra.core import settings
 from orchestra.core.errors import BadInputError
 from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import StageTask, TaskOutcome
@@ -54,7 +54,7 @@ def connect(address: str, timeout: float | None = None) -> Any:
     """
     if timeout is None:
         try:
-            timeout = float(os.environ.get("ORCHESTRA_DASK_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S)
+            timeout = float(settings.current().dask_connect_timeout or CONNECT_TIMEOUT_S)
         except ValueError:
             raise BadInputError("ORCHESTRA_DASK_CONNECT_TIMEOUT: not a number of seconds") from None
     try:

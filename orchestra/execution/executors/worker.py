@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.core import settings
 from orchestra.execution import process
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
 from orchestra.execution.process import LineSink, ProcessRegistry
@@ -59,7 +60,7 @@ class RemoteTask:
 
 def scratch_root() -> Path:
     """This host's working directory for remote attempts (``ORCHESTRA_WORKER_DIR`` or tmp)."""
-    root = Path(os.environ.get("ORCHESTRA_WORKER_DIR") or Path(tempfile.gettempdir()) / f"orchestra-worker-{os.getuid()}")
+    root = Path(settings.current().worker_dir or Path(tempfile.gettempdir()) / f"orchestra-worker-{os.getuid()}")
     root.mkdir(parents=True, exist_ok=True)
     resolved = root.resolve()
     if not _SAFE_PATH.match(str(resolved)):

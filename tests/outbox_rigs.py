@@ -123,7 +123,7 @@ class MirrorSide:
 
     def dispatcher(self, *, delays: tuple[float, ...] = (0.05,), cooldown_s: float = 5.0) -> Dispatcher:
         from orchestra.integrations.outbox.breaker import Breaker
-        from orchestra.integrations.outbox.retry import RetryPolicy
+        from orchestra.integrations.outbox.retry_policy import RetryPolicy
         from orchestra.integrations.tracking.deliverer import Policy, dispatcher
 
         policy = Policy(retry=RetryPolicy(delays), cooldown_s=cooldown_s, lease_s=60.0)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from orchestra import __version__
 from orchestra.integrations.hooks.config import decode_secret, is_link_local, is_loopback, url_refusal
 from orchestra.integrations.outbox.model import Outcome, Verdict
-from orchestra.integrations.outbox.retry import RetryPolicy, parse_retry_after
+from orchestra.integrations.outbox.retry_policy import RetryPolicy, parse_retry_after
 from orchestra.source.project import strip_credentials
 
 DELIVERED, RETRY, DEAD, DISABLED = Verdict.DELIVERED, Verdict.RETRY, Verdict.DEAD, Verdict.DISABLED

@@ -7,7 +7,7 @@ A *message* is one thing to send to one destination; it waits in a SQLite table 
   :class:`~.model.Deliverer` protocol a sender plugs in (webhooks: one signed POST; the mirror:
   one operation on an MLflow run);
 - :mod:`.messages`: the queue itself (enqueue, claim by pid + lease, finish, what is due);
-- :mod:`.retry`: :class:`~.retry.RetryPolicy`, jittered backoff with a maximum of attempts that
+- :mod:`.retry_policy`: :class:`~.retry.RetryPolicy`, jittered backoff with a maximum of attempts that
   honours a ``retry_after`` the deliverer reports;
 - :mod:`.breaker`: :class:`~.breaker.Breaker`, which keeps the dispatcher away from a
   destination that could not be reached for a cool-down;

@@ -19,7 +19,7 @@ from typing import Collection
 from orchestra.integrations.outbox import messages
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.model import Deliverer, Message, Outcome, Verdict
-from orchestra.integrations.outbox.retry import RetryPolicy
+from orchestra.integrations.outbox.retry_policy import RetryPolicy
 
 log = logging.getLogger(__name__)
 

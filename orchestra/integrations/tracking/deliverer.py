@@ -20,7 +20,7 @@ from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.dispatch import Dispatcher
 from orchestra.integrations.outbox.model import Message, Outcome, State, Verdict
-from orchestra.integrations.outbox.retry import RetryPolicy
+from orchestra.integrations.outbox.retry_policy import RetryPolicy
 from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.apply import Applier
 from orchestra.integrations.tracking.queue import Op

@@ -210,9 +210,7 @@ class MirrorListener:
         from orchestra.core.errors import OrchestraError
         from orchestra.integrations.tracking.sync import sync
 
-        rows = conn.execute("SELECT DISTINCT run_id FROM ops WHERE uri = ? AND state = ? AND run_id != ?",
-                            (self.key, queue.PENDING, self.run_id)).fetchall()
-        for (earlier,) in rows:
+        for earlier in queue.runs_pending(conn, self.key, except_run=self.run_id):
             left = deadline - time.monotonic()
             if left <= 0.1:
                 return

@@ -200,6 +200,13 @@ def counts(conn: sqlite3.Connection, uri: str, run_id: str) -> dict[str, int]:
     return messages.counts(conn, lane(uri, run_id))
 
 
+def runs_pending(conn: sqlite3.Connection, uri: str, *, except_run: str | None = None) -> list[str]:
+    """Runs with ops still pending for ``uri``, oldest first."""
+    rows = conn.execute("SELECT ref, MIN(id) AS first FROM messages WHERE destination = ? AND state = 'pending'"
+                        " AND ref IS NOT ? GROUP BY ref ORDER BY first", (uri, except_run)).fetchall()
+    return [row["ref"] for row in rows]
+
+
 def dead_errors(conn: sqlite3.Connection, uri: str, run_id: str, limit: int = 5) -> list[str]:
     rows = conn.execute("SELECT kind, subject, last_error FROM messages WHERE lane = ? AND state = 'dead'"
                         " ORDER BY id LIMIT ?", (lane(uri, run_id), limit)).fetchall()

@@ -18,7 +18,7 @@ import requests
 
 from orchestra.core.errors import OrchestraError
 from orchestra.core.tracking_uri import TrackingURI
-from orchestra.integrations.outbox.retry import parse_retry_after
+from orchestra.integrations.outbox.retry_policy import parse_retry_after
 
 # log-batch limits of the server (mlflow/utils/validation.py).
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000

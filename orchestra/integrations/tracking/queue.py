@@ -115,7 +115,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     with transaction(conn):
         if not messages.has_table(conn, "ops"):  # another process was first
             return
-        conn.execute(
+        conn.execute(  # the lane as lane() spells it
             "INSERT INTO messages (id, lane, destination, ref, subject, kind, payload, state, attempts, next_at,"
             " last_error, created_at, updated_at) SELECT id, run_id || '@' || uri, uri, run_id, stage, kind, payload,"
             " CASE state WHEN 'done' THEN 'delivered' ELSE state END, attempts, next_at, last_error, updated_at,"

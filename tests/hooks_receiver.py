@@ -44,9 +44,9 @@ Responder = Callable[[Received, int], Reply]
 
 
 class Receiver:
-    """Serve on a free loopback port in a daemon thread; use as a context manager."""
+    """Serve on a free loopback port (or ``port``) in a daemon thread; use as a context manager."""
 
-    def __init__(self, responder: Responder | None = None) -> None:
+    def __init__(self, responder: Responder | None = None, port: int = 0) -> None:
         self.responder: Responder = responder or (lambda request, index: Reply())
         self.requests: list[Received] = []
         self._cond = threading.Condition()
@@ -86,7 +86,7 @@ class Receiver:
 
             do_POST = do_GET = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()

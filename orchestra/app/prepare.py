@@ -62,7 +62,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress)
     load_from = None
     if options.cache.load_from:
-        load_from = _resolve_load_from(options, download=build_envs)
+        load_from = _resolve_load_from(options, download=build_envs, reporter=progress)
         for name in options.cache.load_stages:
             if name not in graph.stages:
                 raise RunNotFoundError(f"--load-stages {name}: not a selected stage",
@@ -87,11 +87,13 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     return Prepared(project, spec, graph, targets, params, environments, inputs, plan_options, the_plan)
 
 
-def _resolve_load_from(options: RunOptions, *, download: bool) -> str:
+def _resolve_load_from(options: RunOptions, *, download: bool, reporter: Console | None = None) -> str:
     if options.recording.tracking_uri or settings.current().tracking_uri:  # it may be an MLflow run id
+        from orchestra.core.report import STDERR
         from orchestra.integrations import tracking
 
-        return tracking.resolve_load_from(options.cache.load_from or "", options, download=download)
+        return tracking.resolve_load_from(options.cache.load_from or "", options, download=download,
+                                          reporter=reporter or STDERR)
     return runstore.resolve_run_id(options.cache.load_from or "")
 
 

@@ -76,13 +76,13 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
     if configured:  # importing the webhook machinery costs ~25 ms: only when hooks exist
         from orchestra.integrations import hooks
 
-        listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options)
+        listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options, reporter=console)
         if listener is not None:
             listeners.append(listener)
     if options.recording.tracking_uri or settings.current().tracking_uri:  # the MLflow mirror
         from orchestra.integrations import tracking
 
-        mirror = tracking.make_listener(prepared, options)
+        mirror = tracking.make_listener(prepared, options, reporter=console)
         if mirror is not None:
             listeners.append(mirror)
     return listeners

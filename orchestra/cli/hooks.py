@@ -132,10 +132,8 @@ def _retry(args: argparse.Namespace) -> int:
 
     home = orchestra_home()
     if outbox.db_path(home).exists():
-        conn = outbox.open_db(home)
-        # Due now, but leave rows claimed by a live sender alone: that attempt is in flight.
-        conn.execute("UPDATE deliveries SET next_at = ? WHERE state = 'pending' AND claimed_pid IS NULL",
-                     (time.time(),))
+        # Due now, but leave deliveries claimed by a live sender alone: that attempt is in flight.
+        outbox.make_due(outbox.open_db(home))
     remaining = resume_pending(args.drain)
     print(f"{remaining} webhook deliveries pending" if remaining else "no webhook deliveries pending")
     return 0 if remaining == 0 else 1
@@ -197,15 +195,11 @@ def _resolve_targets(args: argparse.Namespace) -> list[Any]:
 def _past_targets(name: str) -> list[Any]:
     from orchestra.core.layout import orchestra_home
     from orchestra.integrations.hooks import outbox
-    from orchestra.integrations.hooks.deliver import Target
 
     home = orchestra_home()
     if not outbox.db_path(home).exists():
         return []
-    rows = outbox.open_db(home).execute(
-        "SELECT url, secret_envs, allow_http, MAX(id) FROM deliveries WHERE hook_name = ? GROUP BY url", (name,)
-    ).fetchall()
-    return [Target(r["url"], name, tuple(json.loads(r["secret_envs"])), bool(r["allow_http"])) for r in rows]
+    return outbox.past_targets(outbox.open_db(home), name)
 
 
 def _new_secret(args: argparse.Namespace) -> int:

@@ -12,9 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from orchestra.core.report import STDERR
+
 if TYPE_CHECKING:
-    from orchestra.core.options import RunOptions
     from orchestra.core.events import Listener
+    from orchestra.core.options import RunOptions
+    from orchestra.core.report import Reporter
     from orchestra.integrations.hooks.deliver import Policy
     from orchestra.source.project import ProjectDir
 
@@ -22,7 +25,7 @@ __all__ = ["make_listener", "resume_pending"]
 
 
 def make_listener(spec_hooks: Mapping[str, Any] | None, project: ProjectDir, options: RunOptions,
-                  *, policy: Policy | None = None) -> Listener | None:
+                  *, policy: Policy | None = None, reporter: Reporter = STDERR) -> Listener | None:
     """Build the webhook listener of one run, or None when no hook is configured.
 
     Sources (merged in this order): the MLproject's ``hooks`` (ignored with a notice for a remote
@@ -34,6 +37,7 @@ def make_listener(spec_hooks: Mapping[str, Any] | None, project: ProjectDir, opt
         project: the fetched project (``is_remote`` decides whether its hooks are trusted).
         options: the run's options (``hooks_uris``, ``trust_project_hooks``).
         policy: delivery timeouts and retry schedule (tests only).
+        reporter: where notices go (the run's console, which respects ``-q``).
 
     Raises:
         HooksConfigError: a source is unreadable or invalid, or a ``secret_env`` is unset.
@@ -42,12 +46,12 @@ def make_listener(spec_hooks: Mapping[str, Any] | None, project: ProjectDir, opt
     from orchestra.integrations.hooks import config as cfg
     from orchestra.integrations.hooks import outbox
     from orchestra.integrations.hooks.deliver import Policy
-    from orchestra.integrations.hooks.listener import HookListener, notice
+    from orchestra.integrations.hooks.listener import HookListener
 
     trusted = spec_hooks
     if spec_hooks and project.is_remote and not options.notification.trust_project_hooks:
-        notice(f"ignoring hooks in the MLproject of remote project {project.uri} "
-               f"({_describe_raw(spec_hooks)}); pass --trust-project-hooks to use them")
+        reporter.notice(f"ignoring hooks in the MLproject of remote project {project.uri} "
+                        f"({_describe_raw(spec_hooks)}); pass --trust-project-hooks to use them")
         trusted = None
     config = cfg.load(trusted, options.notification.hooks_uris)
     if not config:
@@ -59,21 +63,21 @@ def make_listener(spec_hooks: Mapping[str, Any] | None, project: ProjectDir, opt
     kept = []
     for hook in config.hooks:
         if hook.url in disabled:
-            notice(f"hook '{hook.name}' ({hook.display_url}) is disabled since it answered HTTP 410; "
-                   f"skipped (re-enable: orchestra hooks test {hook.name})")
+            reporter.notice(f"hook '{hook.name}' ({hook.display_url}) is disabled since it answered HTTP 410; "
+                            f"skipped (re-enable: orchestra hooks test {hook.name})")
             continue
         kept.append(hook)
     if not kept:
         return None
     outbox.prune(conn)
-    return HookListener(cfg.HooksConfig(tuple(kept)), home=home, policy=policy or Policy())
+    return HookListener(cfg.HooksConfig(tuple(kept)), home=home, policy=policy or Policy(), reporter=reporter)
 
 
 def resume_pending(drain_s: float, *, policy: Policy | None = None, home: Path | None = None) -> int:
     """Deliver what earlier processes left pending, waiting at most ``drain_s`` seconds.
 
-    Cheap when there is nothing to do: without a ``hooks.sqlite`` or a pending row that is due
-    within ``drain_s``, it returns at once and imports nothing heavy.
+    Cheap when there is nothing to do: without a ``hooks.sqlite`` or a pending delivery that is
+    due within ``drain_s``, it returns at once and imports nothing heavy.
 
     Returns:
         The number of deliveries still pending afterwards.
@@ -86,9 +90,9 @@ def resume_pending(drain_s: float, *, policy: Policy | None = None, home: Path |
         home = orchestra_home()
     if not (home / "hooks.sqlite").exists():  # the common case: checked before any import
         return 0
-    from orchestra.integrations.hooks.pending import earliest_pending
+    from orchestra.integrations.outbox.peek import earliest_due
 
-    earliest = earliest_pending(home / "hooks.sqlite")
+    earliest = earliest_due(home / "hooks.sqlite")
     if earliest is None:
         return 0
     from orchestra.integrations.hooks import outbox

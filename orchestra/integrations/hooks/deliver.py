@@ -14,34 +14,35 @@ import base64
 import hashlib
 import hmac
 import os
-import random
 import socket
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Mapping
 from urllib.parse import urlsplit
 
 from orchestra import __version__
 from orchestra.integrations.hooks.config import decode_secret, is_link_local, is_loopback, url_refusal
+from orchestra.integrations.outbox.model import Outcome, Verdict
+from orchestra.integrations.outbox.retry_policy import RetryPolicy, parse_retry_after
 from orchestra.source.project import strip_credentials
 
-DELIVERED, RETRY, DEAD, DISABLED = "delivered", "retry", "dead", "disabled"
+DELIVERED, RETRY, DEAD, DISABLED = Verdict.DELIVERED, Verdict.RETRY, Verdict.DEAD, Verdict.DISABLED
 USER_AGENT = f"orchestra/{__version__}"
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Timeouts and the retry schedule; tests inject small values.
+    """Timeouts and the retry schedule of webhook deliveries; tests inject small values.
 
     Attributes:
         connect_timeout_s: TCP/TLS connect timeout.
         total_timeout_s: the whole attempt (also the socket read timeout).
         retry_delays_s: delay after failed attempt n (1-based) is ``retry_delays_s[n-1]``;
-            past the end the delivery is dead (§8.4: ~47 h in all).
+            past the end the delivery is dead (~47 h in all).
         jitter: the delay is multiplied by a uniform factor in this range (full jitter).
         retry_after_cap_s: a receiver's ``Retry-After`` is honoured up to this.
         answer_cap_bytes: how much of the answer is kept for the log.
+        cooldown_s: after a receiver refused the connection, its other deliveries wait this long.
     """
 
     connect_timeout_s: float = 5.0
@@ -50,51 +51,32 @@ class Policy:
     jitter: tuple[float, float] = (0.5, 1.0)
     retry_after_cap_s: float = 3600.0
     answer_cap_bytes: int = 4096
+    cooldown_s: float = 5.0
 
     @property
     def lease_s(self) -> float:
         """How long a claimed delivery stays invisible to other senders (one attempt, and margin)."""
         return self.connect_timeout_s + self.total_timeout_s + 5.0
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """The outbox's retry policy: one attempt, then one more per delay."""
+        return RetryPolicy(tuple(self.retry_delays_s), len(self.retry_delays_s) + 1, self.jitter,
+                           self.retry_after_cap_s)
+
     def next_delay(self, attempts: int, retry_after_s: float | None = None) -> float | None:
         """Seconds until the next attempt after ``attempts`` failures, or None when out of retries."""
-        if attempts < 1 or attempts > len(self.retry_delays_s):
-            return None
-        delay = self.retry_delays_s[attempts - 1] * random.uniform(*self.jitter)
-        if retry_after_s is not None:
-            delay = max(delay, min(retry_after_s, self.retry_after_cap_s))
-        return delay
+        return self.retry.next_delay(attempts, retry_after_s)
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where and how to send: what a delivery row remembers of its hook (never the secret)."""
+    """Where and how to send: what a delivery remembers of its hook (never the secret)."""
 
     url: str
     name: str
     secret_envs: tuple[str, ...] = ()
     allow_http: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The result of one attempt.
-
-    Attributes:
-        verdict: ``delivered``, ``retry``, ``dead`` or ``disabled`` (HTTP 410).
-        status_code: the HTTP status, when an answer came.
-        error: why it failed, without secrets or credentials.
-        latency_ms: time from sending to the end of the (capped) answer.
-        answer: the start of the answer, for the local log only.
-        retry_after_s: the receiver's ``Retry-After``, in seconds.
-    """
-
-    verdict: str
-    status_code: int | None = None
-    error: str | None = None
-    latency_ms: int = 0
-    answer: str = ""
-    retry_after_s: float | None = None
 
 
 class SecretMissingError(Exception):
@@ -147,7 +129,8 @@ def post(target: Target, event_id: str, event_name: str, attempt: int, body: byt
     """Send one attempt and classify the answer; never raises.
 
     2xx → delivered; network error, timeout, 408, 429, 5xx → retry; 410 → disabled; any other
-    3xx/4xx → dead (a redirect is not followed; a receiver bug is not fixed in minutes).
+    3xx/4xx → dead (a redirect is not followed; a receiver bug is not fixed in minutes). A
+    connection that could not be made is ``unavailable``: the receiver's breaker opens.
     """
     refusal = url_refusal(target.url, target.allow_http) or _resolves_link_local(target.url)
     if refusal:
@@ -173,7 +156,8 @@ def post(target: Target, event_id: str, event_name: str, attempt: int, body: byt
     except requests.Timeout:
         return Outcome(RETRY, error="timeout", latency_ms=_ms(started))
     except requests.ConnectionError as exc:
-        return Outcome(RETRY, error=f"connection error: {_reason(exc, target.url)}", latency_ms=_ms(started))
+        return Outcome(RETRY, error=f"connection error: {_reason(exc, target.url)}", latency_ms=_ms(started),
+                       unavailable=True)
     except Exception as exc:  # noqa: BLE001 - urllib3 read errors, invalid headers: all retryable noise
         return Outcome(RETRY, error=f"{type(exc).__name__}: {_reason(exc, target.url)}", latency_ms=_ms(started))
     latency = _ms(started)
@@ -182,7 +166,7 @@ def post(target: Target, event_id: str, event_name: str, attempt: int, body: byt
     if latency > policy.total_timeout_s * 1000:
         # requests has no total timeout, only per-read ones: a drip-feeding receiver ends here.
         return Outcome(RETRY, status, "timeout (total)", latency, text)
-    retry_after = _retry_after(response.headers.get("Retry-After"))
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if 200 <= status < 300:
         return Outcome(DELIVERED, status, None, latency, text)
     if status == 410:
@@ -210,18 +194,6 @@ def _resolves_link_local(url: str) -> str | None:
         if is_link_local(address):
             return f"{host} resolves to link-local address {address}: refused"
     return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def _reason(exc: BaseException, url: str) -> str:

@@ -9,11 +9,11 @@ whatever is left stays in the outbox for the next orchestra command.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from pathlib import Path
 
 from orchestra.core.events import Event
+from orchestra.core.report import STDERR, Reporter
 from orchestra.integrations.hooks import outbox
 from orchestra.integrations.hooks.config import HooksConfig
 from orchestra.integrations.hooks.deliver import Policy, Target
@@ -23,11 +23,6 @@ from orchestra.integrations.hooks.sender import Sender
 log = logging.getLogger(__name__)
 
 
-def notice(text: str) -> None:
-    """One line for the user on stderr (hook notices must be seen even without logging set up)."""
-    print(f"orchestra: notice: {text}", file=sys.stderr, flush=True)
-
-
 class HookListener:
     """Writes matching events to the outbox and delivers them in the background.
 
@@ -35,11 +30,14 @@ class HookListener:
         config: the run's hooks.
         home: the ORCHESTRA_HOME holding ``hooks.sqlite``.
         policy: timeouts and retry schedule (tests inject short ones).
+        reporter: where the end-of-run notice goes (the run's console).
     """
 
-    def __init__(self, config: HooksConfig, *, home: Path, policy: Policy = Policy()) -> None:
+    def __init__(self, config: HooksConfig, *, home: Path, policy: Policy = Policy(),
+                 reporter: Reporter = STDERR) -> None:
         self.config = config
         self.home = home
+        self.reporter = reporter
         self.sender = Sender(home, policy)
         self._lock = threading.Lock()
         self._sequences: dict[str, int] = {}
@@ -68,8 +66,8 @@ class HookListener:
             self.sender.stop()
             if remaining:
                 noun = "delivery" if remaining == 1 else "deliveries"
-                notice(f"{remaining} webhook {noun} still pending; the next orchestra command retries them "
-                       "(see `orchestra hooks log --failed`)")
+                self.reporter.notice(f"{remaining} webhook {noun} still pending; the next orchestra command "
+                                     "retries them (see `orchestra hooks log --failed`)")
         except Exception:  # noqa: BLE001
             log.warning("webhook sender did not close cleanly", exc_info=True)
 

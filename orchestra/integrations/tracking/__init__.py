@@ -1,7 +1,7 @@
-"""The MLflow bridge (issue 8): mirror runs to a tracking server over its REST API, sync, reuse.
+"""The MLflow bridge: mirror runs to a tracking server over its REST API, sync, reuse.
 
 orchestra never imports the ``mlflow`` package: it speaks the server's REST API with requests
-(:mod:`orchestra.tracking.rest`). Importing this package imports neither requests nor sqlite
+(:mod:`orchestra.integrations.tracking.rest`). Importing this package imports neither requests nor sqlite
 helpers; the runner calls :func:`make_listener` and :func:`resolve_load_from`, the CLI calls
 :func:`check_options` and :func:`sync_run`.
 """
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orchestra.core.report import STDERR
 from orchestra.core.tracking_uri import TrackingURI, TrackingURIError, configured, parse, redact
 
 if TYPE_CHECKING:
-    from orchestra.core.options import RunOptions
     from orchestra.core.events import Listener
+    from orchestra.core.options import RunOptions
+    from orchestra.core.report import Reporter
+    from orchestra.integrations.tracking.deliverer import Policy
     from orchestra.planning.prepared import Prepared
-    from orchestra.integrations.tracking.sender import Policy
     from orchestra.integrations.tracking.sync import SyncReport
 
 __all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "make_listener", "parse", "redact",
@@ -36,26 +38,32 @@ def check_options(options: RunOptions) -> TrackingURI | None:
     return uri
 
 
-def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | None = None) -> Listener | None:
-    """The mirror listener of one run, or None when no tracking server is configured."""
+def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | None = None,
+                  reporter: Reporter = STDERR) -> Listener | None:
+    """The mirror listener of one run, or None when no tracking server is configured.
+
+    ``reporter`` gets its notices (the run's console, which respects ``-q``).
+    """
     uri = check_options(options)
     if uri is None:
         return None
     from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.tracking.deliverer import Policy
     from orchestra.integrations.tracking.mirror import MirrorListener
-    from orchestra.integrations.tracking.sender import Policy
 
-    return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy.from_env())
+    return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy.from_env(),
+                          reporter=reporter)
 
 
-def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True) -> str:
+def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True, reporter: Reporter = STDERR) -> str:
     """``--load-from``: a local run id (or prefix), else an MLflow run id on the tracking server.
 
     A run found on the server is imported first (outputs downloaded and verified against its
     manifest); the returned id is then a local run the planner can load from.
 
     With ``download=False`` (``orchestra plan``, ``--dry-run``: they write nothing) an MLflow run
-    id that is not imported yet is an error saying how to import it.
+    id that is not imported yet is an error saying how to import it. ``reporter`` gets the
+    import's notes (the run's console).
 
     Raises:
         RunNotFoundError: neither a local run nor (with a tracking server) a mirrored MLflow run.
@@ -75,7 +83,7 @@ def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True) -
                                hint=f"`orchestra run … --load-from {ref.strip()} --tracking-uri {uri.display}` imports it")
     from orchestra.integrations.tracking.remote_load import import_run
 
-    return import_run(ref.strip().lower(), uri)
+    return import_run(ref.strip().lower(), uri, reporter=reporter)
 
 
 def sync_run(run_id: str, uri: TrackingURI, *, upload_outputs: bool = False, timeout_s: float = 300.0,

@@ -3,27 +3,31 @@
 Only two things happen in the engine's thread, both bounded by short timeouts and skipped once
 the breaker is open: creating the parent run at ``run_started`` and a stage's child run just
 before the stage starts (its id goes into the stage's ``MLFLOW_RUN_ID``, as ``mlflow run``
-does). Everything else is written to the queue (mirror.sqlite) and sent by the background
-sender; ``close`` waits a bounded time for it, and what is left is sent by ``orchestra runs sync``.
+does). Everything else is written to the outbox (mirror.sqlite) and sent by the outbox's
+dispatcher; ``close`` waits a bounded time for it, and what is left is sent by ``orchestra runs
+sync`` (or by the next run mirrored to the same server).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from orchestra.core import events
+from orchestra.core.report import STDERR, Reporter
+from orchestra.core.tracking_uri import TrackingURI
+from orchestra.integrations.outbox.breaker import Breaker
+from orchestra.integrations.outbox.dispatch import Dispatcher
 from orchestra.integrations.tracking import ops as opsmod
 from orchestra.integrations.tracking import queue
+from orchestra.integrations.tracking.apply import Applier
+from orchestra.integrations.tracking.deliverer import Policy, dispatcher
 from orchestra.integrations.tracking.queue import PARENT
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Timeouts, Unavailable
-from orchestra.integrations.tracking.sender import Applier, Breaker, Policy, Sender
-from orchestra.core.tracking_uri import TrackingURI
 
 if TYPE_CHECKING:
     from orchestra.core.options import RunOptions
@@ -32,10 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _STATUS = {events.SUCCESS: "FINISHED", events.FAILED: "FAILED", events.KILLED: "KILLED"}
 _LAST_TRY_S = 2.0  # at the end, a server found down gets one more chance this long
-
-
-def notice(text: str) -> None:
-    print(f"orchestra: notice: {text}", file=sys.stderr, flush=True)
 
 
 class MirrorListener:
@@ -47,10 +47,11 @@ class MirrorListener:
         options: the run's options (experiment, ``mlflow_artifacts``).
         home: ORCHESTRA_HOME.
         policy: retry delays and synchronous timeouts (tests inject short ones).
+        reporter: where notices go (the run's console).
     """
 
     def __init__(self, uri: TrackingURI, prepared: Prepared, options: RunOptions, *, home: Path,
-                 policy: Policy = Policy()) -> None:
+                 policy: Policy = Policy(), reporter: Reporter = STDERR) -> None:
         self.uri = uri
         self.key = uri.display
         self.prepared = prepared
@@ -59,11 +60,13 @@ class MirrorListener:
         self.home = home
         self.quiet = options.quiet
         self.policy = policy
-        self.breaker = Breaker()
-        lock = threading.Lock()
+        self.reporter = reporter
+        self.breaker = Breaker(policy.cooldown_s)
+        self._creation_lock = threading.Lock()
         connect, read = policy.sync_timeouts
-        self._sync = Applier(uri, RestClient(uri, Timeouts(quick=(connect, read), transfer=(connect, read))), home, lock)
-        self._sender = Sender(Applier(uri, RestClient(uri), home, lock), lambda: self.run_id, self.breaker, policy)
+        self._sync = Applier(uri, RestClient(uri, Timeouts(quick=(connect, read), transfer=(connect, read))), home,
+                             self._creation_lock)
+        self._sender: Dispatcher | None = None  # the run's background sender, from run_started on
         self.run_id: str | None = None
         self.run_tags: dict[str, str] = {}
         self._children: set[str] = set()
@@ -102,14 +105,14 @@ class MirrorListener:
         return env
 
     def _create_now(self, stage: str):  # -> Target | None
-        if self.breaker.open or self.run_id is None:
+        if self.breaker.is_open(self.key) or self.run_id is None:
             return None
         try:
             return self._sync.ensure(self.run_id, stage, lock_timeout=sum(self.policy.sync_timeouts))
         except Unavailable as exc:
-            self.breaker.trip(str(exc))
-            notice(f"MLflow tracking server {self.key} unreachable ({exc}); the run goes on and is mirrored "
-                   "in the background when it answers again")
+            self.breaker.failed(self.key, str(exc))
+            self.reporter.notice(f"MLflow tracking server {self.key} unreachable ({exc}); the run goes on and is mirrored "
+                                 "in the background when it answers again")
         except Rejected as exc:
             log.warning("MLflow mirror: the server refused to create a run: %s", exc)
         return None
@@ -131,7 +134,8 @@ class MirrorListener:
         if self.run_id is None or not ops:
             return
         queue.enqueue(queue.open_db(self.home), self.key, self.run_id, stage, ops)
-        self._sender.wake()
+        if self._sender is not None:
+            self._sender.wake()
 
     def _run_started(self, event: events.Event) -> None:
         self.run_id = event.run_id
@@ -140,6 +144,8 @@ class MirrorListener:
         queue.add_target(queue.open_db(self.home), self.key, event.run_id, PARENT, experiment=self.experiment,
                          start_time=event.timestamp, run_name=event.tags.get("mlflow.runName") or opsmod.run_name(spec_name, event.run_id),
                          tags=opsmod.parent_tags(event.tags, event.run_id))
+        self._sender = dispatcher(self.uri, self.home, event.run_id, breaker=self.breaker, policy=self.policy,
+                                  creation_lock=self._creation_lock)
         if event.params:
             self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])
         self._create_now(PARENT)
@@ -190,20 +196,12 @@ class MirrorListener:
                                                  end_time=event.timestamp, outputs_ref=ref))
 
     # -- end of run ------------------------------------------------------------------------
-    def _last_try(self, conn: Any) -> None:
+    def _last_try(self, sender: Dispatcher) -> None:
         """The server was found down: one more attempt (at most _LAST_TRY_S), not a full drain."""
         assert self.run_id is not None
-        queue.make_due(conn, self.key, self.run_id)
-        first = queue.head(conn, self.key, self.run_id)
-        if first is None:
-            return
-        self._sender.wake()
-        deadline = time.monotonic() + _LAST_TRY_S
-        while time.monotonic() < deadline:
-            op = queue.head(conn, self.key, self.run_id)
-            if op is None or op.id != first.id or op.attempts > first.attempts:
-                return
-            time.sleep(0.02)
+        queue.make_due(queue.open_db(self.home), self.key, self.run_id)
+        self.breaker.try_now(self.key)
+        sender.drain(_LAST_TRY_S, stop_on_failure=True)
 
     def _catch_up(self, conn: Any, deadline: float) -> None:
         """Earlier runs mirrored to this server left operations pending (it was down, or their
@@ -212,9 +210,7 @@ class MirrorListener:
         from orchestra.core.errors import OrchestraError
         from orchestra.integrations.tracking.sync import sync
 
-        rows = conn.execute("SELECT DISTINCT run_id FROM ops WHERE uri = ? AND state = ? AND run_id != ?",
-                            (self.key, queue.PENDING, self.run_id)).fetchall()
-        for (earlier,) in rows:
+        for earlier in queue.runs_pending(conn, self.key, except_run=self.run_id):
             left = deadline - time.monotonic()
             if left <= 0.1:
                 return
@@ -224,36 +220,32 @@ class MirrorListener:
                 log.info("MLflow mirror of earlier run %s not caught up: %s", earlier, exc)
                 continue
             if not self.quiet:
-                notice(f"also sent the pending mirror of earlier run {earlier} to {self.key}")
+                self.reporter.notice(f"also sent the pending mirror of earlier run {earlier} to {self.key}")
 
     def close(self, drain_s: float) -> None:
-        """Wait at most ``drain_s`` for the queue (one quick last try when the server is known down)."""
+        """Wait at most ``drain_s`` for the outbox (one quick last try when the server is known down)."""
         try:
-            if self.run_id is None:
+            sender = self._sender
+            if self.run_id is None or sender is None:
                 return
             conn = queue.open_db(self.home)
-            if self.breaker.open:
-                self._last_try(conn)
-            deadline = time.monotonic() + (0.0 if self.breaker.open else max(0.0, drain_s))
-            self._sender.wake()
-            while True:
-                op = queue.head(conn, self.key, self.run_id)
-                if op is None:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0 or op.next_at > time.time() + left:
-                    break
-                time.sleep(0.02)
-            self._sender.stop()
+            if self.breaker.is_open(self.key):
+                self._last_try(sender)
+            down = self.breaker.is_open(self.key)
+            deadline = time.monotonic() + (0.0 if down else max(0.0, drain_s))
+            if not down:
+                sender.drain(drain_s)
+            sender.stop()
             pending = queue.counts(conn, self.key, self.run_id).get(queue.PENDING, 0)
-            if not pending and not self.breaker.open:
+            if not pending and not self.breaker.is_open(self.key):
                 self._catch_up(conn, deadline)
             parent = queue.get_target(conn, self.key, self.run_id, PARENT)
             if pending:
-                notice(f"{pending} MLflow mirror operation(s) of run {self.run_id} not sent to {self.key}; "
-                       f"send them with: orchestra runs sync {self.run_id} --tracking-uri {self.key}")
+                self.reporter.notice(f"{pending} MLflow mirror operation(s) of run {self.run_id} not sent to "
+                                     f"{self.key}; send them with: orchestra runs sync {self.run_id} "
+                                     f"--tracking-uri {self.key}")
             elif parent is not None and parent.mlflow_run_id and not self.quiet:
-                notice(f"mirrored to {self.key} as MLflow run {parent.mlflow_run_id} "
-                       f"(experiment {parent.experiment_id})")
+                self.reporter.notice(f"mirrored to {self.key} as MLflow run {parent.mlflow_run_id} "
+                                     f"(experiment {parent.experiment_id})")
         except Exception:  # noqa: BLE001
             log.warning("MLflow mirror did not close cleanly", exc_info=True)

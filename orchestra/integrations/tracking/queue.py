@@ -1,29 +1,42 @@
-"""The mirror's durable queue in ``ORCHESTRA_HOME/mirror.sqlite``: targets (id map) and operations.
+"""The mirror's durable state in ``ORCHESTRA_HOME/mirror.sqlite``: targets (id map) and its outbox.
 
 A *target* is one MLflow run orchestra mirrors to: the parent of an orchestra run (``stage =
 ''``) or the child of one stage. Its MLflow run id is filled in once the server created it, so
 the table is also the orchestra ↔ MLflow id map (the MLflow runs carry ``orchestra.run_id`` too).
-An *op* is one thing to send to a target (params, metrics+tags, an upload, a status); ops of a
-run are sent strictly in id order, so a status never overtakes the metrics before it. Rows are
-written by the event listener in the engine's thread and consumed by the sender's thread; a row
-stays ``pending`` until the server accepted it, so nothing is lost when the server is down or
-orchestra is killed: ``orchestra runs sync RUN_ID`` sends what is left.
+An *op* is one thing to send to a target (params, metrics+tags, an upload, a status), stored as
+a message of the shared outbox: its lane is the run on that server (ops of a run are sent
+strictly in order, so a status never overtakes the metrics before it), its destination the
+server, ``ref`` the run id, ``subject`` the stage, ``kind`` the op and ``payload`` its JSON.
+Rows are written by the event listener in the engine's thread and sent by the outbox's
+dispatcher; an op stays ``pending`` until the server accepted it, so nothing is lost when the
+server is down or orchestra is killed: ``orchestra runs sync RUN_ID`` sends what is left. The
+``ops`` view shows ops as they were stored before the shared outbox, for readers of the file.
+
+A file written by an older orchestra has an ``ops`` table: on the first open its rows (done ones
+too, so ``runs sync`` counts stay right) move into the outbox and the table becomes the view.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.integrations.outbox import messages
+from orchestra.integrations.outbox.model import Message, NewMessage, State
 from orchestra.store import db
 
 DB_NAME = "mirror"
-PENDING, DONE, DEAD = "pending", "done", "dead"
+PENDING, DONE, DEAD = State.PENDING, State.DELIVERED, State.DEAD
 PARENT = ""  # the stage name of a run's parent target
+
+_OPS_VIEW = """
+CREATE VIEW IF NOT EXISTS ops AS SELECT id, destination AS uri, ref AS run_id, subject AS stage, kind, payload,
+    CASE state WHEN 'delivered' THEN 'done' ELSE state END AS state, attempts, next_at, last_error, updated_at
+FROM messages;
+"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS targets (
@@ -42,21 +55,7 @@ CREATE TABLE IF NOT EXISTS targets (
     PRIMARY KEY (uri, run_id, stage)
 );
 CREATE INDEX IF NOT EXISTS targets_by_mlflow ON targets(mlflow_run_id);
-CREATE TABLE IF NOT EXISTS ops (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    uri TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    stage TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('params', 'batch', 'upload', 'status')),
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL,
-    last_error TEXT,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ops_by_run ON ops(uri, run_id, state, id);
-"""
+""" + _OPS_VIEW
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,22 +75,54 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Op:
+    """One claimed op: what the mirror's deliverer sends."""
+
     id: int
     uri: str
     run_id: str
     stage: str
     kind: str
     payload: Mapping[str, Any]
-    attempts: int
-    next_at: float
+    attempt: int
+
+    @classmethod
+    def of(cls, message: Message) -> Op:
+        return cls(message.id, message.destination, message.ref, message.subject, message.kind,
+                   json.loads(message.payload), message.attempt)
+
+
+def lane(uri: str, run_id: str) -> str:
+    """The outbox lane of one run mirrored to one server."""
+    return f"{run_id}@{uri}"
+
+
+def box(home: Path | None = None) -> messages.Outbox:
+    """The mirror's outbox of ``home`` (None: the current ORCHESTRA_HOME)."""
+    return messages.Outbox(DB_NAME, home, SCHEMA, _migrate)
 
 
 def open_db(home: Path | None = None) -> sqlite3.Connection:
     """This thread's connection to ``mirror.sqlite``."""
-    return db.connect(DB_NAME, SCHEMA, home)
+    return box(home).conn()
 
 
 transaction = db.immediate  # BEGIN IMMEDIATE … COMMIT: ops of a stage end are queued at once
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    if not messages.has_table(conn, "ops"):
+        return
+    with transaction(conn):
+        if not messages.has_table(conn, "ops"):  # another process was first
+            return
+        conn.execute(  # the lane as lane() spells it
+            "INSERT INTO messages (id, lane, destination, ref, subject, kind, payload, state, attempts, next_at,"
+            " last_error, created_at, updated_at) SELECT id, run_id || '@' || uri, uri, run_id, stage, kind, payload,"
+            " CASE state WHEN 'done' THEN 'delivered' ELSE state END, attempts, next_at, last_error, updated_at,"
+            " updated_at FROM ops"
+        )
+        conn.execute("DROP TABLE ops")
+        conn.execute(_OPS_VIEW)
 
 
 def add_target(conn: sqlite3.Connection, uri: str, run_id: str, stage: str, *, experiment: str,
@@ -154,49 +185,29 @@ def find_by_mlflow_id(conn: sqlite3.Connection, mlflow_run_id: str) -> Target | 
 
 def enqueue(conn: sqlite3.Connection, uri: str, run_id: str, stage: str, ops: list[tuple[str, Mapping[str, Any]]]) -> None:
     """Append ops for one target, due now, in one transaction."""
-    now = time.time()
     with transaction(conn):
-        conn.executemany(
-            "INSERT INTO ops (uri, run_id, stage, kind, payload, next_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(uri, run_id, stage, kind, json.dumps(payload, sort_keys=True, default=str), now, now)
-             for kind, payload in ops],
-        )
-
-
-def head(conn: sqlite3.Connection, uri: str, run_id: str) -> Op | None:
-    """The oldest pending op of a run: the only one that may be sent next."""
-    row = conn.execute("SELECT * FROM ops WHERE uri = ? AND run_id = ? AND state = 'pending' ORDER BY id LIMIT 1",
-                       (uri, run_id)).fetchone()
-    if row is None:
-        return None
-    return Op(row["id"], row["uri"], row["run_id"], row["stage"], row["kind"], json.loads(row["payload"]),
-              row["attempts"], row["next_at"])
-
-
-def finish(conn: sqlite3.Connection, op: Op, state: str, error: str | None = None) -> None:
-    conn.execute("UPDATE ops SET state = ?, attempts = attempts + 1, last_error = ?, updated_at = ? WHERE id = ?",
-                 (state, error, time.time(), op.id))
-
-
-def postpone(conn: sqlite3.Connection, op: Op, delay_s: float, error: str) -> None:
-    now = time.time()
-    conn.execute("UPDATE ops SET attempts = attempts + 1, next_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                 (now + delay_s, error, now, op.id))
+        messages.add(conn, [NewMessage(lane(uri, run_id), uri, run_id, stage, kind,
+                                       json.dumps(payload, sort_keys=True, default=str)) for kind, payload in ops])
 
 
 def make_due(conn: sqlite3.Connection, uri: str, run_id: str) -> None:
     """Every pending op of a run may be tried now (sync, or the last try before exit)."""
-    conn.execute("UPDATE ops SET next_at = ? WHERE uri = ? AND run_id = ? AND state = 'pending'",
-                 (time.time(), uri, run_id))
+    messages.make_due(conn, [lane(uri, run_id)])
 
 
 def counts(conn: sqlite3.Connection, uri: str, run_id: str) -> dict[str, int]:
-    rows = conn.execute("SELECT state, COUNT(*) AS n FROM ops WHERE uri = ? AND run_id = ? GROUP BY state",
-                        (uri, run_id)).fetchall()
-    return {row["state"]: row["n"] for row in rows}
+    """State (PENDING, DONE, DEAD) → number of ops of the run."""
+    return messages.counts(conn, lane(uri, run_id))
+
+
+def runs_pending(conn: sqlite3.Connection, uri: str, *, except_run: str | None = None) -> list[str]:
+    """Runs with ops still pending for ``uri``, oldest first."""
+    rows = conn.execute("SELECT ref, MIN(id) AS first FROM messages WHERE destination = ? AND state = 'pending'"
+                        " AND ref IS NOT ? GROUP BY ref ORDER BY first", (uri, except_run)).fetchall()
+    return [row["ref"] for row in rows]
 
 
 def dead_errors(conn: sqlite3.Connection, uri: str, run_id: str, limit: int = 5) -> list[str]:
-    rows = conn.execute("SELECT kind, stage, last_error FROM ops WHERE uri = ? AND run_id = ? AND state = 'dead'"
-                        " ORDER BY id LIMIT ?", (uri, run_id, limit)).fetchall()
-    return [f"{row['kind']} {row['stage'] or '(run)'}: {row['last_error']}" for row in rows]
+    rows = conn.execute("SELECT kind, subject, last_error FROM messages WHERE lane = ? AND state = 'dead'"
+                        " ORDER BY id LIMIT ?", (lane(uri, run_id), limit)).fetchall()
+    return [f"{row['kind']} {row['subject'] or '(run)'}: {row['last_error']}" for row in rows]

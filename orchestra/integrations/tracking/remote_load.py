@@ -15,24 +15,26 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from orchestra.core.errors import RunNotFoundError
+from orchestra.core.report import STDERR, Reporter
 from orchestra.integrations.tracking import ops as opsmod
 from orchestra.integrations.tracking.rest import Rejected, RestClient, TrackingError, Unavailable, params_of, tags_of
 from orchestra.core.tracking_uri import TrackingURI
 
 
-def _note(text: str) -> None:
-    print(f"orchestra: note: {text}", file=sys.stderr, flush=True)
+def _note(reporter: Reporter, text: str) -> None:
+    reporter.line(f"orchestra: note: {text}")
 
 
-def import_run(mlflow_run_id: str, uri: TrackingURI) -> str:
+def import_run(mlflow_run_id: str, uri: TrackingURI, *, reporter: Reporter = STDERR) -> str:
     """Import the mirrored run ``mlflow_run_id``; return the local run id to load from.
+
+    ``reporter`` gets a note per stage left out and one for the import.
 
     Raises:
         RunNotFoundError: no such MLflow run, not made by orchestra, or nothing loadable in it.
@@ -59,7 +61,7 @@ def import_run(mlflow_run_id: str, uri: TrackingURI) -> str:
         children = client.search_runs([info["experiment_id"]], f"tags.`mlflow.parentRunId` = '{info['run_id']}'")
         staging_root = Path(tempfile.mkdtemp(prefix="mlflow-import-", dir=_tmp_dir()))
         try:
-            stages = [s for s in (_import_stage(client, child, orchestra_id, staging_root) for child in
+            stages = [s for s in (_import_stage(client, child, orchestra_id, staging_root, reporter) for child in
                                   sorted(children, key=lambda c: c["info"].get("start_time") or 0)) if s]
         finally:
             shutil.rmtree(staging_root, ignore_errors=True)
@@ -74,7 +76,7 @@ def import_run(mlflow_run_id: str, uri: TrackingURI) -> str:
     finally:
         client.close()
     _record(orchestra_id, run, tags, experiment, stages, mlflow_run_id, uri)
-    _note(f"imported {len(stages)} stage(s) of MLflow run {info['run_id']} as run {orchestra_id}")
+    _note(reporter, f"imported {len(stages)} stage(s) of MLflow run {info['run_id']} as run {orchestra_id}")
     return orchestra_id
 
 
@@ -101,7 +103,8 @@ def _tmp_dir() -> Path:
     return home_path("tmp")
 
 
-def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, staging_root: Path) -> dict[str, Any] | None:
+def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, staging_root: Path,
+                  reporter: Reporter) -> dict[str, Any] | None:
     from orchestra.core.layout import home_path
     from orchestra.store import artifacts
 
@@ -113,13 +116,15 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
     try:
         doc = json.loads(client.read_artifact(info["artifact_uri"], opsmod.MANIFEST_ARTIFACT))
     except Rejected:
-        _note(f"stage {name}: MLflow run {info['run_id']} has no {opsmod.MANIFEST_ARTIFACT}; it will not be loaded")
+        _note(reporter, f"stage {name}: MLflow run {info['run_id']} has no {opsmod.MANIFEST_ARTIFACT}; "
+                        "it will not be loaded")
         return None
     except ValueError:
-        _note(f"stage {name}: unreadable {opsmod.MANIFEST_ARTIFACT}; it will not be loaded")
+        _note(reporter, f"stage {name}: unreadable {opsmod.MANIFEST_ARTIFACT}; it will not be loaded")
         return None
     if not doc.get("outputs"):
-        _note(f"stage {name}: outputs were not uploaded (mirror with --mlflow-artifacts); it will not be loaded")
+        _note(reporter, f"stage {name}: outputs were not uploaded (mirror with --mlflow-artifacts); "
+                        "it will not be loaded")
         return None
     manifest = doc.get("manifest") or {}
     staging = staging_root / f"s{len(list(staging_root.iterdir()))}"
@@ -130,23 +135,23 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
     for rel, entry in sorted(manifest.items()):
         target = (staging / rel).resolve()
         if not target.is_relative_to(staging.resolve()):
-            _note(f"stage {name}: manifest path {rel!r} escapes the output directory; it will not be loaded")
+            _note(reporter, f"stage {name}: manifest path {rel!r} escapes the output directory; it will not be loaded")
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             sha, size = client.download(outputs_at, f"{prefix}/{rel}", target)
         except Rejected as exc:
-            _note(f"stage {name}: cannot download {rel} ({exc}); it will not be loaded")
+            _note(reporter, f"stage {name}: cannot download {rel} ({exc}); it will not be loaded")
             return None
         if sha != entry["sha256"] or size != entry["size"]:
-            _note(f"stage {name}: downloaded {rel} does not match its manifest (sha256 {sha[:12]}, "
-                  f"expected {str(entry['sha256'])[:12]}); it will not be loaded")
+            _note(reporter, f"stage {name}: downloaded {rel} does not match its manifest (sha256 {sha[:12]}, "
+                            f"expected {str(entry['sha256'])[:12]}); it will not be loaded")
             return None
         os.chmod(target, 0o755 if int(entry["mode"]) & 0o100 else 0o644)
     dest = home_path("runs", orchestra_id) / (re.sub(r"[^A-Za-z0-9._-]", "_", name) + "-import") / "out"
     published = artifacts.publish(staging, dest)
     if {k: (v["sha256"], v["size"]) for k, v in published.items()} != {k: (v["sha256"], v["size"]) for k, v in manifest.items()}:
-        _note(f"stage {name}: outputs changed while importing; it will not be loaded")
+        _note(reporter, f"stage {name}: outputs changed while importing; it will not be loaded")
         return None
     return {"name": name, "status": "FINISHED", "cache_key": doc.get("cache_key"), "components": doc.get("components") or {},
             "env_key": doc.get("env_key"), "manifest": published, "manifest_digest": artifacts.manifest_digest(published),

@@ -18,6 +18,7 @@ import requests
 
 from orchestra.core.errors import OrchestraError
 from orchestra.core.tracking_uri import TrackingURI
+from orchestra.integrations.outbox.retry_policy import parse_retry_after
 
 # log-batch limits of the server (mlflow/utils/validation.py).
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
@@ -30,7 +31,14 @@ class TrackingError(OrchestraError):
 
 
 class Unavailable(TrackingError):
-    """Worth retrying later: connection refused or reset, timeout, HTTP 429 or 5xx."""
+    """Worth retrying later: connection refused or reset, timeout, HTTP 429 or 5xx.
+
+    ``retry_after_s``: the server's ``Retry-After``, when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Rejected(TrackingError):
@@ -81,7 +89,8 @@ class RestClient:
             # The exception text holds the URL; ours is shown without credentials already.
             raise Unavailable(f"{self.uri.display}: {type(exc).__name__}") from None
         if response.status_code == 429 or response.status_code >= 500:
-            raise Unavailable(f"{self.uri.display}: HTTP {response.status_code} on {path}: {_error_text(response)}")
+            raise Unavailable(f"{self.uri.display}: HTTP {response.status_code} on {path}: {_error_text(response)}",
+                              retry_after_s=parse_retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 400:
             code = None
             try:

@@ -9,16 +9,14 @@ that ran or loaded, params, metrics history, tags, logs, manifests (and outputs 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
 from orchestra.core.errors import OrchestraError, RunNotFoundError
 from orchestra.integrations.tracking import ops as opsmod
 from orchestra.integrations.tracking import queue
+from orchestra.integrations.tracking.deliverer import send_pending
 from orchestra.integrations.tracking.queue import PARENT
-from orchestra.integrations.tracking.rest import RestClient
-from orchestra.integrations.tracking.sender import Applier, Breaker, Policy, send_now
 from orchestra.core.tracking_uri import TrackingURI
 
 
@@ -54,15 +52,12 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
     else:
         _close_unfinished(conn, record, uri, upload_outputs=upload_outputs)
     before = queue.counts(conn, uri.display, full)
-    client = RestClient(uri)
-    applier = Applier(uri, client, home, threading.Lock())
-    breaker = Breaker()
-    ok = send_now(applier, full, breaker, Policy(delays=(0.0,)), time.monotonic() + timeout_s)
+    ok, reason = send_pending(uri, home, full, timeout_s)
     after = queue.counts(conn, uri.display, full)
     parent = queue.get_target(conn, uri.display, full, PARENT)
     if not ok:
         pending = after.get(queue.PENDING, 0)
-        raise SyncError(f"{pending} operation(s) of run {full} not sent to {uri.display}: {breaker.reason or 'timed out'}",
+        raise SyncError(f"{pending} operation(s) of run {full} not sent to {uri.display}: {reason or 'timed out'}",
                         hint="they stay queued: run `orchestra runs sync` again when the server answers")
     sent = after.get(queue.DONE, 0) - before.get(queue.DONE, 0)
     return SyncReport(full, parent.mlflow_run_id if parent else None, parent.experiment_id if parent else None,

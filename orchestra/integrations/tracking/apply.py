@@ -1,77 +1,22 @@
-"""Sending queued mirror ops: create targets on demand, apply ops in order, retry, trip the breaker.
+"""Applying one mirror op: create the target's MLflow runs on demand, then the REST calls of the op.
 
-:class:`Applier` turns one op into REST calls (creating the target's MLflow run first when it
-does not exist yet, parent before child). :class:`Sender` is the background thread of a run;
-:func:`send_now` is the foreground loop of ``orchestra runs sync``. :class:`Breaker` is shared
-with the engine's thread: once the server is found unreachable, stages stop waiting on it.
+:class:`Applier` turns one op into REST calls, creating the target's MLflow run first when it
+does not exist yet (parent before child). The mirror's deliverer uses one per attempt; the
+engine's thread uses one with short timeouts to create a stage's child run before it starts.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.queue import PARENT, Op, Target
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Unavailable
-from orchestra.core.tracking_uri import TrackingURI
-
-log = logging.getLogger(__name__)
-POLL_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """Retry schedule of the background sender and timeouts of the synchronous calls.
-
-    Attributes:
-        delays: seconds before retry n (the last one repeats).
-        sync_timeouts: (connect, read) of the calls a stage waits for (its child run).
-    """
-
-    delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-    sync_timeouts: tuple[float, float] = (1.0, 3.0)
-
-    @classmethod
-    def from_env(cls) -> Policy:
-        """The default policy; ``ORCHESTRA_MLFLOW_TIMEOUT`` (seconds) raises the synchronous read
-        timeout for a server known to be slow (a bad value is ignored: mirroring never fails a run)."""
-        text = os.environ.get("ORCHESTRA_MLFLOW_TIMEOUT")
-        try:
-            read = float(text) if text else None
-        except ValueError:
-            read = None
-        if read is None or not read > 0:
-            return cls()
-        return cls(sync_timeouts=(min(read, 5.0), read))
-
-    def delay(self, attempts: int) -> float:
-        return self.delays[min(attempts, len(self.delays) - 1)]
-
-
-class Breaker:
-    """Open once the server was found unreachable; closed again by the next successful send."""
-
-    def __init__(self) -> None:
-        self._open = threading.Event()
-        self.reason: str | None = None
-
-    @property
-    def open(self) -> bool:
-        return self._open.is_set()
-
-    def trip(self, reason: str) -> None:
-        self.reason = reason
-        self._open.set()
-
-    def reset(self) -> None:
-        self._open.clear()
 
 
 class Applier:
@@ -221,96 +166,3 @@ class Applier:
                 return None  # an empty log: nothing worth a request
             self.client.upload(target.artifact_uri or "", artifact, handle)
         return None
-
-
-def step(applier: Applier, op: Op, breaker: Breaker, policy: Policy) -> bool:
-    """Try one op and record the outcome; False when the server is unavailable."""
-    conn = applier.conn()
-    try:
-        note = applier.apply(op)
-    except Unavailable as exc:
-        breaker.trip(str(exc))
-        queue.postpone(conn, op, policy.delay(op.attempts), str(exc))
-        return False
-    except Rejected as exc:
-        log.warning("MLflow mirror: %s of %s dropped: %s", op.kind, op.stage or "the run", exc)
-        queue.finish(conn, op, queue.DEAD, str(exc))
-        return True
-    except Exception as exc:  # noqa: BLE001 - a bug or a broken file must not stop the queue for good
-        log.warning("MLflow mirror: %s failed unexpectedly", op.kind, exc_info=True)
-        queue.postpone(conn, op, policy.delay(op.attempts), f"{type(exc).__name__}: {exc}")
-        return False
-    breaker.reset()
-    queue.finish(conn, op, queue.DONE, note)
-    return True
-
-
-def send_now(applier: Applier, run_id: str, breaker: Breaker, policy: Policy,
-             deadline: float, progress: Callable[[Op], None] | None = None) -> bool:
-    """Foreground: send the run's pending ops in order until none is left (True), the server
-    is unavailable, or ``deadline`` (``time.monotonic()``) passes (False)."""
-    conn = applier.conn()
-    queue.make_due(conn, applier.uri.display, run_id)
-    while time.monotonic() < deadline:
-        op = queue.head(conn, applier.uri.display, run_id)
-        if op is None:
-            return True
-        if progress:
-            progress(op)
-        if not step(applier, op, breaker, policy):
-            return False
-    return queue.head(conn, applier.uri.display, run_id) is None
-
-
-class Sender:
-    """The background thread sending one run's ops; never blocks the engine."""
-
-    def __init__(self, applier: Applier, run_id_of: Callable[[], str | None], breaker: Breaker,
-                 policy: Policy) -> None:
-        self.applier = applier
-        self.run_id_of = run_id_of
-        self.breaker = breaker
-        self.policy = policy
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._started = False
-        self._thread = threading.Thread(target=self._run, name="orchestra-mlflow", daemon=True)
-
-    def start(self) -> None:
-        with self._cond:
-            if not self._started:
-                self._started = True
-                self._thread.start()
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-            wait = POLL_S
-            try:
-                run_id = self.run_id_of()
-                op = queue.head(self.applier.conn(), self.applier.uri.display, run_id) if run_id else None
-                if op is not None:
-                    now = time.time()
-                    if op.next_at <= now:
-                        step(self.applier, op, self.breaker, self.policy)
-                        wait = 0.0
-                    else:
-                        wait = min(POLL_S, op.next_at - now)
-            except Exception:  # noqa: BLE001 - e.g. a locked database: try again shortly
-                log.warning("MLflow mirror pass failed", exc_info=True)
-            with self._cond:
-                if self._stopping:
-                    return
-                if wait > 0:
-                    self._cond.wait(wait)

@@ -1,4 +1,4 @@
-"""Webhooks end to end with real HTTP receivers on 127.0.0.1 (issue 6).
+"""Webhooks end to end with real HTTP receivers on 127.0.0.1.
 
 The listener is driven with synthetic event sequences (tests/hooks_receiver.py), the way the
 engine drives it; every body sent is validated against schemas/webhook-event.schema.json and

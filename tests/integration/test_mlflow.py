@@ -1,4 +1,4 @@
-"""Issue 8: runs mirrored to a real ``mlflow server`` and read back through its REST API."""
+"""The MLflow mirror: runs mirrored to a real ``mlflow server`` and read back through its REST API."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_three_stage_pipeline_is_mirrored(make_project, mlflow_server: MlflowSer
     assert "s3cret-pw" not in result.err + result.out
     parent, children = mlflow_server.runs_of(record["run_id"], experiment)
 
-    # Parent: one per orchestra run, with the run's params, DESIGN §4 tags, status and times.
+    # Parent: one per orchestra run, with the run's params, its mlflow.* and orchestra.* tags, status and times.
     assert parent["info"]["status"] == "FINISHED"
     assert parent["info"]["end_time"] >= parent["info"]["start_time"] >= int(record["start_time"] * 1000) - 1000
     ptags = tags(parent)

@@ -1,4 +1,4 @@
-"""Issue 8 without a server: bad tracking URIs, an unreachable server, secrets never shown."""
+"""The MLflow mirror without a server: bad tracking URIs, an unreachable server, secrets never shown."""
 
 from __future__ import annotations
 

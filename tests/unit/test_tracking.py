@@ -1,4 +1,4 @@
-"""Issue 8, pure parts: tracking URI checks and redaction, what a stage's end sends, artifact paths."""
+"""The MLflow mirror, pure parts: tracking URI checks and redaction, what a stage's end sends, artifact paths."""
 
 from __future__ import annotations
 

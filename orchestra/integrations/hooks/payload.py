@@ -39,7 +39,7 @@ _IMPLIED_STATUS = {ev.RUN_STARTED: "running", ev.STAGE_STARTED: "running",
 # The engine may speak in run-store states; receivers get the webhook vocabulary.
 _STATE_TO_STATUS = {"FINISHED": ev.SUCCESS, "FAILED": ev.FAILED, "KILLED": ev.KILLED,
                     "SKIPPED": ev.SKIPPED, "LOADED": ev.LOADED, "RUNNING": "running"}
-# Tags the scheduler sets on the runs it launches (issue 7); copied into ``payload.schedule``.
+# Tags the scheduler sets on the runs it launches; copied into ``payload.schedule``.
 SCHEDULE_TAG, SCHEDULED_FOR_TAG = "orchestra.schedule", "orchestra.scheduled_for"
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -10,12 +10,12 @@ of one run; :func:`send_pending` is what ``orchestra runs sync`` does in the for
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestra.core import settings
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.dispatch import Dispatcher
@@ -49,12 +49,8 @@ class Policy:
     def from_env(cls) -> Policy:
         """The default policy; ``ORCHESTRA_MLFLOW_TIMEOUT`` (seconds) raises the synchronous read
         timeout for a server known to be slow (a bad value is ignored: mirroring never fails a run)."""
-        text = os.environ.get("ORCHESTRA_MLFLOW_TIMEOUT")
-        try:
-            read = float(text) if text else None
-        except ValueError:
-            read = None
-        if read is None or not read > 0:
+        read = settings.current().mlflow_timeout_s
+        if read is None:
             return cls()
         return cls(sync_timeouts=(min(read, 5.0), read))
 

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from orchestra.core import events as ev
+from orchestra.core.status import EventStatus
 
 
 @dataclass(frozen=True)
@@ -152,14 +153,14 @@ def pipeline_events(run_id: str | None = None) -> list[ev.Event]:
     previous = uuid.uuid4().hex
     return [
         event(ev.RUN_STARTED),
-        event(ev.STAGE_ENDED, stage="prepare", status=ev.LOADED, cache_key="sha256:" + "a" * 64,
+        event(ev.STAGE_ENDED, stage="prepare", status=EventStatus.LOADED, cache_key="sha256:" + "a" * 64,
               loaded_from={"run_id": previous, "stage": "prepare"}),
         event(ev.STAGE_STARTED, stage="train", attempt=1, cache_key="sha256:" + "b" * 64),
         event(ev.STAGE_RETRYING, stage="train", attempt=1, exit_code=1, duration_s=0.25,
               message="exit code 1 (ValueError: alpha out of range)"),
         event(ev.STAGE_STARTED, stage="train", attempt=2, cache_key="sha256:" + "b" * 64),
-        event(ev.STAGE_ENDED, stage="train", status=ev.FAILED, attempt=2, exit_code=1, duration_s=0.31,
+        event(ev.STAGE_ENDED, stage="train", status=EventStatus.FAILED, attempt=2, exit_code=1, duration_s=0.31,
               message="exit code 1 (" + "x" * 3000 + ")"),
-        event(ev.STAGE_ENDED, stage="evaluate", status=ev.SKIPPED, message="upstream train failed"),
-        event(ev.RUN_ENDED, status=ev.FAILED, duration_s=1.2, message="stage train failed"),
+        event(ev.STAGE_ENDED, stage="evaluate", status=EventStatus.SKIPPED, message="upstream train failed"),
+        event(ev.RUN_ENDED, status=EventStatus.FAILED, duration_s=1.2, message="stage train failed"),
     ]

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import TextIO
 
+from orchestra.core.status import StageStatus
+
 _COLORS = {"FINISHED": "32", "LOADED": "36", "FAILED": "31", "KILLED": "31", "SKIPPED": "33", "RUN": "34"}
 
 
@@ -112,7 +114,7 @@ class Console:
                     self._flush()
 
     def _draw(self) -> None:
-        done = sum(self.counts.get(k, 0) for k in ("FINISHED", "LOADED"))
+        done = sum(self.counts.get(k, 0) for k in (StageStatus.FINISHED, StageStatus.LOADED))
         parts = [f"{done}/{self.total} done"]
         now = time.monotonic()
         running = sorted(self.running.items(), key=lambda item: item[1])
@@ -120,7 +122,7 @@ class Console:
             shown = ", ".join(f"{name} {now - start:.1f}s" for name, start in running[:3])
             more = f" +{len(running) - 3}" if len(running) > 3 else ""
             parts.append(f"running: {shown}{more}")
-        for key in ("FAILED", "SKIPPED", "PENDING"):
+        for key in (StageStatus.FAILED, StageStatus.SKIPPED, StageStatus.PENDING):
             if self.counts.get(key):
                 parts.append(f"{self.counts[key]} {key.lower()}")
         status = f"── {' · '.join(parts)} · {now - self._started:.1f}s"

@@ -14,7 +14,7 @@ from orchestra.app.identity import RunIdentity
 from orchestra.core import events
 from orchestra.core.records import LoadedFrom, StageUpdate
 from orchestra.core.report import STDERR, Reporter
-from orchestra.core.status import StageStatus, stage_event
+from orchestra.core.status import EventStatus, StageStatus, stage_event
 from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_metrics
 from orchestra.execution.task import TaskContext, build_task
 from orchestra.planning import plan as planmod
@@ -93,7 +93,7 @@ class EventDriver:
     def retrying(self, name: str, outcome: TaskOutcome) -> None:
         self.bus.publish(self.identity.event(
             events.STAGE_RETRYING, stage=name, attempt=outcome.attempt, exit_code=outcome.exit_code,
-            message=_last_line(outcome), status=events.FAILED, outcome=_report(outcome)))
+            message=_last_line(outcome), status=EventStatus.FAILED, outcome=_report(outcome)))
 
     def ended(self, name: str, status: str, decision: planmod.StagePlan | None, outcome: TaskOutcome | None,
               message: str | None) -> None:

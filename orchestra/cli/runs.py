@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from orchestra.core.status import RunStatus
+from orchestra.core.status import RunStatus, StageStatus
 
 if TYPE_CHECKING:
     from orchestra.core.records import RunRecord, StageRecord
@@ -69,7 +69,7 @@ def _list(args: argparse.Namespace) -> int:
     table = pd.DataFrame([{
         "run_id": r.run_id, "experiment": r.experiment, "status": str(r.status), "start": _when(r.start_time),
         "duration": _duration(r), "stages": len(r.stages),
-        "loaded": sum(1 for s in r.stages if s.status == "LOADED"),
+        "loaded": sum(1 for s in r.stages if s.status == StageStatus.LOADED),
         "project": r.project_uri,
     } for r in records])
     print(table.to_string(index=False))

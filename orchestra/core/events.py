@@ -27,9 +27,6 @@ STAGE_ENDED = "stage_ended"
 SCHEDULE_FIRED = "schedule_fired"
 SCHEDULE_SKIPPED = "schedule_skipped"
 
-# Webhook status vocabulary (the ``status`` field of schemas/webhook-event.schema.json).
-SUCCESS, FAILED, SKIPPED, LOADED, KILLED = "success", "failed", "skipped", "loaded", "killed"
-
 
 @dataclass(frozen=True, slots=True)
 class AttemptReport:

@@ -3,7 +3,9 @@
 - :class:`StageStatus` / :class:`RunStatus`: what the run store records (``runs.status``,
   ``stages.status``) and ``orchestra runs`` shows.
 - :class:`AttemptStatus`: how one stage attempt ended, as an executor reports it.
-- :class:`EventStatus`: the ``status`` field of lifecycle events and webhook bodies.
+- :class:`EventStatus`: the ``status`` field of lifecycle events and webhook bodies
+  (schemas/webhook-event.schema.json), scheduler events included.
+- :class:`FiringState`: what became of one scheduled slot (``schedules.sqlite``).
 - :class:`MlflowStatus`: MLflow's ``RunStatus`` names, for the mirror.
 
 They are ``StrEnum``s, so a member compares equal to its text, is stored and serialised as that
@@ -56,6 +58,21 @@ class EventStatus(StrEnum):
     SKIPPED = "skipped"
     LOADED = "loaded"
     KILLED = "killed"
+    # scheduler events (schedule_fired / schedule_skipped) and `orchestra hooks test`
+    LAUNCHED = "launched"
+    LAUNCH_FAILED = "launch_failed"
+    OVERLAP = "overlap"
+    MISSED = "missed"
+    TEST = "test"
+
+
+class FiringState(StrEnum):
+    PENDING = "pending"
+    LAUNCHING = "launching"
+    LAUNCHED = "launched"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    LAUNCH_FAILED = "launch_failed"
 
 
 class MlflowStatus(StrEnum):
@@ -72,6 +89,7 @@ _STAGE_EVENT = {
     StageStatus.FAILED: EventStatus.FAILED, StageStatus.SKIPPED: EventStatus.SKIPPED,
     StageStatus.KILLED: EventStatus.KILLED,
 }
+_STAGE_EVENT_BY_TEXT = {str(k): v for k, v in _STAGE_EVENT.items() if k != StageStatus.PENDING}
 _RUN_EVENT = {RunStatus.RUNNING: EventStatus.RUNNING, RunStatus.FINISHED: EventStatus.SUCCESS,
               RunStatus.FAILED: EventStatus.FAILED, RunStatus.KILLED: EventStatus.KILLED,
               RunStatus.PLANNED: EventStatus.SUCCESS}
@@ -80,6 +98,18 @@ _EVENT_MLFLOW = {EventStatus.RUNNING: MlflowStatus.RUNNING, EventStatus.SUCCESS:
                  EventStatus.SKIPPED: MlflowStatus.KILLED, EventStatus.KILLED: MlflowStatus.KILLED}
 _STAGE_MLFLOW = {StageStatus.FINISHED: MlflowStatus.FINISHED, StageStatus.LOADED: MlflowStatus.FINISHED,
                  StageStatus.FAILED: MlflowStatus.FAILED, StageStatus.KILLED: MlflowStatus.KILLED}
+
+
+def event_status(status: str) -> EventStatus | str:
+    """An event's ``status`` in the webhook vocabulary: a stage or run status (``FINISHED``,
+    ``LOADED``, …) is translated, an event status passes through, anything else is returned
+    lower-cased as given."""
+    if status in _STAGE_EVENT_BY_TEXT:
+        return _STAGE_EVENT_BY_TEXT[status]
+    try:
+        return EventStatus(status)
+    except ValueError:
+        return status.lower()
 
 
 def stage_event(status: str) -> EventStatus:
@@ -98,6 +128,17 @@ def event_mlflow(status: str | None) -> MlflowStatus:
         return _EVENT_MLFLOW[EventStatus(status)]
     except ValueError:
         return MlflowStatus.FAILED
+
+
+def run_mlflow(status: str) -> MlflowStatus:
+    """The MLflow status a finished (or abandoned) run's parent MLflow run is closed with."""
+    try:
+        return MlflowStatus(status) if RunStatus(status) in _CLOSED_RUN else MlflowStatus.FAILED
+    except ValueError:
+        return MlflowStatus.FAILED
+
+
+_CLOSED_RUN = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED)
 
 
 def stage_mlflow(status: str) -> MlflowStatus | None:

@@ -14,6 +14,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from orchestra.core import status as status_map
+from orchestra.core.status import EventStatus
 from orchestra.core import events as ev
 from orchestra.source.project import strip_credentials
 
@@ -28,17 +30,11 @@ EVENT_NAMES: tuple[str, ...] = (
     ev.RUN_STARTED, ev.RUN_ENDED, ev.STAGE_STARTED, ev.STAGE_RETRYING, ev.STAGE_ENDED,
     SCHEDULE_FIRED, SCHEDULE_SKIPPED,
 )
-STATUSES: tuple[str, ...] = (
-    "running", ev.SUCCESS, ev.FAILED, ev.SKIPPED, ev.LOADED, ev.KILLED,
-    "launched", "launch_failed", "overlap", "missed", "test",
-)
+STATUSES: tuple[str, ...] = tuple(EventStatus)
 
 # Status implied by the event when the engine leaves it out (§8.1 table).
-_IMPLIED_STATUS = {ev.RUN_STARTED: "running", ev.STAGE_STARTED: "running",
-                   ev.STAGE_RETRYING: ev.FAILED, PING: "test"}
-# The engine may speak in run-store states; receivers get the webhook vocabulary.
-_STATE_TO_STATUS = {"FINISHED": ev.SUCCESS, "FAILED": ev.FAILED, "KILLED": ev.KILLED,
-                    "SKIPPED": ev.SKIPPED, "LOADED": ev.LOADED, "RUNNING": "running"}
+_IMPLIED_STATUS = {ev.RUN_STARTED: EventStatus.RUNNING, ev.STAGE_STARTED: EventStatus.RUNNING,
+                   ev.STAGE_RETRYING: EventStatus.FAILED, PING: EventStatus.TEST}
 # Tags the scheduler sets on the runs it launches; copied into ``payload.schedule``.
 SCHEDULE_TAG, SCHEDULED_FOR_TAG = "orchestra.schedule", "orchestra.scheduled_for"
 
@@ -61,10 +57,9 @@ def iso_utc(timestamp: float) -> str:
 
 def event_status(event: ev.Event) -> str:
     """The webhook ``status`` of an event: its own (normalised), else the one its name implies."""
-    if event.status:
-        status = _STATE_TO_STATUS.get(event.status, event.status)
-        return status.lower()
-    return _IMPLIED_STATUS.get(event.name, "running")
+    if event.status:  # the engine may speak in run-store states; receivers get the webhook vocabulary
+        return str(status_map.event_status(event.status))
+    return str(_IMPLIED_STATUS.get(event.name, EventStatus.RUNNING))
 
 
 def cap_message(message: str | None, limit: int = MESSAGE_CAP_BYTES) -> str | None:

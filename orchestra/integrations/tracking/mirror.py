@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from orchestra.core.status import EventStatus, StageStatus, event_mlflow
 from orchestra.core import events
 from orchestra.core.report import STDERR, Reporter
 from orchestra.core.tracking_uri import TrackingURI
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from orchestra.planning.prepared import Prepared
 
 log = logging.getLogger(__name__)
-_STATUS = {events.SUCCESS: "FINISHED", events.FAILED: "FAILED", events.KILLED: "KILLED"}
 _LAST_TRY_S = 2.0  # at the end, a server found down gets one more chance this long
 
 
@@ -125,7 +125,7 @@ class MirrorListener:
             elif event.name == events.STAGE_ENDED and event.stage is not None:
                 self._stage_ended(event)
             elif event.name == events.RUN_ENDED:
-                self._enqueue(PARENT, [("status", {"status": _STATUS.get(event.status or "", "FAILED"),
+                self._enqueue(PARENT, [("status", {"status": str(event_mlflow(event.status)),
                                                    "end_time": event.timestamp})])
         except Exception:  # noqa: BLE001 - a listener never breaks a run
             log.warning("MLflow mirror: event %s not recorded", event.name, exc_info=True)
@@ -156,7 +156,7 @@ class MirrorListener:
         assert name is not None and self.run_id is not None
         p = self.prepared.params.get(name)
         declared = {**dict(p.text), **dict(p.extras)} if p is not None else {}
-        if event.status == events.LOADED and event.loaded_from:
+        if event.status == EventStatus.LOADED and event.loaded_from:
             self._loaded(event, name, declared)
             return
         if name not in self._children:
@@ -183,7 +183,7 @@ class MirrorListener:
                          tags=opsmod.child_tags(self.run_tags, self.run_id, name,  # type: ignore[arg-type]
                                                 env_kind=environment.kind if environment else None,
                                                 cache_key=event.cache_key, loaded_from=loaded))
-        record = {"name": name, "status": "LOADED", "cache_key": event.cache_key, "loaded_from": event.loaded_from,
+        record = {"name": name, "status": StageStatus.LOADED, "cache_key": event.cache_key, "loaded_from": event.loaded_from,
                   "manifest": source.manifest if source else None,
                   "manifest_digest": source.manifest_digest if source else None,
                   "components": source.components if source else {}, "metrics": source.metrics if source else {},

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from orchestra.core.status import StageStatus, stage_mlflow
 from orchestra.core.tracking_uri import redact
 
 OpList = list[tuple[str, dict[str, Any]]]
 # The stage record status → MLflow run status of its child run.
-CHILD_STATUS = {"FINISHED": "FINISHED", "LOADED": "FINISHED", "FAILED": "FAILED", "KILLED": "KILLED"}
 # Run-level tags a child run repeats, so it reads well on its own in the MLflow UI.
 _INHERITED = ("mlflow.user", "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit",
               "mlflow.source.git.repoURL", "mlflow.source.git.branch", "mlflow.project.backend",
@@ -87,7 +87,7 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
         for name in ("stdout.log", "stderr.log"):
             ops.append(("upload", {"file": f"{log_dir}/{name}", "artifact": f"logs/{name}"}))
     manifest = stage.get("manifest")
-    if status in ("FINISHED", "LOADED") and manifest is not None:
+    if StageStatus(status).has_outputs and manifest is not None:
         if upload_outputs and not outputs_ref:
             for rel, entry in sorted(manifest.items()):
                 ops.append(("upload", {"object": entry["sha256"], "executable": bool(int(entry["mode"]) & 0o100),
@@ -100,7 +100,7 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
             "metrics": stage.get("metrics") or {}, "outputs": upload_outputs, "outputs_prefix": OUTPUTS_PREFIX,
             **({"outputs_artifact_uri": outputs_ref} if upload_outputs and outputs_ref else {}),
         }}))
-    ops.append(("status", {"status": CHILD_STATUS[status], "end_time": end_time}))
+    ops.append(("status", {"status": str(stage_mlflow(status)), "end_time": end_time}))
     return ops
 
 

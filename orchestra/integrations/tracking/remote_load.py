@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestra.core.status import MlflowStatus, RunStatus, StageStatus
 from orchestra.core.errors import RunNotFoundError
 from orchestra.core.report import STDERR, Reporter
 from orchestra.integrations.tracking import ops as opsmod
@@ -111,7 +112,7 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
     info = child["info"]
     tags = tags_of(child)
     name = tags.get("orchestra.stage")
-    if not name or info.get("status") != "FINISHED":
+    if not name or info.get("status") != MlflowStatus.FINISHED:
         return None
     try:
         doc = json.loads(client.read_artifact(info["artifact_uri"], opsmod.MANIFEST_ARTIFACT))
@@ -153,7 +154,7 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
     if {k: (v["sha256"], v["size"]) for k, v in published.items()} != {k: (v["sha256"], v["size"]) for k, v in manifest.items()}:
         _note(reporter, f"stage {name}: outputs changed while importing; it will not be loaded")
         return None
-    return {"name": name, "status": "FINISHED", "cache_key": doc.get("cache_key"), "components": doc.get("components") or {},
+    return {"name": name, "status": StageStatus.FINISHED, "cache_key": doc.get("cache_key"), "components": doc.get("components") or {},
             "env_key": doc.get("env_key"), "manifest": published, "manifest_digest": artifacts.manifest_digest(published),
             "outputs_dir": str(dest), "metrics": doc.get("metrics") or {},
             "start_time": (info.get("start_time") or 0) / 1000 or None, "end_time": (info.get("end_time") or 0) / 1000 or None,
@@ -174,6 +175,6 @@ def _record(orchestra_id: str, run: dict[str, Any], tags: dict[str, str], experi
                         stages=[s["name"] for s in stages])
     runstore.update_stages(orchestra_id, [(s["name"], StageUpdate(**{k: v for k, v in s.items() if k != "name"}))
                                           for s in stages])
-    runstore.finish_run(orchestra_id, "FINISHED", f"imported from MLflow run {ref}")
+    runstore.finish_run(orchestra_id, RunStatus.FINISHED, f"imported from MLflow run {ref}")
     end = (run["info"].get("end_time") or 0) / 1000 or time.time()
     runstore.update_run(orchestra_id, start_time=(run["info"].get("start_time") or 0) / 1000 or end, end_time=end)

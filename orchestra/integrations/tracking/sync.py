@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from orchestra.core.status import RunStatus, StageStatus, run_mlflow, stage_mlflow
 from orchestra.core.errors import OrchestraError, RunNotFoundError
 from orchestra.integrations.tracking import ops as opsmod
 from orchestra.integrations.tracking import queue
@@ -42,7 +43,7 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
 
     full = runstore.resolve_run_id(run_id)
     record = runstore.get_run(full)
-    if record.status == "RUNNING":
+    if record.status == RunStatus.RUNNING:
         raise RunNotFoundError(f"run {full} is still running", hint="its own process mirrors it; sync it after it ends")
     home = orchestra_home()
     conn = queue.open_db(home)
@@ -78,7 +79,7 @@ def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment:
         queue.enqueue(conn, key, run_id, PARENT, [("params", {"params": {k: str(v) for k, v in record.params.items()}})])
     store = runstore.db()
     for stage in record.stages:
-        if stage.status not in opsmod.CHILD_STATUS or (stage.status != "LOADED" and not stage.start_time):
+        if stage_mlflow(stage.status) is None or (stage.status != StageStatus.LOADED and not stage.start_time):
             continue  # pending/skipped, or killed before it started: no child run, as when mirrored live
         row = opsmod.stage_row(store, run_id, stage.name)
         if row is None:
@@ -101,8 +102,7 @@ def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment:
         queue.enqueue(conn, key, run_id, stage.name, opsmod.stage_end_ops(
             row, metrics=metrics, declared_params=declared, run_id=run_id, upload_outputs=upload_outputs,
             end_time=row["end_time"] or record.end_time or time.time(), outputs_ref=ref))
-    queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": str(record.status) if record.status in
-                                                          ("FINISHED", "FAILED", "KILLED") else "FAILED",
+    queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": str(run_mlflow(record.status)),
                                                           "end_time": record.end_time})])
 
 
@@ -118,11 +118,11 @@ def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -
         if target.stage in closed or target.stage == PARENT:
             continue
         row = opsmod.stage_row(store, run_id, target.stage)
-        if row is None or row["status"] not in opsmod.CHILD_STATUS:
+        if row is None or stage_mlflow(row["status"]) is None:
             continue
         queue.enqueue(conn, uri.display, run_id, target.stage, opsmod.stage_end_ops(
             row, metrics=opsmod.metric_rows(store, run_id, target.stage), declared_params={}, run_id=run_id,
             upload_outputs=upload_outputs, end_time=row["end_time"] or record.end_time or time.time()))
     if PARENT not in closed:
-        status = str(record.status) if record.status in ("FINISHED", "FAILED", "KILLED") else "FAILED"
+        status = str(run_mlflow(record.status))
         queue.enqueue(conn, uri.display, run_id, PARENT, [("status", {"status": status, "end_time": record.end_time})])

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orchestra import source
+from orchestra.app import reaper, session
+from orchestra.app.prepare import plan_only
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord, RunResult
+from orchestra.mlproject import graph, load
+from orchestra.store import runs
 
 if TYPE_CHECKING:
     from orchestra.integrations.tracking import TrackingURI
@@ -24,24 +29,16 @@ def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
     Raises:
         BadInputError: bad URI, MLproject, params, hooks config (exit 2); nothing is stored.
     """
-    from orchestra.app import session
-
     return session.run(uri, options)
 
 
 def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.planning.plan.Plan
     """The plan ``run`` would follow, without running, building or writing anything."""
-    from orchestra.app.prepare import plan_only
-
     return plan_only(uri, options).plan
 
 
 def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, StageGraph]
     """Load and check a project; raises SpecError on the first problem."""
-    from orchestra.mlproject import graph
-    from orchestra import source
-    from orchestra.mlproject import load
-
     project = source.fetch(uri, version)
     try:
         spec = load.load(project.path)
@@ -58,18 +55,12 @@ def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, Sta
 
 def get_run(run_id: str) -> RunRecord:
     """One stored run (a unique prefix of 6+ characters is accepted). Raises RunNotFoundError."""
-    from orchestra.app import reaper
-    from orchestra.store import runs
-
     reaper.reap_stale_runs()  # a run whose orchestra was SIGKILLed shows as KILLED, not RUNNING
     return runs.get_run(run_id)
 
 
 def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[RunRecord]:
     """Stored runs, newest first."""
-    from orchestra.app import reaper
-    from orchestra.store import runs
-
     reaper.reap_stale_runs()
     return runs.list_runs(experiment, status, limit)
 
@@ -77,7 +68,6 @@ def list_runs(experiment: str | None = None, status: str | None = None, limit: i
 def sync_run(run_id: str, uri: TrackingURI, *, upload_outputs: bool = False, timeout_s: float = 300.0,
              experiment: str | None = None) -> SyncReport:
     """``orchestra runs sync``: finish (or replay) the MLflow mirror of a run that has ended."""
-    from orchestra.app import reaper
     from orchestra.integrations import tracking
 
     reaper.reap_stale_runs()  # a run whose orchestra died is KILLED, and can be synced

@@ -19,6 +19,7 @@ from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_me
 from orchestra.execution.task import TaskContext, build_task
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
+from orchestra.store import artifacts
 
 
 class EventDriver:
@@ -72,8 +73,6 @@ class EventDriver:
         return task
 
     def load(self, decision: planmod.StagePlan) -> str | None:
-        from orchestra.store import artifacts
-
         assert decision.source is not None
         result = artifacts.load(decision.source.manifest, self.layout.outputs_dir(decision.name))
         if not result.ok:

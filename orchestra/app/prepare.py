@@ -6,18 +6,24 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from orchestra.core import settings
-from orchestra import envs
-from orchestra.mlproject import graph as graphmod
-from orchestra.planning import plan as planmod
-from orchestra import source
-from orchestra.core.options import RunOptions
-from orchestra.planning.prepared import Prepared
+from orchestra import envs, source
 from orchestra.app.console import Console
-from orchestra.core.errors import NotSupportedError, ParamError, RunNotFoundError, SpecError
+from orchestra.core import settings
+from orchestra.core.errors import (
+    NotSupportedError,
+    ParamError,
+    RunNotFoundError,
+    SpecError,
+)
+from orchestra.core.options import RunOptions
+from orchestra.core.report import STDERR
+from orchestra.mlproject import graph as graphmod
 from orchestra.mlproject import load as specload
 from orchestra.mlproject import params as paramsmod
 from orchestra.mlproject.model import EnvSpec, ProjectSpec, StageSpec
+from orchestra.planning import fingerprint
+from orchestra.planning import plan as planmod
+from orchestra.planning.prepared import Prepared
 from orchestra.store import runs as runstore
 
 
@@ -89,7 +95,6 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
 
 def _resolve_load_from(options: RunOptions, *, download: bool, reporter: Console | None = None) -> str:
     if options.recording.tracking_uri or settings.current().tracking_uri:  # it may be an MLflow run id
-        from orchestra.core.report import STDERR
         from orchestra.integrations import tracking
 
         return tracking.resolve_load_from(options.cache.load_from or "", options, download=download,
@@ -104,8 +109,6 @@ def _default_targets(spec: ProjectSpec) -> tuple[str, ...]:
 
 
 def _path_digest(path: str) -> str:
-    from orchestra.planning import fingerprint
-
     return fingerprint.path_digest(path)
 
 

@@ -27,8 +27,10 @@ from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunResult
 from orchestra.core.status import RunStatus, run_event
+from orchestra.execution import executors, process
 from orchestra.execution.engine import drive
 from orchestra.execution.task import TaskContext
+from orchestra.integrations import hooks
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
 from orchestra.store import runs as runstore
@@ -74,7 +76,6 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
     listeners: list[events.Listener] = []
     configured = prepared.spec.hooks or options.notification.hooks_uris or settings.current().hooks_uris
     if configured:  # importing the webhook machinery costs ~25 ms: only when hooks exist
-        from orchestra.integrations import hooks
 
         listener = hooks.make_listener(prepared.spec.hooks, prepared.project, options, reporter=console)
         if listener is not None:
@@ -90,8 +91,6 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
 
 def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
              extra: Sequence[events.Listener] = ()) -> RunResult:
-    from orchestra.execution import executors
-
     listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
     graph = prepared.graph
     run_id = runstore.new_run_id()
@@ -125,8 +124,6 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
 def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorder: RunRecorder, executor: Any,
            jobs: int, layout: RunLayout) -> tuple[RunStatus, int, float]:
     """Run the engine under the run's watchdog and signal handlers; return (status, failed stages, seconds)."""
-    from orchestra.execution import process
-
     graph = prepared.graph
     pgid_file = layout.run_dir / "pgids"
     watchdog = process.start_watchdog(pgid_file)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from orchestra.core.options import ENV_MANAGERS
+from orchestra.envs import resolve, store
 from orchestra.envs.select import Request, select
 from orchestra.mlproject.model import EnvSpec
-
-from orchestra.core.options import ENV_MANAGERS
 
 __all__ = ["ENV_MANAGERS", "Environment", "Request", "ensure", "local_environment", "peek", "select"]
 
@@ -130,8 +130,6 @@ def ensure(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None 
         EnvError: bad spec file, unreachable channel, unsatisfiable specs, missing Python,
             hash mismatch of a locked package (all exit 2).
     """
-    from orchestra.envs import resolve, store
-
     request = select(spec, env_manager)
     if request.kind == "local":
         return local_environment()
@@ -148,8 +146,6 @@ def peek(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None = 
 
     Known means resolved before (the cache) or locked (a conda-lock.yml). Writes nothing.
     """
-    from orchestra.envs import resolve, store
-
     request = select(spec, env_manager)
     if request.kind == "local":
         return local_environment()

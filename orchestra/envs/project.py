@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from orchestra.envs import Environment, ensure, select, store
 from orchestra.core.errors import EnvError, SpecError
+from orchestra.envs import Environment, ensure, select, store
+from orchestra.envs.specfiles import display, parse_conda
+from orchestra.mlproject import load as specload
 from orchestra.mlproject.model import EnvSpec
 
 
@@ -24,8 +26,6 @@ class ProjectEnv:
 
 def project_envs(root: Path, entry_points: Sequence[str] = ()) -> list[ProjectEnv]:
     """The distinct environments of the project's (selected) entry points, in file order."""
-    from orchestra.mlproject import load as specload
-
     spec = specload.load(root)
     names = list(entry_points) or list(spec.entry_points)
     wanted: dict[EnvSpec | None, list[str]] = {}
@@ -56,7 +56,6 @@ def lock(root: Path, *, entry_points: Sequence[str] = ()) -> list[Path]:
     """Solve each conda.yaml of the project and write its conda-lock.yml beside it."""
     from orchestra.envs import conda, condalock
     from orchestra.envs.host import current_platform
-    from orchestra.envs.specfiles import display, parse_conda
 
     written = []
     platform = current_platform()

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from orchestra.core.errors import EnvError
 from orchestra.envs import store
 from orchestra.envs.select import Request
-from orchestra.envs.specfiles import display
-from orchestra.core.errors import EnvError
+from orchestra.envs.specfiles import (
+    CURRENT_PYTHON,
+    PythonEnvSpec,
+    conda_to_python_env,
+    display,
+    parse_conda,
+    parse_python_env,
+)
 
 
 def spec_digest(request: Request, project_root: Path) -> str:
@@ -31,7 +38,6 @@ def spec_digest(request: Request, project_root: Path) -> str:
         h.update(_read(request.file, request))
     if request.kind == "conda":
         from orchestra.envs import condalock
-        from orchestra.envs.specfiles import parse_conda
 
         spec = parse_conda(request.file, project_root)
         for uri in spec.channels:
@@ -81,8 +87,6 @@ def resolve(request: Request, project_root: Path) -> dict[str, Any]:
     notice = None
     if request.kind in ("python", "python-from-conda", "python-bare"):
         from orchestra.envs import venv
-        from orchestra.envs.specfiles import (CURRENT_PYTHON, PythonEnvSpec, conda_to_python_env, parse_conda,
-                                              parse_python_env)
 
         if request.kind == "python":
             spec = parse_python_env(request.file, project_root)
@@ -93,7 +97,6 @@ def resolve(request: Request, project_root: Path) -> dict[str, Any]:
         resolved = venv.resolve(spec, project_root, shown)
     else:
         from orchestra.envs import conda, condalock
-        from orchestra.envs.specfiles import parse_conda
 
         platform = conda.current_platform()
         if request.kind == "conda-lock":

@@ -16,9 +16,18 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from orchestra.core import settings
-from orchestra.core.layout import SCHEMAS_DIR
 from orchestra.core.errors import SpecError
-from orchestra.mlproject.model import PARAM_TYPES, RESERVED_PARAMS, EnvSpec, ParamSpec, ProjectSpec, StageSpec
+from orchestra.core.layout import SCHEMAS_DIR
+from orchestra.mlproject import fastschema
+from orchestra.mlproject.model import (
+    PARAM_TYPES,
+    RESERVED_PARAMS,
+    EnvSpec,
+    ParamSpec,
+    ProjectSpec,
+    StageSpec,
+)
+from orchestra.mlproject.params import convert
 
 log = logging.getLogger("orchestra")
 
@@ -159,7 +168,6 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
     """Validate against schemas/mlproject.schema.json (see ``_cached``)."""
     schema = json.loads(SCHEMA_PATH.read_bytes())
     marker = _validated_marker(_digest(text))
-    from orchestra.mlproject import fastschema
 
     if not fastschema.is_valid(data, schema):  # jsonschema finds and explains the error
         import jsonschema
@@ -349,8 +357,6 @@ def _build_param(name: str, raw: Any, where: str, at: str) -> ParamSpec:
         type_name, default = raw.get("type", "string"), raw.get("default")
     type_name = _TYPE_ALIASES.get(type_name, type_name)
     if default is not None:
-        from orchestra.mlproject.params import convert
-
         convert(type_name, default if not isinstance(default, bool) else str(default).lower(),
                 where=f"{where}: {at}.default", check_paths=False)
     return ParamSpec(name=name, type=type_name, default=default)

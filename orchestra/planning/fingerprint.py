@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.source.digest import content_digest, file_digest
+
 # Bump when the meaning of a component changes: every old key then misses, none is misread.
 KEY_VERSION = 1
 
@@ -39,8 +41,6 @@ def cache_key(parts: Mapping[str, Any]) -> str:
 
 def path_digest(path: str) -> str:
     """Digest of the file or directory behind a ``path`` parameter."""
-    from orchestra.source.digest import content_digest, file_digest
-
     target = Path(path)
     if target.is_dir():
         return content_digest(target)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
-from orchestra.planning import fingerprint
 from orchestra.mlproject.graph import StageGraph
 from orchestra.mlproject.params import StageParams
+from orchestra.planning import fingerprint
+from orchestra.store import runs
 from orchestra.store.runs import Candidate
 
 RUN = "RUN"
@@ -168,18 +169,12 @@ class LiveStoreView:
         self.project_uri = project_uri
 
     def find_by_key(self, cache_key: str) -> list[Candidate]:
-        from orchestra.store import runs
-
         return runs.find_by_key(cache_key)
 
     def stage_of(self, run_id: str, name: str) -> Candidate | None:
-        from orchestra.store import runs
-
         return runs.stage_of(run_id, name)
 
     def latest_for_stage(self, name: str) -> Candidate | None:
-        from orchestra.store import runs
-
         return runs.latest_for_stage(name, self.project_uri)
 
 

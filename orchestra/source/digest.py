@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from orchestra.store.hashcache import file_sha256
+
 # Directories that never belong to a project's code digest.
 _IGNORED_DIRS = frozenset({".git", "__pycache__", ".orchestra", "mlruns", ".ipynb_checkpoints"})
 
@@ -47,6 +49,4 @@ def content_digest(path: Path) -> str:
 
 def file_digest(path: Path) -> str:
     """sha256 of a file's bytes, hex (large unchanged files come from the stat-keyed cache)."""
-    from orchestra.store.hashcache import file_sha256
-
     return file_sha256(path)

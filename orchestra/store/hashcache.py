@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from orchestra.core.digest import sha256_file, stat_token
+from orchestra.store.db import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, stat TEXT NOT NULL, sha256 TEXT NOT NULL);
@@ -26,7 +27,6 @@ def file_sha256(path: Path) -> str:
     st = os.stat(path)
     if st.st_size < _MIN_CACHED:
         return sha256_file(path)
-    from orchestra.store.db import connect
 
     token = stat_token(st)
     key = str(Path(path).resolve())

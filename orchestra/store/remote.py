@@ -30,6 +30,9 @@ from orchestra.core import settings
 from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import BadInputError, StoreError
 from orchestra.core.layout import safe_name
+from orchestra.store import artifacts
+from orchestra.store import runs as runstore
+from orchestra.store.artifacts import OutputError
 
 ENV_VAR = "ORCHESTRA_ARTIFACTS"
 _CHUNK = 1 << 20
@@ -147,8 +150,6 @@ class RemoteStore:
         Raises:
             OutputError: a declared output is missing, or a symlink escapes.
         """
-        from orchestra.store.artifacts import OutputError
-
         directory = directory.resolve()
         for name in declared:
             if not (directory / name).exists():
@@ -229,8 +230,6 @@ def _files(root: Path, skip: frozenset[str]) -> Iterator[Path]:
 # -- driver side: between the store and the local object store ---------------------------
 def push(store: RemoteStore, manifest: Manifest) -> None:
     """Make sure every object of a locally published manifest is in the shared store."""
-    from orchestra.store import artifacts
-
     with artifacts.shared_lock():
         for entry in manifest.values():
             sha, size = str(entry["sha256"]), int(entry["size"])
@@ -240,9 +239,6 @@ def push(store: RemoteStore, manifest: Manifest) -> None:
 
 def pull(store: RemoteStore, manifest: Manifest, dest: Path) -> None:
     """Bring a remotely published manifest into the local object store and link it at ``dest``."""
-    from orchestra.store import artifacts
-    from orchestra.store import runs as runstore
-
     records = []
     with artifacts.shared_lock():
         for entry in manifest.values():

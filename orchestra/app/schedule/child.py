@@ -13,20 +13,22 @@ import json
 import sys
 import time
 
+from orchestra.app import session
+from orchestra.core import options as o
+from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, OrchestraError
+from orchestra.integrations.hooks import resume_pending
+
 
 def main(argv: list[str]) -> int:
-    from orchestra.core import options as o
-    from orchestra.core.errors import OrchestraError
-    from orchestra.integrations.hooks.payload import SCHEDULE_TAG, SCHEDULED_FOR_TAG
     from orchestra.app.schedule import store
     from orchestra.app.schedule.model import Schedule
+    from orchestra.integrations.hooks.payload import SCHEDULE_TAG, SCHEDULED_FOR_TAG
 
     firing_id = int(argv[0])
     row = store.firing(firing_id)
     schedule = Schedule.from_json(json.loads(row["definition"]))
     slot = row["scheduled_local"]
     print(f"orchestra: schedule {schedule.name}: slot {slot} ({row['scheduled_for']}) · {schedule.uri}", flush=True)
-    from orchestra.app import session
 
     try:
         options = o.RunOptions(
@@ -47,7 +49,6 @@ def main(argv: list[str]) -> int:
 
 
 def _failed(firing_id: int, schedule, slot: str, exc: BaseException) -> int:
-    from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, OrchestraError
     from orchestra.app.schedule import notify, store
 
     found = store.find_run(schedule.name, slot)
@@ -65,8 +66,6 @@ def _failed(firing_id: int, schedule, slot: str, exc: BaseException) -> int:
     print(f"orchestra: error: {reason}", file=sys.stderr, flush=True)
     if notify.emit(schedule.name, "schedule_fired", "launch_failed", firing_id=firing_id, scheduled_for=slot,
                    message=reason, schedule=schedule):
-        from orchestra.integrations.hooks import resume_pending
-
         resume_pending(5.0)
     return code
 

@@ -19,10 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestra.core.errors import OrchestraError
 from orchestra.app.schedule import store
 from orchestra.app.schedule.clock import Clock, SystemClock
 from orchestra.app.schedule.tick import TickReport, tick
+from orchestra.core.errors import OrchestraError
+from orchestra.core.layout import orchestra_home
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,8 @@ class Scheduler:
 
 def serve(*, clock: Clock | None = None, out=sys.stderr) -> int:
     """Run the daemon in this process until SIGTERM/SIGINT; returns the exit code."""
-    from orchestra.core.layout import orchestra_home
-    from orchestra.integrations.hooks import config as hooks_config
     from orchestra.app.schedule.launch import ProcessLauncher
+    from orchestra.integrations.hooks import config as hooks_config
 
     home = orchestra_home()
     hooks_config.load(None)  # a broken ORCHESTRA_HOOKS_URI is exit 2 now, not a silent gap later
@@ -166,8 +166,6 @@ def start_sender(home: Path | None = None) -> Any:
     """A background webhook sender (the daemon keeps one for its lifetime; it also delivers what
     runs left pending), or None when it cannot start."""
     if home is None:
-        from orchestra.core.layout import orchestra_home
-
         home = orchestra_home()
     try:
         from orchestra.integrations.hooks.deliver import Policy

@@ -7,9 +7,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from orchestra.core.errors import BadInputError, SourceError
+from orchestra import source
 from orchestra.app.schedule import model, store
 from orchestra.app.schedule.model import Schedule
+from orchestra.core.errors import BadInputError, SourceError
+from orchestra.mlproject import load
 
 
 def normalize_uri(uri: str) -> str:
@@ -56,9 +58,6 @@ def sync(uri: str, version: str | None = None, *, now: float | None = None) -> l
     Raises:
         SpecError / CronError / BadInputError: a bad entry, named by file and key path.
     """
-    from orchestra import source
-    from orchestra.mlproject import load
-
     project = source.fetch(normalize_uri(uri), version)
     try:
         spec = load.load(project.path)

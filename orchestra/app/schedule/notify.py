@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from orchestra.core import events
+from orchestra.core.layout import orchestra_home
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,13 @@ def _emit(name: str, event: str, status: str, firing_id: int, scheduled_for: str
         return False
     from orchestra.integrations.hooks import outbox
     from orchestra.integrations.hooks.deliver import Target
-    from orchestra.integrations.hooks.payload import SCHEDULE_TAG, SCHEDULED_FOR_TAG, build_body, encode, new_event_id
-    from orchestra.core.layout import orchestra_home
+    from orchestra.integrations.hooks.payload import (
+        SCHEDULE_TAG,
+        SCHEDULED_FOR_TAG,
+        build_body,
+        encode,
+        new_event_id,
+    )
 
     hooks = config.matching(event, status)
     if not hooks:

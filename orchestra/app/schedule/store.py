@@ -20,8 +20,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from orchestra.core.errors import BadInputError
 from orchestra.app.schedule.model import Schedule
+from orchestra.core.errors import BadInputError
+from orchestra.store import runs
 from orchestra.store.db import connect, immediate
 
 SCHEMA = """
@@ -242,7 +243,6 @@ def data_version() -> int:
 def find_run(name: str, scheduled_local: str) -> tuple[str, str] | None:
     """The run the scheduler tagged with this schedule and slot: (run_id, status), or None."""
     from orchestra.integrations.hooks.payload import SCHEDULE_TAG, SCHEDULED_FOR_TAG
-    from orchestra.store import runs
 
     try:
         row = runs.db().execute(

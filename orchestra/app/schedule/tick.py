@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 
+from orchestra.app import reaper
 from orchestra.app.schedule import cron, store
 from orchestra.app.schedule.model import Schedule, jitter_offset
+from orchestra.core.pids import pid_alive as alive
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +160,6 @@ def _span(seconds: float) -> str:
 
 
 def _alive(pid: int | None, host: str | None) -> bool:
-    from orchestra.core.pids import pid_alive as alive
-
     if pid is None:
         return False
     if host and host != socket.gethostname():
@@ -188,7 +188,6 @@ def reconcile(now: float) -> list[int]:
     stale = [row for row in store.open_firings(conn) if not is_active(row)]
     if not stale:
         return []
-    from orchestra.app import reaper
 
     reaper.reap_stale_runs()
     closed = []

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from orchestra.core.options import parse_executor as parse
+from orchestra.execution.executors.local import LocalExecutor
 
 __all__ = ["create", "parse"]
 
@@ -28,8 +29,6 @@ def create(spec: str, *, jobs: int | None, pgid_file: Path, sink_for: Callable[[
     """
     kind, address = parse(spec)
     if kind == "local":
-        from orchestra.execution.executors.local import LocalExecutor
-
         slots = jobs or os.cpu_count() or 1
         return LocalExecutor(slots, pgid_file=pgid_file, sink_for=sink_for), slots
     from orchestra.execution.executors.dask import DaskExecutor

@@ -18,6 +18,7 @@ from orchestra.core.records import Metric
 from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.process import LineSink, ProcessRegistry
+from orchestra.store import artifacts
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,6 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
             local object store). A publisher returning None leaves the files in place for the
             driver to publish (a remote worker on a shared filesystem).
     """
-    from orchestra.store import artifacts
-
     started = time.time()
     staging = Path(task.staging_dir)
     log_dir = Path(task.log_dir)

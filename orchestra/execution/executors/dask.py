@@ -19,12 +19,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from orchestra import __version__
 from orchestra.core import settings
-from orchestra.core.errors import BadInputError
+from orchestra.core.errors import BadInputError, OrchestraError
 from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import StageTask, TaskOutcome
 from orchestra.execution.executors.worker import RemoteTask, run_dask
 from orchestra.execution.process import LineSink
+from orchestra.store import artifacts
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -128,8 +130,6 @@ class DaskExecutor:
         self._check_workers(probe if self.store is None else None, project_dir)
 
     def _check_workers(self, probe: Path | None, project_dir: Path | None) -> None:
-        from orchestra import __version__
-
         token = uuid.uuid4().hex
         if probe is not None:
             probe.write_text(token)
@@ -268,9 +268,6 @@ class DaskExecutor:
         """Bring a worker's outputs and logs into this machine's stores."""
         import dataclasses
 
-        from orchestra.core.errors import OrchestraError
-        from orchestra.store import artifacts
-
         try:
             if self.store is not None:
                 from orchestra.store import remote
@@ -307,8 +304,6 @@ def _without_env(task: StageTask) -> StageTask:
 
 def _probe(path: str | None, project_dir: str) -> tuple[str, str | None]:
     """Runs on each worker: its orchestra version, and the driver's token if it can see it."""
-    from orchestra import __version__
-
     if path is None:
         return __version__, None
     try:

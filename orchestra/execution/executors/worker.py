@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra import envs
 from orchestra.core import settings
 from orchestra.execution import process
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
 from orchestra.execution.process import LineSink, ProcessRegistry
+from orchestra.store import artifacts
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./,:+@-]+$")
 CANCEL_POLL_S = 0.1
@@ -90,8 +92,6 @@ class _Rewriter:
 
 def _stage_env(task: StageTask, project_root: Path, rewrite: _Rewriter) -> dict[str, str]:
     """This worker's environment + orchestra's variables + the stage environment built here."""
-    from orchestra import envs
-
     spec = task.env_spec
     if spec is not None and getattr(spec, "file", None) is not None:
         try:  # the spec file lives in the project: find it in this host's copy
@@ -116,7 +116,6 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
         local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), _Rewriter({})))
         return execute(local, registry, sink, publisher=lambda staging: None)  # the driver publishes
 
-    from orchestra.store import artifacts
     from orchestra.store.remote import RemoteStore
 
     store = RemoteStore(remote.store_url)
@@ -156,8 +155,6 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
 def _input_dir(store: Any, root: Path, manifest: Mapping[str, Mapping[str, Any]]) -> Path:
     """Upstream outputs on this host, downloaded once per content (a chain's later stages reuse
     them) and read-only, as the hardlinked inputs of local runs are."""
-    from orchestra.store import artifacts
-
     if not manifest:
         empty = root / "inputs" / "empty"
         empty.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from orchestra.core.layout import orchestra_home
 from orchestra.core.report import STDERR
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ def make_listener(spec_hooks: Mapping[str, Any] | None, project: ProjectDir, opt
     Raises:
         HooksConfigError: a source is unreadable or invalid, or a ``secret_env`` is unset.
     """
-    from orchestra.core.layout import orchestra_home
     from orchestra.integrations.hooks import config as cfg
     from orchestra.integrations.hooks import outbox
     from orchestra.integrations.hooks.deliver import Policy
@@ -85,8 +85,6 @@ def resume_pending(drain_s: float, *, policy: Policy | None = None, home: Path |
     import time
 
     if home is None:
-        from orchestra.core.layout import orchestra_home
-
         home = orchestra_home()
     if not (home / "hooks.sqlite").exists():  # the common case: checked before any import
         return 0

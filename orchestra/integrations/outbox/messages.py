@@ -19,8 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
+from orchestra.core.layout import orchestra_home
 from orchestra.core.pids import pid_alive
-from orchestra.integrations.outbox.model import Message, NewMessage, Outcome, State, Verdict
+from orchestra.integrations.outbox.model import (
+    Message,
+    NewMessage,
+    Outcome,
+    State,
+    Verdict,
+)
 from orchestra.store import db
 
 SCHEMA = """
@@ -76,8 +83,6 @@ class Outbox:
 
     @property
     def path(self) -> Path:
-        from orchestra.core.layout import orchestra_home
-
         return (self.home or orchestra_home()) / f"{self.name}.sqlite"
 
     def conn(self) -> sqlite3.Connection:

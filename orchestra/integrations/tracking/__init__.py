@@ -10,16 +10,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from orchestra.core.errors import RunNotFoundError
+from orchestra.core.layout import orchestra_home
 from orchestra.core.report import STDERR
-from orchestra.core.tracking_uri import TrackingURI, TrackingURIError, configured, parse, redact
+from orchestra.core.tracking_uri import (
+    TrackingURI,
+    TrackingURIError,
+    configured,
+    parse,
+    redact,
+)
+from orchestra.store import runs as runstore
 
 if TYPE_CHECKING:
     from orchestra.core.events import Listener
     from orchestra.core.options import RunOptions
     from orchestra.core.report import Reporter
     from orchestra.integrations.tracking.deliverer import Policy
-    from orchestra.planning.prepared import Prepared
     from orchestra.integrations.tracking.sync import SyncReport
+    from orchestra.planning.prepared import Prepared
 
 __all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "make_listener", "parse", "redact",
            "resolve_load_from", "sync_run"]
@@ -47,7 +56,6 @@ def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | N
     uri = check_options(options)
     if uri is None:
         return None
-    from orchestra.core.layout import orchestra_home
     from orchestra.integrations.tracking.deliverer import Policy
     from orchestra.integrations.tracking.mirror import MirrorListener
 
@@ -68,9 +76,6 @@ def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True, r
     Raises:
         RunNotFoundError: neither a local run nor (with a tracking server) a mirrored MLflow run.
     """
-    from orchestra.core.errors import RunNotFoundError
-    from orchestra.store import runs as runstore
-
     try:
         return runstore.resolve_run_id(ref)
     except RunNotFoundError:

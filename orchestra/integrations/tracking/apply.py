@@ -17,6 +17,7 @@ from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.queue import PARENT, Op, Target
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Unavailable
+from orchestra.store.artifacts import object_path
 
 
 class Applier:
@@ -149,8 +150,6 @@ class Applier:
                 queue.set_outputs_uri(self.conn(), target, doc.get("outputs_artifact_uri") or target.artifact_uri or "")
             return None
         if "object" in payload:
-            from orchestra.store.artifacts import object_path
-
             path = object_path(payload["object"], bool(payload.get("executable")))
         else:
             path = Path(payload["file"])

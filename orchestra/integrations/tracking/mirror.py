@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from orchestra.core.status import EventStatus, StageStatus, event_mlflow
 from orchestra.core import events
+from orchestra.core.errors import OrchestraError
 from orchestra.core.report import STDERR, Reporter
+from orchestra.core.status import EventStatus, StageStatus, event_mlflow
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.dispatch import Dispatcher
@@ -28,7 +29,13 @@ from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.apply import Applier
 from orchestra.integrations.tracking.deliverer import Policy, dispatcher
 from orchestra.integrations.tracking.queue import PARENT
-from orchestra.integrations.tracking.rest import Rejected, RestClient, Timeouts, Unavailable
+from orchestra.integrations.tracking.rest import (
+    Rejected,
+    RestClient,
+    Timeouts,
+    Unavailable,
+)
+from orchestra.store import runs as runstore
 
 if TYPE_CHECKING:
     from orchestra.core.options import RunOptions
@@ -161,7 +168,6 @@ class MirrorListener:
             return
         if name not in self._children:
             return  # skipped, or killed before it started: no child run
-        from orchestra.store import runs as runstore
 
         conn = runstore.db()
         record = opsmod.stage_row(conn, self.run_id, name)
@@ -173,8 +179,6 @@ class MirrorListener:
         self._enqueue(name, ops)
 
     def _loaded(self, event: events.Event, name: str, declared: Mapping[str, str]) -> None:
-        from orchestra.store import runs as runstore
-
         source = runstore.stage_of(event.loaded_from["run_id"], event.loaded_from["stage"])  # type: ignore[index]
         environment = self.prepared.environments.get(name)
         loaded = f"{event.loaded_from['run_id']}/{event.loaded_from['stage']}"  # type: ignore[index]
@@ -207,7 +211,6 @@ class MirrorListener:
         """Earlier runs mirrored to this server left operations pending (it was down, or their
         orchestra was killed). It answers now, and this process has its credentials: send those
         too, within what is left of the drain, as webhook deliveries are resumed by later runs."""
-        from orchestra.core.errors import OrchestraError
         from orchestra.integrations.tracking.sync import sync
 
         for earlier in queue.runs_pending(conn, self.key, except_run=self.run_id):

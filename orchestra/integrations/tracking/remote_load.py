@@ -20,12 +20,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestra.core.status import MlflowStatus, RunStatus, StageStatus
 from orchestra.core.errors import RunNotFoundError
+from orchestra.core.layout import home_path
+from orchestra.core.records import StageUpdate
 from orchestra.core.report import STDERR, Reporter
-from orchestra.integrations.tracking import ops as opsmod
-from orchestra.integrations.tracking.rest import Rejected, RestClient, TrackingError, Unavailable, params_of, tags_of
+from orchestra.core.status import MlflowStatus, RunStatus, StageStatus
 from orchestra.core.tracking_uri import TrackingURI
+from orchestra.integrations.tracking import ops as opsmod
+from orchestra.integrations.tracking.rest import (
+    Rejected,
+    RestClient,
+    TrackingError,
+    Unavailable,
+    params_of,
+    tags_of,
+)
+from orchestra.store import artifacts
+from orchestra.store import runs as runstore
 
 
 def _note(reporter: Reporter, text: str) -> None:
@@ -41,8 +52,6 @@ def import_run(mlflow_run_id: str, uri: TrackingURI, *, reporter: Reporter = STD
         RunNotFoundError: no such MLflow run, not made by orchestra, or nothing loadable in it.
         TrackingError: the server cannot be reached (exit 1).
     """
-    from orchestra.store import runs as runstore
-
     client = RestClient(uri)
     try:
         run = _get(client, mlflow_run_id, uri)
@@ -99,16 +108,11 @@ def _experiment_name(client: RestClient, experiment_id: str) -> str:
 
 
 def _tmp_dir() -> Path:
-    from orchestra.core.layout import home_path
-
     return home_path("tmp")
 
 
 def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, staging_root: Path,
                   reporter: Reporter) -> dict[str, Any] | None:
-    from orchestra.core.layout import home_path
-    from orchestra.store import artifacts
-
     info = child["info"]
     tags = tags_of(child)
     name = tags.get("orchestra.stage")
@@ -165,9 +169,6 @@ def _import_stage(client: RestClient, child: dict[str, Any], orchestra_id: str, 
 
 def _record(orchestra_id: str, run: dict[str, Any], tags: dict[str, str], experiment: str,
             stages: list[dict[str, Any]], ref: str, uri: TrackingURI) -> None:
-    from orchestra.core.records import StageUpdate
-    from orchestra.store import runs as runstore
-
     local_tags = {k: v for k, v in tags.items() if not k.startswith("mlflow.parentRunId")}
     local_tags["orchestra.imported_from"] = f"mlflow:{run['info']['run_id']}@{uri.display}"
     runstore.create_run(orchestra_id, experiment=experiment, project_uri=tags.get("mlflow.source.name", ""),

@@ -12,13 +12,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from orchestra.core.status import RunStatus, StageStatus, run_mlflow, stage_mlflow
 from orchestra.core.errors import OrchestraError, RunNotFoundError
+from orchestra.core.layout import orchestra_home
+from orchestra.core.status import RunStatus, StageStatus, run_mlflow, stage_mlflow
+from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.tracking import ops as opsmod
 from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.deliverer import send_pending
 from orchestra.integrations.tracking.queue import PARENT
-from orchestra.core.tracking_uri import TrackingURI
+from orchestra.store import runs as runstore
 
 
 class SyncError(OrchestraError):
@@ -38,9 +40,6 @@ class SyncReport:
 def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: float,
          experiment: str | None = None) -> SyncReport:
     """See the module docstring. Raises SyncError when operations are still pending afterwards."""
-    from orchestra.core.layout import orchestra_home
-    from orchestra.store import runs as runstore
-
     full = runstore.resolve_run_id(run_id)
     record = runstore.get_run(full)
     if record.status == RunStatus.RUNNING:
@@ -66,7 +65,6 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
 
 
 def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment: str | None) -> None:  # noqa: ANN001
-    from orchestra.store import runs as runstore
 
     run_id = record.run_id
     key = uri.display
@@ -108,8 +106,6 @@ def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment:
 
 def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -> None:  # noqa: ANN001
     """A process that died (SIGKILL) never queued the end of its run: queue it from the run store."""
-    from orchestra.store import runs as runstore
-
     run_id = record.run_id
     closed = {row["stage"] for row in conn.execute(
         "SELECT DISTINCT stage FROM ops WHERE uri = ? AND run_id = ? AND kind = 'status'", (uri.display, run_id))}

@@ -1,0 +1,61 @@
+"""Function-local imports of orchestra's own modules only keep a subsystem off the run's path.
+
+Imports belong at the top of a module, where they can be seen. The exceptions are the CLI (it
+imports only the verb it runs, so `orchestra --help` stays fast) and imports that defer a whole
+subsystem a plain run does not use (Dask, webhooks, the MLflow mirror, the scheduler, the conda
+and uv builders). This test runs a real one-stage `orchestra run`, records every module it
+imports, and fails on a function-local import (outside cli/) of a module that run imports
+anyway: deferring it saves nothing, so it must move to the top.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+from tests.architecture.imports import PACKAGE_ROOT, modules, module_name
+
+
+def _imported_by_a_plain_run(tmp_path) -> set[str]:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "MLproject").write_text('entry_points:\n  main:\n    command: "true"\n')
+    env = {**os.environ, "ORCHESTRA_HOME": str(tmp_path / "home")}
+    code = ("import sys, runpy; sys.argv = ['orchestra', 'run', sys.argv[1], '-q'];\n"
+            "try:\n    runpy.run_module('orchestra', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('\\n'.join(m for m in sys.modules if m.startswith('orchestra')))")
+    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout
+    return set(out.split())
+
+
+def _function_local_imports():
+    known = set(modules())
+    for name, path in modules().items():
+        if name.startswith("orchestra.cli"):
+            continue
+        tree = ast.parse(path.read_text())
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(func):
+                if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("orchestra"):
+                    for alias in node.names:
+                        target = f"{node.module}.{alias.name}"
+                        yield name, node.lineno, target if target in known else node.module
+
+
+def test_function_local_imports_only_defer_what_a_plain_run_does_not_load(tmp_path):
+    loaded = _imported_by_a_plain_run(tmp_path)
+    assert "orchestra.app.session" in loaded and "orchestra.execution.engine" in loaded
+    needless = sorted(f"{module}:{line} imports {target}" for module, line, target in _function_local_imports()
+                      if target in loaded)
+    assert not needless, ("function-local imports of modules every run loads anyway (move them to the top): "
+                          + "; ".join(needless))
+
+
+def test_the_scan_reads_this_repository():
+    assert module_name(PACKAGE_ROOT / "app" / "session.py") == "orchestra.app.session"

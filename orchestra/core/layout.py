@@ -24,7 +24,7 @@ def orchestra_home() -> Path:
 
 def home_path(*parts: str) -> Path:
     """A directory under the home, created on first use (remembered: no syscall when warm)."""
-    configured = settings.current().home
+    configured = settings.home()
     key = (configured, *parts)
     path = _made.get(key)
     if path is None or not path.is_dir():

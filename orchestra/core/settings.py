@@ -75,7 +75,7 @@ class Settings:
         env = os.environ if environ is None else environ
         get = env.get
         return cls(
-            home=Path(get("ORCHESTRA_HOME") or Path.home() / ".orchestra").expanduser(),
+            home=Path(get("ORCHESTRA_HOME") or Path.home() / ".orchestra").expanduser(),  # as home()
             debug=get("ORCHESTRA_DEBUG") == "1",
             artifacts_url=_text(get("ORCHESTRA_ARTIFACTS")),
             hooks_uris=tuple(u for u in (_text(get("ORCHESTRA_HOOKS_URI")), _text(get("MLFLOW_HOOKS_URI"))) if u),
@@ -92,6 +92,20 @@ class Settings:
 
 
 _snapshot: tuple[tuple[str | None, ...], Settings] | None = None
+_home: tuple[str | None, Path] | None = None
+
+
+def home() -> Path:
+    """``ORCHESTRA_HOME`` alone (expanded, not resolved): the one variable hot paths read — every
+    store connection and run path asks for it, so it costs one lookup, not a full snapshot."""
+    global _home
+    value = os.environ.get("ORCHESTRA_HOME")
+    cached = _home
+    if cached is not None and cached[0] == value:
+        return cached[1]
+    path = Path(value or Path.home() / ".orchestra").expanduser()
+    _home = (value, path)
+    return path
 
 
 def current() -> Settings:

@@ -68,7 +68,7 @@ def root() -> Path:
 
 def root_peek() -> Path:
     """The envs directory, without creating anything (for dry runs)."""
-    return settings.current().home / "envs"
+    return settings.home() / "envs"
 
 
 def prefix_for(name: str) -> Path:

@@ -188,7 +188,7 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
 
 
 def _validated_marker(digest: str) -> Path | None:
-    return settings.current().home / "cache" / "validated-specs" / digest
+    return settings.home() / "cache" / "validated-specs" / digest
 
 
 def _key_path(path: Any) -> str:

@@ -26,7 +26,7 @@ def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connect
     transactions.
     """
     cache: dict[object, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
-    fast_key = (name, home, settings.current().home)
+    fast_key = (name, home, settings.home())
     conn = cache.get(fast_key)
     if conn is not None:
         return conn

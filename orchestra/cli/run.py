@@ -12,7 +12,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uri", metavar="URI", help="project directory or git URL (optionally #subdir)")
     parser.add_argument("-e", "--entry-point", dest="entry_points", action="append", default=[], metavar="STAGE",
                         help="target stage (repeatable); its ancestors run too. Default: the whole DAG, or main")
-    parser.add_argument("-P", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("-P", "--param", "--param-list", dest="params", action="append", default=[], metavar="KEY=VALUE",
                         help="parameter for every selected stage declaring KEY, or STAGE.KEY=VALUE for one stage")
     parser.add_argument("-v", "--version", dest="version", metavar="REF", help="git branch, tag or commit")
     parser.add_argument("--env-manager", choices=("local", "uv", "virtualenv", "conda"),
@@ -25,6 +25,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                              "(default: $MLFLOW_TRACKING_URI)")
     parser.add_argument("--load-stages", metavar="A,B", default="",
                         help="with --load-from: load these stages from RUN_ID even if their keys differ")
+    parser.add_argument("--load-steps", metavar="A,B", default="",
+                        help="with --load-from: load these managed-artifact steps (orchestra.stage) from RUN_ID")
+    parser.add_argument("--no-type-check", dest="type_check", action="store_false",
+                        help="pass -P values through unchecked, as mlflow run does")
+    parser.add_argument("--storage-dir", metavar="DIR",
+                        help="where remote `path` parameters are downloaded (as mlflow run)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="where stages run: this machine (default) or a Dask cluster (pip install 'orchestra[dask]'; "
                           "files move through ORCHESTRA_ARTIFACTS=URL when paths are not shared)")
     run.add_argument("--experiment", "--experiment-name", dest="experiment", default="Default", help="experiment name")
+    run.add_argument("--experiment-id", metavar="ID", help="MLflow experiment id (wins over --experiment-name)")
+    run.add_argument("--run-id", dest="parent_run_id", metavar="MLFLOW_RUN_ID",
+                     help="attach the pipeline to this existing MLflow run as its parent")
+    run.add_argument("-b", "--backend", default="local", metavar="BACKEND", help="execution backend (local)")
+    run.add_argument("-c", "--backend-config", metavar="JSON|FILE", help="backend configuration: a JSON file or string")
+    run.add_argument("-A", "--docker-args", dest="docker_args", action="append", default=[], metavar="NAME[=VALUE]",
+                     help="docker run argument for docker_env projects: -A gpus=all is --gpus all, -A t is -t")
+    run.add_argument("--build-image", action="store_true",
+                     help="docker_env: build an image with the project copied in (as mlflow run)")
+    run.add_argument("--skip-image-build", action="store_true",
+                     help="docker_env: run the image as it is, without building")
     run.add_argument("--run-name", metavar="NAME", help="a name for the run (tag mlflow.runName, as mlflow run)")
     run.add_argument("--mlflow-artifacts", action="store_true",
                      help="with a tracking server: upload stage outputs and their manifest, so --load-from "
@@ -62,11 +79,47 @@ def options_from(args: argparse.Namespace, **concerns: object):
     from orchestra.core import options as o
 
     return o.RunOptions(
-        selection=o.Selection(version=args.version, entry_points=tuple(args.entry_points), params=tuple(args.params)),
+        selection=o.Selection(version=args.version, entry_points=tuple(args.entry_points), params=tuple(args.params),
+                              type_check=args.type_check, storage_dir=args.storage_dir),
         cache=o.CacheOptions(no_cache=args.no_cache, force=tuple(args.force), load_from=args.load_from,
-                             load_stages=tuple(s.strip() for s in args.load_stages.split(",") if s.strip())),
+                             load_stages=_names(args.load_stages), load_steps=_names(args.load_steps)),
         **concerns,  # type: ignore[arg-type]
     )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def docker_args(values: list[str]) -> tuple[tuple[str, str | None], ...]:
+    """``-A name=value`` / ``-A name`` as (name, value or None), in order."""
+    pairs = []
+    for value in values:
+        name, sep, rest = value.partition("=")
+        pairs.append((name, rest if sep else None))
+    return tuple(pairs)
+
+
+def backend_config(text: str | None) -> dict:
+    """``-c``: a JSON file or a JSON string (as mlflow run); a bad one is exit 2."""
+    import os
+
+    from orchestra.core.errors import BadInputError
+
+    if not text:
+        return {}
+    source = "-c/--backend-config"
+    if os.path.isfile(text):
+        source = text
+        with open(text, encoding="utf-8") as handle:
+            text = handle.read()
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise BadInputError(f"{source}: not JSON ({exc})", hint="give a JSON object or the path of a JSON file") from None
+    if not isinstance(value, dict):
+        raise BadInputError(f"{source}: expected a JSON object", hint='e.g. -c \'{"jobs": 2}\'')
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -76,9 +129,13 @@ def _run(args: argparse.Namespace) -> int:
     options = options_from(
         args,
         execution=o.ExecutionOptions(jobs=args.jobs, keep_going=args.keep_going, dry_run=args.dry_run,
-                                     env_manager=args.env_manager, executor=args.executor),
+                                     env_manager=args.env_manager, executor=args.executor,
+                                     docker_args=docker_args(args.docker_args), build_image=args.build_image,
+                                     skip_image_build=args.skip_image_build, backend=args.backend,
+                                     backend_config=backend_config(args.backend_config)),
         recording=o.RecordingOptions(experiment=args.experiment, tracking_uri=args.tracking_uri,
-                                     mlflow_artifacts=args.mlflow_artifacts,
+                                     mlflow_artifacts=args.mlflow_artifacts, experiment_id=args.experiment_id,
+                                     parent_run_id=args.parent_run_id,
                                      tags={"mlflow.runName": args.run_name} if args.run_name else {}),
         notification=o.NotificationOptions(hooks_uris=tuple(args.hooks_uris),
                                            trust_project_hooks=args.trust_project_hooks,

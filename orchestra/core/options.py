@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 from orchestra.core.errors import BadInputError, ParamError
 
 ENV_MANAGERS = ("local", "uv", "virtualenv", "conda")
+BACKENDS = ("local",)
 EXECUTOR_CHOICES = "local or dask://HOST:PORT"
 
 
@@ -46,6 +47,8 @@ class Selection:
     version: str | None = None
     entry_points: Sequence[str] = ()
     params: Sequence[str] = ()
+    type_check: bool = True  # False: --no-type-check, values pass through as mlflow run passes them
+    storage_dir: str | None = None  # --storage-dir: where remote ``path`` parameters are downloaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +66,13 @@ class CacheOptions:
     force: Sequence[str] = ()
     load_from: str | None = None
     load_stages: Sequence[str] = ()
+    load_steps: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if self.load_stages and not self.load_from:
             raise ParamError("--load-stages needs --load-from RUN_ID")
+        if self.load_steps and not self.load_from:
+            raise ParamError("--load-steps needs --load-from RUN_ID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +94,22 @@ class ExecutionOptions:
     env_manager: str | None = None
     executor: str = "local"
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    docker_args: Sequence[tuple[str, str | None]] = ()
+    build_image: bool = False
+    skip_image_build: bool = False
+    backend: str = "local"
+    backend_config: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.jobs is not None and self.jobs < 1:
             raise BadInputError(f"-j {self.jobs}: must be at least 1")
         if self.env_manager is not None and self.env_manager not in ENV_MANAGERS:
             raise ParamError(f"--env-manager {self.env_manager}: unknown", hint=f"one of {', '.join(ENV_MANAGERS)}")
+        if self.backend not in BACKENDS:
+            raise ParamError(f"-b/--backend {self.backend}: not a backend orchestra runs",
+                             hint=f"backends: {', '.join(BACKENDS)} (stages go to a cluster with --executor dask://HOST:PORT)")
+        if self.build_image and self.skip_image_build:
+            raise ParamError("--build-image and --skip-image-build exclude each other")
         parse_executor(self.executor)
 
 
@@ -103,6 +119,7 @@ class RecordingOptions:
 
     Attributes:
         experiment: experiment name.
+        experiment_id: ``--experiment-id``; parent_run_id: ``--run-id`` (mlflow run's flags).
         tags: extra run tags (``mlflow.runName``; the scheduler adds its schedule name and slot).
         tracking_uri: MLflow tracking server (None: ``MLFLOW_TRACKING_URI`` if set).
         mlflow_artifacts: also upload stage outputs (and the manifest) to the MLflow runs.
@@ -112,6 +129,8 @@ class RecordingOptions:
     tags: Mapping[str, str] = field(default_factory=dict)
     tracking_uri: str | None = None
     mlflow_artifacts: bool = False
+    experiment_id: str | None = None  # --experiment-id: an MLflow experiment id (wins over the name)
+    parent_run_id: str | None = None  # --run-id: an existing MLflow run the pipeline attaches to as parent
 
     def __post_init__(self) -> None:
         if self.tracking_uri:

@@ -34,6 +34,8 @@ VARIABLES = {
     "ORCHESTRA_WORKER_DIR": "a Dask worker's cache of projects and inputs",
     "ORCHESTRA_CONDA_EXE": "install conda envs with this executable instead of py-rattler",
     "ORCHESTRA_ENV_LOCK_TIMEOUT": "seconds to wait for another process building the same env",
+    "ORCHESTRA_MAX_DOWNLOAD_BYTES": "largest download (a .zip project, a remote path parameter; default 2 GiB)",
+    "ORCHESTRA_MAX_UNZIP_BYTES": "largest total unpacked size of a .zip project (default 4 GiB)",
 }
 _NAMES = tuple(VARIABLES)
 
@@ -41,6 +43,15 @@ _NAMES = tuple(VARIABLES)
 def _text(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
+
+
+def _bytes(value: str | None, default: int) -> int:
+    """A positive byte count (plain integer), or ``default`` for an unset or bad value."""
+    try:
+        count = int(value) if value else default
+    except ValueError:
+        return default
+    return count if count > 0 else default
 
 
 def _seconds(value: str | None) -> float | None:
@@ -69,6 +80,8 @@ class Settings:
     worker_dir: str | None = None
     conda_exe: str | None = None
     env_lock_timeout_s: float | None = None
+    max_download_bytes: int = 2 << 30
+    max_unzip_bytes: int = 4 << 30
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
@@ -88,6 +101,8 @@ class Settings:
             worker_dir=_text(get("ORCHESTRA_WORKER_DIR")),
             conda_exe=_text(get("ORCHESTRA_CONDA_EXE")),
             env_lock_timeout_s=_seconds(get("ORCHESTRA_ENV_LOCK_TIMEOUT")),
+            max_download_bytes=_bytes(get("ORCHESTRA_MAX_DOWNLOAD_BYTES"), 2 << 30),
+            max_unzip_bytes=_bytes(get("ORCHESTRA_MAX_UNZIP_BYTES"), 4 << 30),
         )
 
 

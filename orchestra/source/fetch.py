@@ -6,17 +6,20 @@ URIs are cloned into a cache under ``ORCHESTRA_HOME/repos`` and checked out per 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestra.core.errors import SourceError
 from orchestra.source import git as gitsource
 from orchestra.source.local import local_bare, local_path, local_project
-from orchestra.source.project import ProjectDir, split_subdirectory, strip_credentials
+from orchestra.source.project import ProjectDir, is_zip_uri, split_subdirectory, strip_credentials
 
 
 def fetch(uri: str, version: str | None = None) -> ProjectDir:
     """Resolve a project URI to a local directory.
 
     Args:
-        uri: local directory, ``file://`` path, or git URI, optionally with ``#subdir``.
+        uri: local directory, ``file://`` path, ``.zip`` archive (local, file:// or http(s)://),
+            or git URI, optionally with ``#subdir``.
         version: git branch, tag or commit (git projects only).
 
     Raises:
@@ -29,6 +32,13 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
         raise SourceError(f"refusing project URI {strip_credentials(uri)!r}: it could be read as an option",
                           hint="for a directory named like that, write ./" + uri)
     base, subdir = split_subdirectory(uri)
+    if is_zip_uri(base) and not _is_dir(base):
+        if version is not None:
+            raise SourceError(f"--version {version!r} needs a git project", where=strip_credentials(base),
+                              hint="drop --version for a .zip project")
+        from orchestra.source.zipped import fetch_zip  # the archive subsystem stays off a plain run's path
+
+        return fetch_zip(base, subdir)
     local = local_path(base)
     if local is not None and (version is None or not (local / ".git").exists()):
         if version is not None:
@@ -42,3 +52,8 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
     if local is None and local_bare(base):
         base = local_bare(base)  # type: ignore[assignment]
     return gitsource.fetch_git(base, subdir, version, local=local)
+
+
+def _is_dir(base: str) -> bool:
+    """A local directory that happens to end in ``.zip`` is still a directory."""
+    return "://" not in base and Path(base).expanduser().is_dir()

@@ -21,6 +21,7 @@ class ProjectDir:
         dirty: the local work tree has uncommitted changes (None when not a work tree).
         is_remote: the project was fetched (hooks inside it are not trusted by default).
         code_digest: digest of the project's code (git tree + uncommitted changes, or content).
+        archive_sha256: sha256 of the ``.zip`` the project was unpacked from, when it was one.
     """
 
     path: Path
@@ -31,6 +32,7 @@ class ProjectDir:
     dirty: bool | None = None
     is_remote: bool = False
     code_digest: str = ""
+    archive_sha256: str | None = None
     cleanup_paths: tuple[Path, ...] = field(default=(), compare=False, repr=False)
 
     def cleanup(self) -> None:
@@ -57,6 +59,14 @@ def strip_credentials(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def is_zip_uri(base: str) -> bool:
+    """MLflow's rule: a project URI whose path ends in ``.zip`` is an archive."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(base).path if "://" in base else base
+    return path.lower().endswith(".zip") and len(path) > 4
 
 
 def split_subdirectory(uri: str) -> tuple[str, str]:

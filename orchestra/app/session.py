@@ -93,7 +93,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
              extra: Sequence[events.Listener] = ()) -> RunResult:
     listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
     graph = prepared.graph
-    run_id = runstore.new_run_id()
+    run_id = prepared.run_id or runstore.new_run_id()
     layout = RunLayout(home_path("runs") / run_id)  # not made yet: a bad executor leaves no trace
     # The executor is checked (reachable, resources satisfiable) before anything is stored.
     executor, jobs = executors.create(

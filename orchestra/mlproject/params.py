@@ -16,12 +16,14 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from orchestra.core.errors import ParamError, SpecError
+from orchestra.core.tracking_uri import redact
 from orchestra.mlproject.model import StageSpec
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off"})
-# Schemes whose `path` values MLflow would download; orchestra refuses them clearly for now.
 _LOCAL_SCHEMES = frozenset({"", "file"})
+# `path` values orchestra downloads before the stage starts (the app layer does the I/O).
+REMOTE_PATH_SCHEMES = ("runs", "http", "https", "s3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +48,20 @@ class StageParams:
         text: name → the string substituted into the command (before quoting).
         extras: undeclared ``-P`` keys appended as ``--key value`` (MLflow, single stage only).
         path_files: absolute paths behind ``path`` parameters (their digests join the cache key).
+        remote_paths: (name, URI) of ``path`` parameters given as ``runs:/``, ``http(s)://`` or
+            ``s3://``: ``values`` keeps the URI, ``text`` gets the local path once downloaded.
     """
 
     values: Mapping[str, Any] = field(default_factory=dict)
     text: Mapping[str, str] = field(default_factory=dict)
     extras: tuple[tuple[str, str], ...] = ()
     path_files: tuple[str, ...] = ()
+    remote_paths: tuple[tuple[str, str], ...] = ()
+
+
+def is_remote_path(text: str) -> bool:
+    """A ``path`` value orchestra downloads (``runs:/``, ``http(s)://``, ``s3://``)."""
+    return urlparse(text).scheme in REMOTE_PATH_SCHEMES
 
 
 def parse_assignments(raw: Iterable[str], stage_names: Iterable[str]) -> tuple[Assignment, ...]:
@@ -126,6 +136,7 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
     values: dict[str, Any] = {}
     text: dict[str, str] = {}
     path_files: list[str] = []
+    remote: list[tuple[str, str]] = []
     missing = []
     for spec in stage.parameters:
         where = f"stage '{stage.name}': parameter '{spec.name}'"
@@ -138,17 +149,21 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
             missing.append(spec.name)
             continue
         value = convert(spec.type, raw, where=where, base=base)
+        if spec.type == "path" and is_remote_path(str(value)):
+            remote.append((spec.name, str(value)))
+            value = redact(str(value))  # what is stored and logged never holds credentials
+        elif spec.type == "path":
+            path_files.append(str(value))
         values[spec.name] = value
         text[spec.name] = str(value) if spec.type == "path" else raw
-        if spec.type == "path":
-            path_files.append(str(value))
     if missing:
         raise ParamError(f"stage '{stage.name}': no value given for required parameter(s) {', '.join(map(repr, missing))}",
                          hint="pass -P " + " -P ".join(f"{name}=VALUE" for name in missing))
     extras: tuple[tuple[str, str], ...] = ()
     if allow_extras:
         extras = tuple((k, v) for k, v in given.items() if stage.param(k) is None)
-    return StageParams(values=values, text=text, extras=extras, path_files=tuple(path_files))
+    return StageParams(values=values, text=text, extras=extras, path_files=tuple(path_files),
+                       remote_paths=tuple(remote))
 
 
 def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, check_paths: bool = True) -> Any:
@@ -178,9 +193,11 @@ def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, c
         return text
     if type_name == "path":
         scheme = urlparse(text).scheme
+        if scheme in REMOTE_PATH_SCHEMES:
+            return text  # downloaded before the stage starts
         if len(scheme) > 1 and scheme not in _LOCAL_SCHEMES:
-            raise error(f"remote path {text!r} is not supported yet", where=where,
-                        hint="download it first and pass a local path, or declare the parameter as uri")
+            raise error(f"remote path {text!r}: '{scheme}:' is not a scheme orchestra downloads", where=where,
+                        hint="runs:/RUN_ID/PATH, http(s)://, s3:// or a local path (or declare the parameter as uri)")
         if not check_paths:
             return text
         local = text[len("file://"):] if text.startswith("file://") else text

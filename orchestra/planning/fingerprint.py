@@ -15,6 +15,8 @@ from orchestra.source.digest import content_digest, file_digest
 
 # Bump when the meaning of a component changes: every old key then misses, none is misread.
 KEY_VERSION = 1
+# The digest of a remote ``path`` parameter that a plan did not download (plans fetch nothing).
+NOT_DOWNLOADED = "not downloaded"
 
 
 def components(*, entry_point: str, command: str, params: Mapping[str, Any], extras: Mapping[str, str],

@@ -128,9 +128,11 @@ def decide(stage: StageInputs, upstream: Mapping[str, str | None], options: Plan
             return StagePlan(name, LOAD, key=source.cache_key, components=source.components, source=source,
                              trusted=True, reasons=(f"--load-stages: trusted outputs of run {options.load_from[:8]}",))
     pending = sorted(parent for parent, digest in upstream.items() if digest is None)
-    if pending or stage.env_key is None:
+    remote = sorted(uri for uri, digest in stage.path_inputs.items() if digest == fingerprint.NOT_DOWNLOADED)
+    if pending or stage.env_key is None or remote:
         why = (f"decided after {', '.join(pending)} (will run)" if pending
-               else "environment not built yet")
+               else "environment not built yet" if stage.env_key is None
+               else f"{', '.join(remote)} is downloaded when the run starts; the plan downloads nothing")
         return StagePlan(name, RUN, reasons=(why,))
     parts = fingerprint.components(
         entry_point=name, command=stage.command, params=stage.params.values, extras=dict(stage.params.extras),

@@ -26,3 +26,4 @@ class Prepared:
     inputs: Mapping[str, planmod.StageInputs]
     options: planmod.PlanOptions
     plan: planmod.Plan
+    run_id: str | None = None  # chosen early when remote ``path`` parameters were downloaded into the run

@@ -23,6 +23,8 @@ from orchestra.core.tracking_uri import (
 from orchestra.store import runs as runstore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from orchestra.core.events import Listener
     from orchestra.core.options import RunOptions
     from orchestra.core.report import Reporter
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
     from orchestra.integrations.tracking.sync import SyncReport
     from orchestra.planning.prepared import Prepared
 
-__all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "make_listener", "parse", "redact",
-           "resolve_load_from", "sync_run"]
+__all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "download_run_artifact", "make_listener",
+           "parse", "redact", "resolve_load_from", "sync_run"]
 
 
 def check_options(options: RunOptions) -> TrackingURI | None:
@@ -97,3 +99,20 @@ def sync_run(run_id: str, uri: TrackingURI, *, upload_outputs: bool = False, tim
     from orchestra.integrations.tracking.sync import sync
 
     return sync(run_id, uri, upload_outputs=upload_outputs, timeout_s=timeout_s, experiment=experiment)
+
+
+def download_run_artifact(run_id: str, path: str, dest_dir: Path, options: RunOptions) -> Path:
+    """``runs:/<run_id>/<path>`` of an MLflow run, downloaded from the configured tracking server.
+
+    Raises:
+        SourceError: no tracking server configured, no such run or artifact, over the size cap.
+    """
+    from orchestra.core.errors import SourceError
+
+    uri = configured(options.recording.tracking_uri)
+    if uri is None:
+        raise SourceError(f"runs:/{run_id}/{path}: no orchestra run {run_id!r} in this ORCHESTRA_HOME and no tracking server",
+                          hint="pass --tracking-uri http://host:port (or set MLFLOW_TRACKING_URI) for an MLflow run")
+    from orchestra.integrations.tracking.artifact_get import download_run_artifact as download
+
+    return download(uri, run_id, path, dest_dir)

@@ -201,8 +201,11 @@ class RestClient:
         """PUT one file at ``path`` under the run's artifact root."""
         self._request("PUT", self._artifact_path(artifact_uri, path), data=data, timeout=self.timeouts.transfer)
 
-    def download(self, artifact_uri: str, path: str, dest: Path) -> tuple[str, int]:
-        """GET one artifact into ``dest`` (written as ``dest`` directly); returns (sha256, size)."""
+    def download(self, artifact_uri: str, path: str, dest: Path, max_bytes: int | None = None) -> tuple[str, int]:
+        """GET one artifact into ``dest`` (written as ``dest`` directly); returns (sha256, size).
+
+        Over ``max_bytes`` the download stops and :class:`Rejected` (status 413) is raised.
+        """
         response = self._request("GET", self._artifact_path(artifact_uri, path), stream=True,
                                  timeout=self.timeouts.transfer)
         digest = hashlib.sha256()
@@ -212,12 +215,26 @@ class RestClient:
                 for chunk in response.iter_content(1 << 20):
                     digest.update(chunk)
                     size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise Rejected(f"artifact {path} is larger than {max_bytes} bytes", status=413, code=None)
                     handle.write(chunk)
         except requests.RequestException:
             raise Unavailable(f"{self.uri.display}: download of {path} interrupted") from None
         finally:
             response.close()
         return digest.hexdigest(), size
+
+    def list_artifacts(self, artifact_uri: str, path: str) -> list[dict[str, Any]]:
+        """The entries directly under ``path`` (``path`` relative to the run's artifact root,
+        ``is_dir``, ``file_size``); empty for a file or a missing path."""
+        full = self._artifact_path(artifact_uri, path).removeprefix("api/2.0/mlflow-artifacts/artifacts/")
+        response = self._request("GET", "api/2.0/mlflow-artifacts/artifacts", params={"path": full.strip("/")})
+        try:
+            files = (response.json() if response.content else {}).get("files") or []
+        except ValueError:
+            raise Unavailable(f"{self.uri.display}: artifact listing answered non-JSON") from None
+        prefix = path.strip("/")
+        return [{**entry, "path": f"{prefix}/{entry['path']}".lstrip("/")} for entry in files if entry.get("path")]
 
     def read_artifact(self, artifact_uri: str, path: str) -> bytes:
         return self._request("GET", self._artifact_path(artifact_uri, path)).content

@@ -21,8 +21,8 @@ from typing import Mapping
 from orchestra.core.layout import home_path, safe_name
 from orchestra.core.options import RunOptions
 from orchestra.core.report import NullReporter, Reporter
-from orchestra.core.tracking_uri import redact
 from orchestra.mlproject.params import StageParams
+from orchestra.mlproject.params import without_credentials as redact
 from orchestra.planning import fingerprint
 from orchestra.source import remote_path
 

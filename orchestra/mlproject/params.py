@@ -13,10 +13,9 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from orchestra.core.errors import ParamError, SpecError
-from orchestra.core.tracking_uri import redact
 from orchestra.mlproject.model import StageSpec
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
@@ -62,6 +61,14 @@ class StageParams:
 def is_remote_path(text: str) -> bool:
     """A ``path`` value orchestra downloads (``runs:/``, ``http(s)://``, ``s3://``)."""
     return urlparse(text).scheme in REMOTE_PATH_SCHEMES
+
+
+def without_credentials(uri: str) -> str:
+    """``https://user:token@host/x`` → ``https://host/x``."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def parse_assignments(raw: Iterable[str], stage_names: Iterable[str]) -> tuple[Assignment, ...]:
@@ -151,7 +158,7 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         value = convert(spec.type, raw, where=where, base=base)
         if spec.type == "path" and is_remote_path(str(value)):
             remote.append((spec.name, str(value)))
-            value = redact(str(value))  # what is stored and logged never holds credentials
+            value = without_credentials(str(value))  # what is stored and logged never holds credentials
         elif spec.type == "path":
             path_files.append(str(value))
         values[spec.name] = value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from orchestra.core.errors import RunNotFoundError
+from orchestra.core.errors import RunNotFoundError, SourceError
 from orchestra.core.layout import orchestra_home
 from orchestra.core.report import STDERR
 from orchestra.core.tracking_uri import (
@@ -107,8 +107,6 @@ def download_run_artifact(run_id: str, path: str, dest_dir: Path, options: RunOp
     Raises:
         SourceError: no tracking server configured, no such run or artifact, over the size cap.
     """
-    from orchestra.core.errors import SourceError
-
     uri = configured(options.recording.tracking_uri)
     if uri is None:
         raise SourceError(f"runs:/{run_id}/{path}: no orchestra run {run_id!r} in this ORCHESTRA_HOME and no tracking server",

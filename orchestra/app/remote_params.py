@@ -64,7 +64,7 @@ def download_all(params: Mapping[str, StageParams], options: RunOptions, root: P
     digests: dict[str, dict[str, str]] = {}
     try:
         for stage, stage_params in params.items():
-            text = dict(stage_params.text)
+            local_paths: dict[str, str] = {}
             digests[stage] = {}
             for name, uri in stage_params.remote_paths:
                 if uri not in fetched:
@@ -72,9 +72,9 @@ def download_all(params: Mapping[str, StageParams], options: RunOptions, root: P
                     fetched[uri] = (local, fingerprint.path_digest(str(local)))
                     reporter.line(f"orchestra: downloaded {redact(uri)} → {local}")
                 local, digest = fetched[uri]
-                text[name] = str(local)
+                local_paths[name] = str(local)
                 digests[stage][redact(uri)] = digest
-            new_params[stage] = replace(stage_params, text=text) if stage_params.remote_paths else stage_params
+            new_params[stage] = replace(stage_params, downloaded=local_paths) if local_paths else stage_params
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         if root.name == ".downloads":  # the run directory made for them holds nothing else yet

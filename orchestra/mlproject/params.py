@@ -48,7 +48,9 @@ class StageParams:
         extras: undeclared ``-P`` keys appended as ``--key value`` (MLflow, single stage only).
         path_files: absolute paths behind ``path`` parameters (their digests join the cache key).
         remote_paths: (name, URI) of ``path`` parameters given as ``runs:/``, ``http(s)://`` or
-            ``s3://``: ``values`` keeps the URI, ``text`` gets the local path once downloaded.
+            ``s3://``: ``values`` and ``text`` keep the URI (credentials removed), as logged.
+        downloaded: name → local path of a remote ``path`` parameter once downloaded (what the
+            command gets).
     """
 
     values: Mapping[str, Any] = field(default_factory=dict)
@@ -56,6 +58,7 @@ class StageParams:
     extras: tuple[tuple[str, str], ...] = ()
     path_files: tuple[str, ...] = ()
     remote_paths: tuple[tuple[str, str], ...] = ()
+    downloaded: Mapping[str, str] = field(default_factory=dict)
 
 
 def is_remote_path(text: str) -> bool:
@@ -231,7 +234,7 @@ def render(stage: StageSpec, params: StageParams, *, outputs: str, inputs: Mappi
         elif field_name.startswith("inputs."):
             value = inputs[field_name.split(".", 1)[1]]
         else:
-            value = params.text[field_name]
+            value = params.downloaded.get(field_name) or params.text[field_name]
         if conversion == "r":
             value = repr(value)
         if spec:

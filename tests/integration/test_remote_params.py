@@ -189,3 +189,28 @@ def test_s3_object_and_prefix_on_moto(cli, project, s3):
     assert read(run(cli, dirs, f"s3://{prefix}/dir")) == "a\nc\n"
     one_line_error(cli("run", str(consumer), "-P", f"data=s3://{prefix}/absent.txt", "--env-manager", "local"),
                    "no such object")
+
+
+def test_mlflow_example_project_line_count_downloads_into_storage_dir(cli, project, s3, tmp_path):
+    """mlflow's tests/resources/example_project ``line_count`` entry point (a ``path`` parameter) given
+    an s3:// value, as mlflow's own path-parameter test does, with ``--storage-dir``."""
+    fs, prefix = s3
+    fs.pipe(f"{prefix}/lines.txt", b"one\ntwo\nthree\n")
+    example = project("""
+entry_points:
+  main:
+    command: "echo 'Main entry point'"
+  line_count:
+    parameters:
+      path: path
+    command: "cat {path} | wc -l > {outputs}/count.txt; echo {path} > {outputs}/where.txt"
+""")
+    storage = tmp_path / "storage"
+    result = cli("run", str(example), "-e", "line_count", "-P", f"path=s3://{prefix}/lines.txt", "--storage-dir",
+                 str(storage), "--json", "-q", "--env-manager", "local")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert read(record, "count.txt").strip() == "3"
+    local = where(record)
+    assert local.is_relative_to(storage) and local.name == "lines.txt" and local.read_bytes() == b"one\ntwo\nthree\n"
+    assert record["params"]["path"] == f"s3://{prefix}/lines.txt"

@@ -66,6 +66,8 @@ def run_tags(prepared: Prepared, options: RunOptions) -> dict[str, str]:
         tags["mlflow.source.git.branch"] = project.branch
     if project.dirty is not None:
         tags["orchestra.source.git.dirty"] = str(project.dirty).lower()
+    if project.archive_sha256:
+        tags["orchestra.source.archive.sha256"] = project.archive_sha256
     if prepared.options.load_from:
         tags["orchestra.loaded_from"] = prepared.options.load_from
     if prepared.options.load_stages:

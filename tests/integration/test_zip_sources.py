@@ -3,6 +3,7 @@ unpacked cache, and the unsafe archives that must be refused with one line and n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -56,6 +57,7 @@ def test_local_file_and_http_zip_run_then_identical_bytes_load(cli, tmp_path, or
     assert first["stages"][0]["status"] == "FINISHED" and output(first) == "hello\n"
     assert first["tags"]["mlflow.source.name"] == str(archive)
     assert first["tags"]["mlflow.source.type"] == "PROJECT"
+    assert first["tags"]["orchestra.source.archive.sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     again = run(cli, archive.as_uri())
     assert again["stages"][0]["status"] == "LOADED"  # same bytes, same code digest
     with FileServer(tmp_path / "serve") as server:

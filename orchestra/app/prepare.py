@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Sequence
 
 from orchestra import envs, source
-from orchestra.app import remote_params
 from orchestra.app.console import Console
 from orchestra.core import settings
 from orchestra.core.errors import (
@@ -79,11 +78,12 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
                 valid = [s.name for s in record.stages if s.status.has_outputs]
                 raise RunNotFoundError(f"--load-stages {name}: run {load_from[:8]} has no finished stage '{name}'",
                                        hint="stages with outputs: " + (", ".join(valid) or "none"))
-    run_id, remote = None, remote_params.undownloaded(params)
-    if build_envs and any(p.remote_paths for p in params.values()):
-        run_id = runstore.new_run_id()  # the downloads go into this run's directory
-        remote = remote_params.download_all(params, options, remote_params.storage_root(options, run_id), progress)
-        params = dict(remote.params)
+    run_id, remote_digests = None, {}
+    if any(p.remote_paths for p in params.values()):
+        from orchestra.app import remote_params  # downloads stay off a plain run's path
+
+        run_id, remote = remote_params.resolve(params, options, download=build_envs, reporter=progress)
+        params, remote_digests = dict(remote.params), remote.digests
     inputs = {}
     for stage in stages:
         env = environments[stage.name]
@@ -91,7 +91,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
         inputs[stage.name] = planmod.StageInputs(
             name=stage.name, command=stage.command, params=p, env_key=env.key if env else None,
             code_digest=project.code_digest,
-            path_inputs={**{path: _path_digest(path) for path in p.path_files}, **remote.digests.get(stage.name, {})},
+            path_inputs={**{path: _path_digest(path) for path in p.path_files}, **remote_digests.get(stage.name, {})},
             cache=stage.cache,
         )
     plan_options = planmod.PlanOptions(no_cache=options.cache.no_cache, force=frozenset(options.cache.force),

@@ -25,6 +25,7 @@ from orchestra.mlproject.params import StageParams
 from orchestra.mlproject.params import without_credentials as redact
 from orchestra.planning import fingerprint
 from orchestra.source import remote_path
+from orchestra.store import runs as runstore
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,16 @@ class RemoteInputs:
 
     params: Mapping[str, StageParams]
     digests: Mapping[str, Mapping[str, str]]  # stage → {URI: digest}
+
+
+def resolve(params: Mapping[str, StageParams], options: RunOptions, *, download: bool,
+            reporter: Reporter | None = None) -> tuple[str | None, RemoteInputs]:
+    """(the run id the downloads were made for, the inputs); a plan (``download=False``) fetches
+    nothing and has no run id."""
+    if not download:
+        return None, undownloaded(params)
+    run_id = runstore.new_run_id()  # the downloads go into this run's directory
+    return run_id, download_all(params, options, storage_root(options, run_id), reporter)
 
 
 def undownloaded(params: Mapping[str, StageParams]) -> RemoteInputs:

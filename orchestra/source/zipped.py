@@ -14,9 +14,11 @@ would find no project there).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +30,7 @@ from orchestra.source.digest import content_digest
 from orchestra.source.project import ProjectDir, strip_credentials
 
 _COMPLETE = "complete"
+_STALE_S = 24 * 3600
 
 
 def fetch_zip(base: str, subdir: str) -> ProjectDir:
@@ -86,10 +89,20 @@ def _local(base: str, shown: str) -> Path:
     return path.resolve()
 
 
+def _sweep(zips: Path) -> None:
+    """Remove what killed processes left behind (downloads and unpacks older than a day)."""
+    stale = time.time() - _STALE_S
+    for leftover in zips.glob(".*-*"):
+        with contextlib.suppress(OSError):
+            if leftover.lstat().st_mtime < stale:
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+
 def _unpacked(zip_path: Path, entry: Path, shown: str) -> Path:
     """The cache entry of this archive, unpacked once; concurrent unpackers race on a rename."""
     if (entry / _COMPLETE).exists():
         return entry
+    _sweep(entry.parent)
     staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=entry.parent))
     try:
         archive.unpack(zip_path, staging / "tree", shown=shown)

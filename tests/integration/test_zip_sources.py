@@ -162,3 +162,15 @@ def test_concurrent_runs_of_the_same_zip_share_one_unpacked_entry(tmp_path, orch
         assert proc.returncode == 0, err
         assert json.loads(out)["stages"][0]["status"] == "FINISHED"
     assert len(list((orchestra_home / "zips").iterdir())) == 1
+
+
+def test_leftovers_of_killed_unpacks_are_swept(cli, tmp_path, orchestra_home):
+    zips = orchestra_home / "zips"
+    zips.mkdir(parents=True, exist_ok=True)
+    old, fresh = zips / ".unpack-old", zips / ".unpack-fresh"
+    old.mkdir()
+    (old / "partial").write_text("x")
+    fresh.mkdir()
+    os.utime(old, (0, 0))
+    run(cli, str(project_zip(tmp_path / "p.zip")))
+    assert not old.exists() and fresh.exists()  # a day-old leftover goes; a concurrent unpack is left alone

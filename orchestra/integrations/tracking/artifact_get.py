@@ -30,14 +30,13 @@ def download_run_artifact(uri: TrackingURI, run_id: str, path: str, dest_dir: Pa
             raise SourceError(f"{shown}: no orchestra run {run_id!r} and the tracking server {uri.display} "
                               f"has none either ({exc.status})", hint="check the run id") from None
         artifact_uri = run["info"]["artifact_uri"]
-        files = _files(client, artifact_uri, path) if path else _files(client, artifact_uri, "")
-        budget = [settings.current().max_download_bytes]
+        files = _files(client, artifact_uri, path)
+        budget = [settings.current().max_download_bytes]  # what the remaining files may still take
         dest_dir.mkdir(parents=True, exist_ok=True)
+        target = dest_dir / (PurePosixPath(path).name or "artifacts")
         if not files:  # a single file
-            target = dest_dir / (PurePosixPath(path).name or "artifacts")
             _get(client, artifact_uri, path, target, budget, shown)
             return target
-        target = dest_dir / (PurePosixPath(path).name or "artifacts")
         for rel in files:
             inner = PurePosixPath(rel).relative_to(path) if path else PurePosixPath(rel)
             if ".." in inner.parts:

@@ -153,6 +153,8 @@ def test_runs_uri_of_a_run_on_a_real_mlflow_server(cli, project, mlflow_server: 
     assert stage(changed)["status"] == "FINISHED" and read(changed) == "card v2\n"
     one_line_error(cli("run", str(consumer), "-P", f"data=runs:/{run_id}/absent.txt", "--env-manager", "local", env=env),
                    "no artifact 'absent.txt'")
+    one_line_error(cli("run", str(dir_consumer), "-P", f"data=runs:/{run_id}/model", "--env-manager", "local",
+                       env={**env, "ORCHESTRA_MAX_DOWNLOAD_BYTES": "4"}), "larger than 4 bytes")
     one_line_error(cli("run", str(consumer), "-P", f"data=runs:/{uuid.uuid4().hex}/x", "--env-manager", "local", env=env),
                    "tracking server")
     one_line_error(cli("run", str(consumer), "-P", f"data=runs:/{run_id}/card.txt", "--env-manager", "local"),
@@ -189,6 +191,8 @@ def test_s3_object_and_prefix_on_moto(cli, project, s3):
     assert read(run(cli, dirs, f"s3://{prefix}/dir")) == "a\nc\n"
     one_line_error(cli("run", str(consumer), "-P", f"data=s3://{prefix}/absent.txt", "--env-manager", "local"),
                    "no such object")
+    one_line_error(cli("run", str(dirs), "-P", f"data=s3://{prefix}/dir", "--env-manager", "local",
+                       env={"ORCHESTRA_MAX_DOWNLOAD_BYTES": "3"}), "larger than 3 bytes")
 
 
 def test_mlflow_example_project_line_count_downloads_into_storage_dir(cli, project, s3, tmp_path):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
+from orchestra.core import settings
 from orchestra.core.layout import home_path, safe_name
 from orchestra.core.options import RunOptions
 from orchestra.core.report import NullReporter, Reporter
@@ -53,9 +54,11 @@ def undownloaded(params: Mapping[str, StageParams]) -> RemoteInputs:
 
 
 def storage_root(options: RunOptions, run_id: str) -> Path:
-    """Where this run's downloads go (``--storage-dir`` as in mlflow: a new directory inside it)."""
-    if options.selection.storage_dir:
-        parent = Path(options.selection.storage_dir).expanduser()
+    """Where this run's downloads go (``--storage-dir``, else ``MLFLOW_TMP_DIR``, as in mlflow: a new
+    directory inside it; else the run's directory)."""
+    chosen = options.selection.storage_dir or settings.current().storage_dir
+    if chosen:
+        parent = Path(chosen).expanduser()
         parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix="orchestra-", dir=parent))
     return home_path("runs", run_id) / ".downloads"

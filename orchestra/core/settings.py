@@ -35,6 +35,7 @@ VARIABLES = {
     "ORCHESTRA_CONDA_EXE": "install conda envs with this executable instead of py-rattler",
     "ORCHESTRA_ENV_LOCK_TIMEOUT": "seconds to wait for another process building the same env",
     "ORCHESTRA_MAX_DOWNLOAD_BYTES": "largest download (a .zip project, a remote path parameter; default 2 GiB)",
+    "MLFLOW_TMP_DIR": "default of --storage-dir (as mlflow run)",
     "ORCHESTRA_MAX_UNZIP_BYTES": "largest total unpacked size of a .zip project (default 4 GiB)",
 }
 _NAMES = tuple(VARIABLES)
@@ -82,6 +83,7 @@ class Settings:
     env_lock_timeout_s: float | None = None
     max_download_bytes: int = 2 << 30
     max_unzip_bytes: int = 4 << 30
+    storage_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | os._Environ[str] | None = None) -> Settings:
@@ -103,6 +105,7 @@ class Settings:
             env_lock_timeout_s=_seconds(get("ORCHESTRA_ENV_LOCK_TIMEOUT")),
             max_download_bytes=_bytes(get("ORCHESTRA_MAX_DOWNLOAD_BYTES"), 2 << 30),
             max_unzip_bytes=_bytes(get("ORCHESTRA_MAX_UNZIP_BYTES"), 4 << 30),
+            storage_dir=_text(get("MLFLOW_TMP_DIR")),
         )
 
 

@@ -78,13 +78,15 @@ def test_http_download_key_plan_and_storage_dir(cli, project, tmp_path, orchestr
         changed = run(cli, consumer, url, "--storage-dir", str(storage))
         assert stage(changed)["status"] == "FINISHED" and read(changed) == "v2\n"
         assert where(changed).is_relative_to(storage) and where(changed).read_text() == "v2\n"
+        assert stage(run(cli, consumer, url, env={"MLFLOW_TMP_DIR": str(tmp_path / "tmpdir")}))["status"] == "LOADED"
+        assert [p.read_text() for p in (tmp_path / "tmpdir").glob("orchestra-*/main.data/d.txt")] == ["v2\n"]
         missing = cli("run", str(consumer), "-P", f"data={server.url('nope.txt')}", "--env-manager", "local")
         one_line_error(missing, "HTTP 404", server.url("nope.txt"))
         too_big = cli("run", str(consumer), "-P", f"data={url}", "--env-manager", "local",
                       env={"ORCHESTRA_MAX_DOWNLOAD_BYTES": "2"})
         one_line_error(too_big, "larger than 2 bytes")
     runs = sorted(p.name for p in (orchestra_home / "runs").iterdir())
-    assert len(runs) == 3  # the failed downloads left no run directory behind
+    assert len(runs) == 4  # the failed downloads left no run directory behind
 
 
 def test_unsupported_scheme_is_one_line(cli, project):

@@ -174,3 +174,32 @@ def test_leftovers_of_killed_unpacks_are_swept(cli, tmp_path, orchestra_home):
     os.utime(old, (0, 0))
     run(cli, str(project_zip(tmp_path / "p.zip")))
     assert not old.exists() and fresh.exists()  # a day-old leftover goes; a concurrent unpack is left alone
+
+
+LISTING = b"""name: listing
+entry_points:
+  main:
+    parameters:
+      out: string
+    command: "(cat data.txt; ls -1) > {out}"
+"""
+
+
+def test_the_same_zip_runs_in_the_same_directory_as_under_mlflow_run(cli, tmp_path):
+    """The real ``mlflow run`` (the test venv's) and orchestra on one archive, root and ``#subdir``:
+    the command sees the same files."""
+    from tests.mlflow_server import require_venv
+
+    mlflow = require_venv() / "bin" / "mlflow"
+    archive = make_zip(tmp_path / "mono.zip", {"MLproject": LISTING, "data.txt": b"root\n", "extra.py": b"",
+                                               "b/MLproject": LISTING, "b/data.txt": b"from b\n"})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    for uri, name in ((str(archive), "root"), (f"{archive}#b", "sub")):
+        theirs, ours = tmp_path / f"mlflow-{name}.txt", tmp_path / f"orchestra-{name}.txt"
+        done = subprocess.run([str(mlflow), "run", uri, "--env-manager", "local", "-P", f"out={theirs}"], env=env,
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = cli("run", uri, "--env-manager", "local", "-P", f"out={ours}", "--no-cache")
+        assert result.code == 0, result.err
+        assert ours.read_text() == theirs.read_text()
+    assert (tmp_path / "orchestra-sub.txt").read_text() == "from b\nMLproject\ndata.txt\n"

@@ -95,8 +95,8 @@ def fetch_orchestra_run(ref: RunsURI, dest_dir: Path) -> Path | None:
     """Copy a stage's output of the orchestra run ``ref.run_id``; None when no such orchestra run.
 
     The path's first part names the stage (``runs:/<id>/<stage>/<file>``); a run of one stage
-    may leave it out. The file or directory is looked up in the stage's published outputs, then
-    in its ``artifacts`` directory when there is one.
+    may leave it out. The file or directory is looked up in the stage's published outputs (where
+    everything a stage logs as an artifact ends up).
 
     Raises:
         SourceError: the run has no such stage with outputs, or no such file in them.
@@ -119,7 +119,7 @@ def fetch_orchestra_run(ref: RunsURI, dest_dir: Path) -> Path | None:
     if candidate is None:
         raise SourceError(f"runs:/{ref.run_id}/{ref.path}: stage {stage!r} of run {run_id[:8]} has no outputs")
     outputs = Path(candidate.outputs_dir)
-    found = _inside(outputs, inner) or _inside(outputs.parent / "artifacts", inner)
+    found = _inside(outputs, inner)
     if found is None:
         known = ", ".join(sorted(candidate.manifest)[:8]) or "none"
         raise SourceError(f"runs:/{ref.run_id}/{ref.path}: no {inner or 'outputs'!r} in stage {stage!r} of run {run_id[:8]}",

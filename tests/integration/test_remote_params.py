@@ -115,6 +115,8 @@ def test_runs_uri_of_an_orchestra_run(cli, project, tmp_path):
     dir_consumer = project(CONSUMER.replace("cat {data}", "cat {data}/w.txt"), name="dirconsumer")
     assert read(run(cli, dir_consumer, f"runs:/{rid}/make/model")) == "weights\n"
     assert stage(run(cli, consumer, f"runs:/{rid}/make/card.txt"))["status"] == "LOADED"
+    single = project(CONSUMER, name="single")  # a run of one stage: the stage may be left out
+    assert read(run(cli, single, f"runs:/{file_ref['run_id']}/o.txt")) == "card\n"
     one_line_error(cli("run", str(consumer), "-P", f"data=runs:/{rid}/make/absent.txt", "--env-manager", "local"),
                    "no 'absent.txt'", "card.txt")
     one_line_error(cli("run", str(consumer), "-P", f"data=runs:/{rid}/card.txt", "--env-manager", "local"),

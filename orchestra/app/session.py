@@ -21,7 +21,7 @@ from orchestra.app.identity import identify
 from orchestra.app.prepare import prepare
 from orchestra.app.recorder import RunRecorder
 from orchestra.app.reporting import ConsoleReporter
-from orchestra.core import events, settings
+from orchestra.core import events, settings, tracking_uri
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
@@ -120,6 +120,9 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
                                message=f"{failed} stage(s) failed" if failed else None))
     bus.close(options.notification.hooks_drain)
+    stored = tracking_uri.store_notice(options.recording.tracking_uri, run_id)
+    if stored:  # sqlite:, file:, … : nothing was mirrored; say how to
+        console.notice(stored)
     return RunResult(run_id, status, _EXIT_CODES[status], runstore.get_run(run_id))
 
 

@@ -140,6 +140,11 @@ def _sync(args: argparse.Namespace) -> int:
 
     uri = tracking.configured(args.tracking_uri)
     if uri is None:
+        store = tracking.configured_store(args.tracking_uri)
+        if store is not None:
+            raise tracking.TrackingURIError(
+                f"runs sync needs a tracking server; {store[1]} {store[0]} is an MLflow store",
+                hint=f"start `mlflow server --backend-store-uri {store[0]}` and pass --tracking-uri http://127.0.0.1:5000")
         raise tracking.TrackingURIError("runs sync needs a tracking server",
                                         hint="pass --tracking-uri http://host:port or set MLFLOW_TRACKING_URI")
     report = api.sync_run(args.run_id, uri, upload_outputs=args.mlflow_artifacts, timeout_s=args.timeout,

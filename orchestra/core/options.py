@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from orchestra.core.errors import BadInputError, ParamError
+from orchestra.core.tracking_uri import is_server, parse
 
 ENV_MANAGERS = ("local", "uv", "virtualenv", "conda")
 BACKENDS = ("local",)
@@ -135,8 +136,6 @@ class RecordingOptions:
 
     def __post_init__(self) -> None:
         if self.tracking_uri:
-            from orchestra.core.tracking_uri import is_server, parse
-
             if is_server(self.tracking_uri):  # a store (sqlite:, file:, …) is kept locally, never an error
                 parse(self.tracking_uri)
 

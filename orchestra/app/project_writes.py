@@ -15,7 +15,7 @@ from orchestra.source import snapshot
 from orchestra.source.project import ProjectDir
 
 _SHOWN = 5
-_SLACK_S = 1.0  # file system timestamps are coarser than the stage times
+_SLACK_S = 0.1  # file timestamps come from a coarser clock than the stage times
 
 
 def take(project: ProjectDir) -> snapshot.Snapshot | None:

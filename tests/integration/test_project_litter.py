@@ -83,3 +83,19 @@ def test_a_stage_writing_code_paths_is_named_once(make_project) -> None:
     # And that is why the next run runs again.
     second, record = _run(project)
     assert [s["status"] for s in record["stages"]] == ["FINISHED"] and "project code changed" in second.err
+
+
+def test_the_warning_names_the_stage_that_wrote(make_project) -> None:
+    project = make_project("""
+        name: two
+        entry_points:
+          a:
+            command: "python -c 'import time; time.sleep(0.3)'"
+          b:
+            depends_on: [a]
+            command: "python -c 'import time; time.sleep(0.3); open(\\"notes.txt\\", \\"w\\").write(\\"x\\")'"
+        """)
+    result, _ = _run(project)
+    warnings = [line for line in result.err.splitlines() if "wrote into the project directory" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("orchestra: warning: stage b wrote"), result.err
+    assert "notes.txt" in warnings[0]

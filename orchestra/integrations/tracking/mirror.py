@@ -99,7 +99,8 @@ class MirrorListener:
                                                     cache_key=getattr(decision, "key", None)))
             if name not in self._children:  # first attempt: the MLproject params go first, as `mlflow run` does
                 self._children.add(name)
-                self._enqueue(name, [("params", {"params": self._declared(name)})] if self._declared(name) else [])
+                declared = self._declared(name)
+                self._enqueue(name, [("params", {"params": declared})] if declared else [])
             target = self._create_now(name)
             if target is None:
                 target = queue.get_target(queue.open_db(self.home), self.key, self.run_id, PARENT)

@@ -14,14 +14,14 @@ import threading
 import time
 from typing import Any, Sequence
 
-from orchestra.app import reaper
+from orchestra.app import project_writes, reaper
 from orchestra.app.console import Console
 from orchestra.app.driver import EventDriver
 from orchestra.app.identity import identify
 from orchestra.app.prepare import prepare
 from orchestra.app.recorder import RunRecorder
 from orchestra.app.reporting import ConsoleReporter
-from orchestra.core import events, settings
+from orchestra.core import events, settings, tracking_uri
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
@@ -113,11 +113,16 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         extra_env=options.execution.extra_env, env_manager=options.execution.env_manager)
     driver = EventDriver(prepared, context, identity, bus, notes=console,
                          env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
+    before = project_writes.take(prepared.project)
     bus.publish(identity.event(events.RUN_STARTED))
     status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
+    project_writes.warn(before, prepared.project, runstore.get_run(run_id), console)
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
                                message=f"{failed} stage(s) failed" if failed else None))
     bus.close(options.notification.hooks_drain)
+    stored = tracking_uri.store_notice(options.recording.tracking_uri, run_id)
+    if stored:  # sqlite:, file:, … : nothing was mirrored; say how to
+        console.notice(stored)
     return RunResult(run_id, status, _EXIT_CODES[status], runstore.get_run(run_id))
 
 

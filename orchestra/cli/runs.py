@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--experiment")
     listing.add_argument("--status", choices=[s.value for s in RunStatus if s is not RunStatus.PLANNED], type=str.upper)
     listing.add_argument("-n", "--limit", type=int, default=50)
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="the runs as JSON (with their <stage>.<metric> metrics)")
+    listing.add_argument("--metrics", action="store_true", help="a column with each run's <stage>.<metric> values")
     listing.set_defaults(handler=_list)
     show = verbs.add_parser("show", help="one run with its stages")
     show.add_argument("run_id", metavar="RUN_ID")
@@ -71,6 +72,7 @@ def _list(args: argparse.Namespace) -> int:
         "duration": _duration(r), "stages": len(r.stages),
         "loaded": sum(1 for s in r.stages if s.status == StageStatus.LOADED),
         "project": r.project_uri,
+        **({"metrics": " ".join(f"{k}={v:g}" for k, v in r.metrics.items()) or "-"} if args.metrics else {}),
     } for r in records])
     print(table.to_string(index=False))
     return 0
@@ -88,6 +90,8 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  project: {record.project_uri}   started {_when(record.start_time)}   took {_duration(record)}")
     if record.params:
         print("  params: " + ", ".join(f"{k}={v}" for k, v in sorted(record.params.items())))
+    if record.metrics:
+        print("  metrics: " + ", ".join(f"{k}={v:g}" for k, v in record.metrics.items()))
     for key, value in sorted(record.tags.items()):
         print(f"  tag {key} = {value}")
     for stage in record.stages:
@@ -140,6 +144,11 @@ def _sync(args: argparse.Namespace) -> int:
 
     uri = tracking.configured(args.tracking_uri)
     if uri is None:
+        store = tracking.configured_store(args.tracking_uri)
+        if store is not None:
+            raise tracking.TrackingURIError(
+                f"runs sync needs a tracking server; {store[1]} {store[0]} is an MLflow store",
+                hint=f"start `mlflow server --backend-store-uri {store[0]}` and pass --tracking-uri http://127.0.0.1:5000")
         raise tracking.TrackingURIError("runs sync needs a tracking server",
                                         hint="pass --tracking-uri http://host:port or set MLFLOW_TRACKING_URI")
     report = api.sync_run(args.run_id, uri, upload_outputs=args.mlflow_artifacts, timeout_s=args.timeout,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from orchestra.core.errors import BadInputError, ParamError
+from orchestra.core.tracking_uri import is_server, parse
 
 ENV_MANAGERS = ("local", "uv", "virtualenv", "conda")
 BACKENDS = ("local",)
@@ -121,7 +122,8 @@ class RecordingOptions:
         experiment: experiment name.
         experiment_id: ``--experiment-id``; parent_run_id: ``--run-id`` (mlflow run's flags).
         tags: extra run tags (``mlflow.runName``; the scheduler adds its schedule name and slot).
-        tracking_uri: MLflow tracking server (None: ``MLFLOW_TRACKING_URI`` if set).
+        tracking_uri: MLflow tracking server (None: ``MLFLOW_TRACKING_URI`` if set); a non-http URI
+            is a store: nothing is mirrored, the run says how to.
         mlflow_artifacts: also upload stage outputs (and the manifest) to the MLflow runs.
     """
 
@@ -134,9 +136,8 @@ class RecordingOptions:
 
     def __post_init__(self) -> None:
         if self.tracking_uri:
-            from orchestra.core.tracking_uri import parse
-
-            parse(self.tracking_uri)
+            if is_server(self.tracking_uri):  # a store (sqlite:, file:, …) is kept locally, never an error
+                parse(self.tracking_uri)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,12 +100,18 @@ class RunRecord:
     def stage(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Pipeline-level metrics: each stage's last value of each metric as ``<stage>.<metric>``
+        (loaded stages included: they carry the metrics of the stage they were loaded from)."""
+        return {f"{s.name}.{key}": value for s in self.stages for key, value in sorted(s.metrics.items())}
+
     def to_json(self) -> dict[str, Any]:
-        """``orchestra runs show --json``: the run's fields and a ``stages`` list."""
+        """``orchestra runs show --json``: the run's fields, its pipeline metrics and a ``stages`` list."""
         return {
             "run_id": self.run_id, "experiment": self.experiment, "status": str(self.status),
             "start_time": self.start_time, "end_time": self.end_time, "project_uri": self.project_uri,
-            "targets": list(self.targets), "params": dict(self.params), "tags": dict(self.tags),
+            "targets": list(self.targets), "params": dict(self.params), "metrics": self.metrics, "tags": dict(self.tags),
             "message": self.message, "stages": [s.to_json() for s in self.stages],
         }
 

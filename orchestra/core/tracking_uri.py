@@ -1,6 +1,8 @@
 """Tracking URIs: which ones orchestra mirrors to, and how they are shown (credentials never).
 
-orchestra talks to MLflow tracking *servers* only (``http://`` / ``https://``). A URI may carry
+orchestra talks to MLflow tracking *servers* only (``http://`` / ``https://``). Any other
+tracking URI (``sqlite:``, ``file:``, a plain path, ``databricks``, …) is an MLflow *store*: a
+run never fails on one; it is kept locally and :func:`store_notice` says how to mirror it. A URI may carry
 ``user:password@`` (sent as HTTP basic auth, as the mlflow client does); everything shown to a
 user, stored in a tag or written to mirror.sqlite uses :attr:`TrackingURI.display`, which has
 the credentials removed. ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD`` / ``_TOKEN`` are honoured
@@ -82,11 +84,48 @@ def parse(value: str, *, where: str = "--tracking-uri") -> TrackingURI:
     return TrackingURI(raw=text, base=base, username=username, password=password, token=env.tracking_token)
 
 
-def configured(explicit: str | None) -> TrackingURI | None:
-    """The tracking server of a command: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else None."""
-    if explicit:
-        return parse(explicit)
+def is_server(value: str) -> bool:
+    """``value`` names a tracking server (http or https), well formed or not."""
+    return urlsplit(value.strip()).scheme.lower() in ("http", "https")
+
+
+def _chosen(explicit: str | None) -> tuple[str, str] | None:
+    """(value, where) of ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else None."""
+    if explicit and explicit.strip():
+        return explicit, "--tracking-uri"
     from_env = settings.current().tracking_uri
-    if from_env:
-        return parse(from_env, where=ENV_VAR)
-    return None
+    return (from_env, ENV_VAR) if from_env and from_env.strip() else None
+
+
+def configured(explicit: str | None) -> TrackingURI | None:
+    """The tracking server of a command: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else
+    None (also when that URI is a store, not a server: see :func:`configured_store`)."""
+    chosen = _chosen(explicit)
+    if chosen is None or not is_server(chosen[0]):
+        return None
+    return parse(chosen[0], where=chosen[1])
+
+
+def configured_store(explicit: str | None) -> tuple[str, str] | None:
+    """(URI without credentials, where it came from) when the configured tracking URI is an MLflow
+    store orchestra does not write to (``sqlite:``, ``file:``, a path, ``databricks``, …)."""
+    chosen = _chosen(explicit)
+    if chosen is None or is_server(chosen[0]):
+        return None
+    return redact(chosen[0].strip()), chosen[1]
+
+
+def store_notice(explicit: str | None, run_id: str) -> str | None:
+    """The one line saying that run ``run_id`` was kept locally and how to mirror it, or None."""
+    found = configured_store(explicit)
+    if found is None:
+        return None
+    from shlex import quote
+
+    store, where = found
+    kept = f"{where} {store} is an MLflow store, not a tracking server: run {run_id} is kept locally"
+    if store.split(":", 1)[0].lower() in ("databricks", "databricks-uc", "uc"):
+        return (f"{kept}; to mirror it: orchestra runs sync {run_id} --tracking-uri https://<workspace host> "
+                "(with MLFLOW_TRACKING_TOKEN set)")
+    return (f"{kept}; to mirror it: mlflow server --backend-store-uri {quote(store)} --port 5000, then "
+            f"orchestra runs sync {run_id} --tracking-uri http://127.0.0.1:5000")

@@ -12,10 +12,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from orchestra.source.ignore import Rules
 from orchestra.store.hashcache import file_sha256
-
-# Directories that never belong to a project's code digest.
-_IGNORED_DIRS = frozenset({".git", "__pycache__", ".orchestra", "mlruns", ".ipynb_checkpoints"})
 
 
 def git_tree_digest(tree: str, root: Path | None = None, changed: Iterable[str] = ()) -> str:
@@ -33,18 +31,34 @@ def git_tree_digest(tree: str, root: Path | None = None, changed: Iterable[str] 
 
 
 def content_digest(path: Path) -> str:
-    """Digest of every file under ``path`` (relative names and contents), ignoring VCS/caches."""
+    """Digest of every file under ``path`` (relative names and contents) that is code: not
+    excluded by the built-ins, ``.gitignore`` or ``.orchestraignore`` (:mod:`orchestra.source.ignore`)."""
     digest = hashlib.sha256(b"content-v1\n")
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d not in _IGNORED_DIRS)
-        for name in sorted(files):
-            if name.endswith(".pyc"):
-                continue
-            file = Path(root) / name
-            rel = file.relative_to(path).as_posix()
-            digest.update(rel.encode(errors="surrogateescape") + b"\0")
-            digest.update(file_digest(file).encode() if file.is_file() else b"<special>")
+    for rel in code_files(path):
+        file = path / rel
+        digest.update(rel.encode(errors="surrogateescape") + b"\0")
+        digest.update(file_digest(file).encode() if file.is_file() else b"<special>")
     return "sha256:" + digest.hexdigest()
+
+
+def code_files(path: Path) -> list[str]:
+    """The files under a plain directory that are its code (relative, ``/``-separated, sorted as walked)."""
+    rules = Rules(path, gitignore=True)
+    found: list[str] = []
+    for root, dirs, files in os.walk(path):
+        base = Path(root).relative_to(path).as_posix()
+        prefix = "" if base == "." else base + "/"
+        dirs[:] = sorted(d for d in dirs if not rules.matches(prefix + d, True))
+        found += [prefix + name for name in sorted(files) if not rules.matches(prefix + name, False)]
+    return found
+
+
+def uncommitted_code(path: Path, prefix: str, changed: Iterable[str]) -> list[str]:
+    """The paths of ``changed`` (relative to the repository's top, as ``git status`` names them)
+    that are code of the project at ``path`` (``prefix`` below the top): git already left out
+    what ``.gitignore`` excludes, the built-ins and ``.orchestraignore`` go here."""
+    rules = Rules(path, gitignore=False)
+    return [name for name in changed if not (name.startswith(prefix) and rules.ignored(name[len(prefix):]))]
 
 
 def file_digest(path: Path) -> str:

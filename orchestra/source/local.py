@@ -8,7 +8,7 @@ from pathlib import Path
 
 from orchestra.core.errors import SourceError
 from orchestra.core.records import GitState
-from orchestra.source.digest import content_digest, git_tree_digest
+from orchestra.source.digest import content_digest, git_tree_digest, uncommitted_code
 from orchestra.source.project import ProjectDir, strip_credentials
 
 
@@ -71,7 +71,8 @@ def git_state(path: Path) -> GitState | None:
     """Commit, branch, repo_url, dirty and code_digest for a directory inside a git work tree.
 
     The digest covers the tree of ``path`` at HEAD (not the whole commit, so commits that do not
-    touch the project leave it unchanged) plus the content of uncommitted and untracked files.
+    touch the project leave it unchanged) plus the content of uncommitted and untracked files that
+    are code (not excluded by ``.gitignore``, ``.orchestraignore`` or the built-ins).
     Returns None outside git, or in a repository with no commit yet.
     """
     top = _git(path, "rev-parse", "--show-toplevel", "--show-prefix")
@@ -99,6 +100,7 @@ def git_state(path: Path) -> GitState | None:
         if code[0] in "RC":
             skip_next = True
         changed.append(name)
+    changed = uncommitted_code(path, prefix, changed)
     return GitState(commit, branch, repo_url, bool(changed), git_tree_digest(tree, Path(lines[0]), changed))
 
 

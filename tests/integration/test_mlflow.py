@@ -372,6 +372,9 @@ def test_sync_replays_a_run_that_was_never_mirrored(make_project, mlflow_server:
     assert parent["info"]["status"] == "FINISHED" and params(parent)["alpha"] == "0.7"
     assert set(children) == {"prep", "train", "report"}
     assert metrics(children["prep"]) == {"rows": 3.0}
+    # Each child has its stage's params as given, also those every stage agrees on (kept unprefixed).
+    assert params(children["train"]) == {"alpha": "0.7"} and params(children["prep"]) == {"rows": "3"}
+    assert metrics(parent) == {"prep.rows": 3.0}  # the pipeline metrics
     assert "prepared 3 rows" in mlflow_server.artifact(children["prep"], "logs/stdout.log").text
 
 

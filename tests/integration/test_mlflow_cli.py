@@ -21,18 +21,37 @@ entry_points:
 """
 
 
-@pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "sqlite:///mlflow.db", "databricks", "http://", "http://h:port"])
-def test_non_http_tracking_uri_is_exit_2(cli, make_project, uri):
+@pytest.mark.parametrize("uri", ["http://", "http://h:port"])
+def test_malformed_server_uri_is_exit_2(cli, make_project, uri):
     result = cli("run", str(make_project(PROJECT)), "--tracking-uri", uri)
     assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("orchestra: error: --tracking-uri"), result.err
 
 
-def test_env_tracking_uri_is_checked_and_credentials_never_printed(cli, make_project):
-    result = cli("run", str(make_project(PROJECT)), env={"MLFLOW_TRACKING_URI": "sqlite://bob:hunter2@/x.db"})
-    assert result.code == 2
-    assert "MLFLOW_TRACKING_URI" in result.err and "hunter2" not in result.err
+@pytest.mark.parametrize("flag", [True, False])
+def test_store_tracking_uri_keeps_the_run_locally_and_says_how_to_mirror(cli, make_project, orchestra_home,
+                                                                        tmp_path, flag):
+    store = f"file://{tmp_path}/mlruns" if flag else f"sqlite:///{tmp_path}/x.db"
+    args, env = (["--tracking-uri", store], None) if flag else ([], {"MLFLOW_TRACKING_URI": store})
+    result = cli("run", str(make_project(PROJECT)), "--json", "--mlflow-artifacts", *args, env=env)
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert record["status"] == "FINISHED"
+    notes = [line for line in result.err.splitlines() if "is an MLflow store" in line]
+    assert len(notes) == 1, result.err
+    assert f"mlflow server --backend-store-uri {store}" in notes[0]
+    assert f"orchestra runs sync {record['run_id']} --tracking-uri http://127.0.0.1:5000" in notes[0]
+    assert not (orchestra_home / "mirror.sqlite").exists()  # no mirror was built
+    # runs sync needs a server, and says how to get one from that store.
+    sync = cli("runs", "sync", record["run_id"], *args, env=env)
+    assert sync.code == 2 and "mlflow server --backend-store-uri" in sync.err
+
+
+def test_store_uri_credentials_are_never_printed(cli, make_project):
+    result = cli("run", str(make_project(PROJECT)), env={"MLFLOW_TRACKING_URI": "postgresql://bob:hunter2@db/x"})
+    assert result.code == 0, result.err
+    assert "MLFLOW_TRACKING_URI postgresql://db/x" in result.err and "hunter2" not in result.err
 
 
 def test_mlflow_artifacts_needs_a_server(cli, make_project):

@@ -14,7 +14,7 @@ from orchestra.core.errors import BadInputError
     (lambda: o.ExecutionOptions(executor="k8s"), "--executor k8s: unknown executor"),
     (lambda: o.ExecutionOptions(env_manager="pipenv"), "--env-manager pipenv: unknown"),
     (lambda: o.CacheOptions(load_stages=("a",)), "--load-stages needs --load-from RUN_ID"),
-    (lambda: o.RecordingOptions(tracking_uri="sqlite:///x.db"), "orchestra mirrors runs only to MLflow tracking servers"),
+    (lambda: o.RecordingOptions(tracking_uri="http://h:notaport"), "is not a valid URL"),
 ])
 def test_bad_values_are_one_line_exit_2_errors(build, message):
     with pytest.raises(BadInputError) as caught:
@@ -28,3 +28,5 @@ def test_good_values_pass_and_the_executor_is_parsed():
     assert o.parse_executor("dask://127.0.0.1:8786") == ("dask", "tcp://127.0.0.1:8786")
     assert o.parse_executor("local") == ("local", None)
     assert o.RunOptions().execution.executor == "local"
+    # A store URI is not an error: the run is kept locally and says how to mirror it.
+    assert o.RecordingOptions(tracking_uri="sqlite:///x.db").tracking_uri == "sqlite:///x.db"

@@ -52,8 +52,8 @@ FILES = {
     """,
 }
 # The keys of `orchestra runs show --json` as it printed them before records were typed.
-RUN_KEYS = ["run_id", "experiment", "status", "start_time", "end_time", "project_uri", "targets", "params", "tags",
-            "message", "stages"]
+RUN_KEYS = ["run_id", "experiment", "status", "start_time", "end_time", "project_uri", "targets", "params", "metrics",
+            "tags", "message", "stages"]
 STAGE_KEYS = ["name", "status", "exit_code", "start_time", "end_time", "attempts", "metrics", "params", "tags",
               "log_paths", "outputs_dir", "cache_key", "components", "env_key", "command", "manifest",
               "loaded_from", "message"]
@@ -179,6 +179,7 @@ def test_record_to_json_keeps_the_runs_show_json_shape(project: Path, cli) -> No
     assert a["status"] == "LOADED" and a["loaded_from"] == {"run_id": first.run_id, "stage": "a"}
     assert a["log_paths"] == {} and a["exit_code"] is None and a["attempts"] == 0
     assert a["metrics"] == {"loss": 0.25} and set(a["manifest"]["a.txt"]) >= {"sha256", "size", "mode"}
+    assert doc["metrics"]["a.loss"] == 0.25  # pipeline metrics: loaded stages included
     ran = runstore.get_run(first.run_id).to_json()["stages"][0]
     assert set(ran["log_paths"]) == {"stdout", "stderr"} and ran["loaded_from"] is None
     # What the CLI prints is this document.

@@ -46,11 +46,28 @@ def test_configured_prefers_the_flag_then_the_environment(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://from-env:5000")
     assert urimod.configured(None).base == "http://from-env:5000"
     assert urimod.configured("http://flag:1").base == "http://flag:1"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://h:notaport")
     with pytest.raises(urimod.TrackingURIError, match="MLFLOW_TRACKING_URI"):
         urimod.configured(None)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert urimod.configured(None) is None
+
+
+@pytest.mark.parametrize("text", ["sqlite:///x.db", "file:///tmp/mlruns", "./mlruns", "databricks",
+                                  "postgresql://bob:hunter2@db/mlflow"])
+def test_a_store_uri_is_no_server_and_the_notice_says_how_to_mirror(monkeypatch, text):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", text)
+    assert urimod.configured(None) is None
+    store, where = urimod.configured_store(None)
+    assert where == "MLFLOW_TRACKING_URI" and "hunter2" not in store
+    notice = urimod.store_notice(None, "r" * 32)
+    assert "\n" not in notice and "hunter2" not in notice and f"orchestra runs sync {'r' * 32} --tracking-uri" in notice
+    if text != "databricks":
+        assert "mlflow server --backend-store-uri" in notice
+    # --tracking-uri wins over the environment, both ways.
+    assert urimod.configured_store("http://h:1") is None and urimod.configured("http://h:1").base == "http://h:1"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://h:1")
+    assert urimod.configured_store(text) == (urimod.redact(text), "--tracking-uri")
 
 
 def _stage(**extra):

@@ -17,6 +17,7 @@ from orchestra.core.tracking_uri import (
     TrackingURI,
     TrackingURIError,
     configured,
+    configured_store,
     parse,
     redact,
 )
@@ -32,18 +33,19 @@ if TYPE_CHECKING:
     from orchestra.integrations.tracking.sync import SyncReport
     from orchestra.planning.prepared import Prepared
 
-__all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "download_run_artifact", "make_listener",
-           "parse", "redact", "resolve_load_from", "sync_run"]
+__all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "configured_store", "download_run_artifact",
+           "make_listener", "parse", "redact", "resolve_load_from", "sync_run"]
 
 
 def check_options(options: RunOptions) -> TrackingURI | None:
     """Validate the tracking flags of a run before anything happens.
 
     Raises:
-        TrackingURIError: a tracking URI that is not http(s)://, or --mlflow-artifacts without one.
+        TrackingURIError: a malformed http(s) URI, or --mlflow-artifacts without any tracking URI
+            (a store URI — sqlite:, file:, … — mirrors nothing and fails nothing).
     """
     uri = configured(options.recording.tracking_uri)
-    if uri is None and options.recording.mlflow_artifacts:
+    if uri is None and options.recording.mlflow_artifacts and configured_store(options.recording.tracking_uri) is None:
         raise TrackingURIError("--mlflow-artifacts needs a tracking server",
                                hint="pass --tracking-uri http://host:port or set MLFLOW_TRACKING_URI")
     return uri

@@ -36,6 +36,7 @@ class Applier:
         self.client = client
         self.home = home
         self.creation_lock = creation_lock
+        self.rejected: list[str] = []  # what the server refused while applying (one line each)
 
     def conn(self):  # -> sqlite3.Connection
         return queue.open_db(self.home)
@@ -103,18 +104,16 @@ class Applier:
         assert run_id is not None
         payload = op.payload
         if op.kind == "params":
-            return self._params(run_id, dict(payload["params"]))
+            return self._batch(target, [], {}, dict(payload["params"]))
         if op.kind == "batch":
-            metrics = [tuple(m) for m in payload.get("metrics", ())]
-            params = dict(payload.get("params") or {})
-            try:
-                self.client.log_batch(run_id, metrics=metrics, tags=payload.get("tags") or {}, params=params)  # type: ignore[arg-type]
-                return None
-            except Rejected as exc:
-                if exc.code != "INVALID_PARAMETER_VALUE" or not params:
-                    raise
-            self.client.log_batch(run_id, metrics=metrics, tags=payload.get("tags") or {})  # type: ignore[arg-type]
-            return self._params(run_id, params)
+            return self._batch(target, [tuple(m) for m in payload.get("metrics", ())], dict(payload.get("tags") or {}),
+                               dict(payload.get("params") or {}))
+        if op.kind == "copy_metrics":
+            source = self.client.get_run(payload["from"]).get("data", {}).get("metrics", [])
+            skip = set(payload.get("skip") or ())
+            rows = [(m["key"], m["value"], int(m.get("step") or 0), (m.get("timestamp") or 0) / 1000)
+                    for m in source if m["key"] not in skip]
+            return self._batch(target, rows, {}, {})
         if op.kind == "upload":
             return self._upload(target, payload)
         if op.kind == "status":
@@ -122,24 +121,36 @@ class Applier:
             return None
         raise Rejected(f"unknown op kind {op.kind!r}", status=0, code=None)
 
-    def _params(self, run_id: str, params: dict[str, str]) -> str | None:
+    def _batch(self, target: Target, metrics: list[Any], tags: dict[str, str], params: dict[str, str]) -> str | None:
+        """One log-batch; when the server refuses it (a param logged before with other text, a key
+        too long, …) every item goes on its own, so the rest lands and each refusal is named once."""
+        run_id = target.mlflow_run_id
+        assert run_id is not None
         try:
-            self.client.log_batch(run_id, params=params)
+            self.client.log_batch(run_id, metrics=metrics, tags=tags, params=params)
             return None
         except Rejected as exc:
-            if exc.code != "INVALID_PARAMETER_VALUE":
+            if exc.status != 400:
                 raise
-        # Stage code logged some of these itself with other text ("0.50" vs "0.5"): its value
-        # stands, the others still go in.
-        kept = []
-        for key, value in params.items():
+        by_key: dict[str, list[Any]] = {}
+        for row in metrics:
+            by_key.setdefault(row[0], []).append(row)
+        items = [*(("metric", k, rows[-1][1], {"metrics": rows}) for k, rows in by_key.items()),
+                 *(("tag", k, v, {"tags": {k: v}}) for k, v in tags.items()),
+                 *(("param", k, v, {"params": {k: v}}) for k, v in params.items())]
+        refused = []
+        for kind, key, value, body in items:
             try:
-                self.client.log_batch(run_id, params={key: value})
+                self.client.log_batch(run_id, **body)
             except Rejected as exc:
-                if exc.code != "INVALID_PARAMETER_VALUE":
+                if exc.status != 400:
                     raise
-                kept.append(key)
-        return f"params already logged by the stage with other values: {', '.join(kept)}" if kept else None
+                shown = str(value) if len(str(value)) <= 100 else str(value)[:100] + "…"
+                refused.append(f"{kind} {key}")
+                self.rejected.append(f"MLflow rejected {kind} {key}={shown} on run {run_id} "
+                                     f"({f'stage {target.stage}' if target.stage else 'the parent'} of orchestra run "
+                                     f"{target.run_id[:8]}): {exc}")
+        return f"refused by the server: {', '.join(refused)}" if refused else None
 
     def _upload(self, target: Target, payload: dict[str, Any]) -> str | None:
         artifact = payload["artifact"]

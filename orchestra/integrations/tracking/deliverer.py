@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestra.core import settings
+from orchestra.core.report import STDERR, Reporter
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.dispatch import Dispatcher
@@ -66,8 +67,10 @@ class MirrorDeliverer:
 
     ordered = True
 
-    def __init__(self, uri: TrackingURI, home: Path | None, creation_lock: threading.Lock) -> None:
+    def __init__(self, uri: TrackingURI, home: Path | None, creation_lock: threading.Lock,
+                 reporter: Reporter = STDERR) -> None:
         self.uri = uri
+        self.reporter = reporter
         self.home = home
         self.creation_lock = creation_lock
         self._idle: list[RestClient] = []  # a requests.Session per attempt in flight, reused after
@@ -77,12 +80,15 @@ class MirrorDeliverer:
         op = Op.of(message)
         with self._lock:
             client = self._idle.pop() if self._idle else RestClient(self.uri)
+        applier = Applier(self.uri, client, self.home, self.creation_lock)
         try:
-            note = Applier(self.uri, client, self.home, self.creation_lock).apply(op)
+            note = applier.apply(op)
         except Unavailable as exc:
             return Outcome(Verdict.RETRY, error=str(exc), retry_after_s=exc.retry_after_s, unavailable=True)
-        except Rejected as exc:
-            log.warning("MLflow mirror: %s of %s dropped: %s", op.kind, op.stage or "the run", exc)
+        except Rejected as exc:  # dead for good: said once, kept in the outbox (never retried) for runs sync
+            self.reporter.line(f"orchestra: warning: MLflow rejected the {op.kind} of "
+                               f"{f'stage {op.stage}' if op.stage else 'the parent'} of orchestra run "
+                               f"{op.run_id[:8]} on {self.uri.display}: {exc}")
             return Outcome(Verdict.DEAD, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug or a broken file must not stop the queue for good
             log.warning("MLflow mirror: %s failed unexpectedly", op.kind, exc_info=True)
@@ -90,6 +96,8 @@ class MirrorDeliverer:
         finally:
             with self._lock:
                 self._idle.append(client)
+        for line in applier.rejected:  # the rest of the op landed; the refused items are said once
+            self.reporter.line(f"orchestra: warning: {line}")
         return Outcome(Verdict.DELIVERED, error=note)
 
     def sweep(self, conn: sqlite3.Connection) -> None:
@@ -100,10 +108,10 @@ class MirrorDeliverer:
 
 
 def dispatcher(uri: TrackingURI, home: Path | None, run_id: str, *, breaker: Breaker, policy: Policy,
-               creation_lock: threading.Lock | None = None) -> Dispatcher:
-    """The sender of one run's ops to ``uri`` (not started)."""
-    return Dispatcher(queue.box(home), MirrorDeliverer(uri, home, creation_lock or threading.Lock()), policy.retry,
-                      breaker=breaker, lease_s=policy.lease_s, lanes=[queue.lane(uri.display, run_id)],
+               creation_lock: threading.Lock | None = None, reporter: Reporter = STDERR) -> Dispatcher:
+    """The sender of one run's ops to ``uri`` (not started); ``reporter`` hears what the server refused."""
+    deliverer = MirrorDeliverer(uri, home, creation_lock or threading.Lock(), reporter)
+    return Dispatcher(queue.box(home), deliverer, policy.retry, breaker=breaker, lease_s=policy.lease_s, lanes=[queue.lane(uri.display, run_id)],
                       name="orchestra-mlflow")
 
 

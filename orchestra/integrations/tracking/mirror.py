@@ -97,7 +97,10 @@ class MirrorListener:
                              tags=opsmod.child_tags(self.run_tags, self.run_id, name,
                                                     env_kind=environment.kind if environment else None,
                                                     cache_key=getattr(decision, "key", None)))
-            self._children.add(name)
+            if name not in self._children:  # first attempt: the MLproject params go first, as `mlflow run` does
+                self._children.add(name)
+                declared = self._declared(name)
+                self._enqueue(name, [("params", {"params": declared})] if declared else [])
             target = self._create_now(name)
             if target is None:
                 target = queue.get_target(queue.open_db(self.home), self.key, self.run_id, PARENT)
@@ -131,9 +134,10 @@ class MirrorListener:
                 self._run_started(event)
             elif event.name == events.STAGE_ENDED and event.stage is not None:
                 self._stage_ended(event)
-            elif event.name == events.RUN_ENDED:
-                self._enqueue(PARENT, [("status", {"status": str(event_mlflow(event.status)),
-                                                   "end_time": event.timestamp})])
+            elif event.name == events.RUN_ENDED and self.run_id is not None:
+                pipeline = opsmod.pipeline_metric_ops(runstore.get_run(self.run_id).metrics, event.timestamp)
+                self._enqueue(PARENT, [*pipeline, ("status", {"status": str(event_mlflow(event.status)),
+                                                              "end_time": event.timestamp})])
         except Exception:  # noqa: BLE001 - a listener never breaks a run
             log.warning("MLflow mirror: event %s not recorded", event.name, exc_info=True)
 
@@ -152,23 +156,27 @@ class MirrorListener:
                          start_time=event.timestamp, run_name=event.tags.get("mlflow.runName") or opsmod.run_name(spec_name, event.run_id),
                          tags=opsmod.parent_tags(event.tags, event.run_id))
         self._sender = dispatcher(self.uri, self.home, event.run_id, breaker=self.breaker, policy=self.policy,
-                                  creation_lock=self._creation_lock)
+                                  creation_lock=self._creation_lock, reporter=self.reporter)
         if event.params:
             self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])
         self._create_now(PARENT)
         self._sender.start()
 
+    def _declared(self, name: str) -> dict[str, str]:
+        """The stage's MLproject params as the text that was given (MLflow's rule: ``-P alpha=5``
+        is ``5``, on the parent and on the child alike)."""
+        p = self.prepared.params.get(name)
+        return {**dict(p.text), **dict(p.extras)} if p is not None else {}
+
     def _stage_ended(self, event: events.Event) -> None:
         name = event.stage
         assert name is not None and self.run_id is not None
-        p = self.prepared.params.get(name)
-        declared = {**dict(p.text), **dict(p.extras)} if p is not None else {}
         if event.status == EventStatus.LOADED and event.loaded_from:
-            self._loaded(event, name, declared)
+            self._loaded(event, name, self._declared(name))
             return
         if name not in self._children:
             return  # skipped, or killed before it started: no child run
-
+        declared: dict[str, str] = {}  # sent when the stage started, before anything the stage logged
         conn = runstore.db()
         record = opsmod.stage_row(conn, self.run_id, name)
         if record is None:
@@ -192,12 +200,18 @@ class MirrorListener:
                   "manifest_digest": source.manifest_digest if source else None,
                   "components": source.components if source else {}, "metrics": source.metrics if source else {},
                   "env_key": environment.key if environment else None}
-        metrics = [(k, v, 0, event.timestamp) for k, v in (source.metrics if source else {}).items()]
+        metrics = opsmod.loaded_metric_rows(runstore.db(), event.loaded_from, source.metrics if source else {},
+                                            event.timestamp)
         ref = (opsmod.outputs_ref(queue.open_db(self.home), runstore.db(), self.key, event.loaded_from)
                if self.upload_outputs else None)
-        self._enqueue(name, opsmod.stage_end_ops(record, metrics=metrics, declared_params=declared,
-                                                 run_id=self.run_id, upload_outputs=self.upload_outputs,  # type: ignore[arg-type]
-                                                 end_time=event.timestamp, outputs_ref=ref))
+        ops = opsmod.stage_end_ops(record, metrics=metrics, declared_params=declared, run_id=self.run_id,  # type: ignore[arg-type]
+                                   upload_outputs=self.upload_outputs, end_time=event.timestamp, outputs_ref=ref)
+        # What its stage code logged straight to this server is on the earlier child run: copied too.
+        earlier = queue.get_target(queue.open_db(self.home), self.key, event.loaded_from["run_id"],  # type: ignore[index]
+                                   event.loaded_from["stage"])  # type: ignore[index]
+        if earlier is not None and earlier.mlflow_run_id:
+            ops.insert(len(ops) - 1, ("copy_metrics", {"from": earlier.mlflow_run_id, "skip": sorted({m[0] for m in metrics})}))
+        self._enqueue(name, ops)
 
     # -- end of run ------------------------------------------------------------------------
     def _last_try(self, sender: Dispatcher) -> None:

@@ -104,6 +104,15 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
     return ops
 
 
+def pipeline_metric_ops(metrics: Mapping[str, float], timestamp: float | None) -> OpList:
+    """The parent run's pipeline metrics (``<stage>.<metric>``: each stage's last values), so
+    pipelines sort and compare in the MLflow runs table; nothing when no stage logged any."""
+    if not metrics:
+        return []
+    return [("batch", {"metrics": [[k, float(v), 0, timestamp or 0.0] for k, v in metrics.items()], "tags": {},
+                       "params": {}})]
+
+
 def stage_row(conn: Any, run_id: str, name: str) -> dict[str, Any] | None:
     """One stage of the run store as a record (without loading the whole run)."""
     row = conn.execute("SELECT * FROM stages WHERE run_id = ? AND name = ?", (run_id, name)).fetchone()
@@ -122,6 +131,14 @@ def metric_rows(conn: Any, run_id: str, stage: str) -> list[tuple[str, float, in
     rows = conn.execute("SELECT key, value, step, timestamp FROM metrics WHERE run_id = ? AND stage = ? ORDER BY rowid",
                         (run_id, stage)).fetchall()
     return [(r["key"], r["value"], r["step"], r["timestamp"]) for r in rows]
+
+
+def loaded_metric_rows(conn: Any, loaded_from: Mapping[str, str] | None, latest: Mapping[str, float],
+                       timestamp: float) -> list[tuple[str, float, int, float]]:
+    """The metrics a loaded stage's child run gets: the history of the stage it was loaded from
+    (steps and times as logged), else its last values (a stage imported from another machine)."""
+    rows = metric_rows(conn, loaded_from["run_id"], loaded_from["stage"]) if loaded_from else []
+    return rows or [(k, float(v), 0, timestamp) for k, v in latest.items()]
 
 
 def outputs_ref(conn: Any, store: Any, uri: str, loaded_from: Mapping[str, str] | None) -> str | None:

@@ -90,18 +90,27 @@ def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment:
                                                     cache_key=row["cache_key"],
                                                     loaded_from=f"{loaded['run_id']}/{loaded['stage']}" if loaded else None))
         if loaded:
-            metrics = [(k, v, 0, row["end_time"] or record.start_time) for k, v in row["metrics"].items()]
+            metrics = opsmod.loaded_metric_rows(store, loaded, row["metrics"], row["end_time"] or record.start_time)
         else:
             metrics = opsmod.metric_rows(store, run_id, stage.name)
-        # The MLproject params of a stage are recorded at run level: "k" (all stages agree) or "stage.k".
-        prefix = stage.name + "."
-        declared = {k[len(prefix):]: v for k, v in record.params.items() if k.startswith(prefix)}
+        declared = _declared(record.params, stage.name, row["components"] or {})
         ref = opsmod.outputs_ref(conn, store, key, loaded) if upload_outputs else None
         queue.enqueue(conn, key, run_id, stage.name, opsmod.stage_end_ops(
             row, metrics=metrics, declared_params=declared, run_id=run_id, upload_outputs=upload_outputs,
             end_time=row["end_time"] or record.end_time or time.time(), outputs_ref=ref))
-    queue.enqueue(conn, key, run_id, PARENT, [("status", {"status": str(run_mlflow(record.status)),
+    queue.enqueue(conn, key, run_id, PARENT, [*opsmod.pipeline_metric_ops(record.metrics, record.end_time),
+                                              ("status", {"status": str(run_mlflow(record.status)),
                                                           "end_time": record.end_time})])
+
+
+def _declared(run_params: dict[str, str], stage: str, components: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    """A stage's MLproject params as given: recorded at run level as "k" (all stages agree) or
+    "stage.k"; which names the stage declares, its key components say."""
+    names = [*(components.get("params") or {}), *(components.get("extras") or {})]
+    found = {k: run_params.get(f"{stage}.{k}", run_params.get(k)) for k in names}
+    prefix = stage + "."
+    found.update({k[len(prefix):]: v for k, v in run_params.items() if k.startswith(prefix)})
+    return {k: str(v) for k, v in found.items() if v is not None}
 
 
 def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -> None:  # noqa: ANN001
@@ -121,4 +130,5 @@ def _close_unfinished(conn, record, uri: TrackingURI, *, upload_outputs: bool) -
             upload_outputs=upload_outputs, end_time=row["end_time"] or record.end_time or time.time()))
     if PARENT not in closed:
         status = str(run_mlflow(record.status))
-        queue.enqueue(conn, uri.display, run_id, PARENT, [("status", {"status": status, "end_time": record.end_time})])
+        queue.enqueue(conn, uri.display, run_id, PARENT, [*opsmod.pipeline_metric_ops(record.metrics, record.end_time),
+                                                          ("status", {"status": status, "end_time": record.end_time})])

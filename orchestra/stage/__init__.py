@@ -1,0 +1,92 @@
+"""Stage-side helpers: call these from stage code to log metrics and find inputs/outputs.
+
+They work in any environment where orchestra is importable and cost nothing to import. Stages
+without orchestra installed can append JSON lines (``{"type": "metric", "key", "value",
+"step"}``, or ``param``/``tag`` with ``key``/``value``) to the file named by
+``ORCHESTRA_METRICS_FILE`` themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from orchestra.stage._tracking import append, inside, output_dir
+
+
+def log_metric(key: str, value: float, step: int = 0) -> None:
+    """Record a metric value on the current stage (latest step wins in summaries)."""
+    append({"type": "metric", "key": key, "value": float(value), "step": int(step), "timestamp": time.time()})
+
+
+def log_metrics(metrics: dict[str, float], step: int = 0) -> None:
+    for key, value in metrics.items():
+        log_metric(key, value, step)
+
+
+def log_param(key: str, value: object) -> None:
+    append({"type": "param", "key": key, "value": str(value)})
+
+
+def set_tag(key: str, value: object) -> None:
+    append({"type": "tag", "key": key, "value": str(value)})
+
+
+def output_path(name: str) -> Path:
+    """Where to write output ``name`` (parent directories are created)."""
+    path = inside(output_dir(), name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def input_path(stage: str, name: str = "") -> Path:
+    """The path of ``name`` inside the outputs of upstream ``stage``."""
+    var = "ORCHESTRA_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", stage).upper()
+    base = os.environ.get(var)
+    if not base:
+        raise KeyError(f"no input from stage {stage!r} (is it in depends_on?)")
+    return inside(Path(base), name) if name else Path(base)
+
+
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Copy a file (or directory) into this stage's outputs; returns the new path."""
+    source = Path(path)
+    target = output_path(name or source.name)
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(source, target)
+    return target
+
+
+# The functions below import their module when called: ``import orchestra.stage`` stays cheap
+# (pickle, sqlite3 and inspect-like work are paid only by the stages that use them).
+
+def managed_artifact(name: str, step: str | None = None, *, key: Mapping[str, Any] | None = None) -> Any:
+    """A file artifact written in a private temporary place and published into the stage's outputs
+    as ``name`` when the ``with`` block exits cleanly (an exception publishes nothing).
+
+    With ``step``, the artifact is a reusable step: ``.loaded`` is true and ``.path`` is a
+    verified, read-only copy when ``--load-from RUN --load-steps STEP`` asks for it or an earlier
+    run published the same step key (see docs/coming-from-mlflowhelper.md for what the key holds;
+    ``key`` adds what else the step depends on, e.g. ``{"rows": rows}``)::
+
+        with stage.managed_artifact("data.csv", step="load_data") as artifact:
+            if not artifact.loaded:
+                download(artifact.path)
+            frame = read(artifact.path)
+    """
+    from orchestra.stage._managed import ManagedArtifact
+
+    return ManagedArtifact(name, step, key, "file")
+
+
+def managed_artifact_dir(name: str, step: str | None = None, *, key: Mapping[str, Any] | None = None) -> Any:
+    """A directory artifact (``.get_path("train.csv")``); otherwise as :func:`managed_artifact`."""
+    from orchestra.stage._managed import ManagedArtifact
+
+    return ManagedArtifact(name, step, key, "dir")

@@ -13,7 +13,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from orchestra.stage._tracking import append, inside, output_dir
 
@@ -90,3 +90,30 @@ def managed_artifact_dir(name: str, step: str | None = None, *, key: Mapping[str
     from orchestra.stage._managed import ManagedArtifact
 
     return ManagedArtifact(name, step, key, "dir")
+
+
+def log_vars(exclude: Iterable[str] = (), prefix: str = "") -> dict[str, Any]:
+    """Log the calling function's arguments as params, as mlflowhelper's ``log_vars`` does: named
+    arguments (defaults included), ``*args`` as ``vararg_0, vararg_1, …`` and each ``**kwargs``
+    item by its own name; ``exclude`` names are left out, ``prefix`` is put before every name.
+    Returns what was logged::
+
+        def main(param1, param2, param3="defaultvalue", verbose=0, *args, **kwargs):
+            stage.log_vars(exclude=["verbose"])  # param1, param2, param3 and each kwarg
+    """
+    from orchestra.stage._vars import log_vars as log
+
+    return log(exclude, prefix, depth=2)
+
+
+def persistent_dict(name: str) -> Any:
+    """A dict of JSON values that outlives runs, one per ``name`` and project, safe for parallel
+    stages (mlflowhelper's ``MlflowDict``). For small state only (counters, best scores)::
+
+        seen = stage.persistent_dict("seen")
+        with seen.locked():               # read-modify-write as one transaction
+            seen["runs"] = seen.get("runs", 0) + 1
+    """
+    from orchestra.stage._pdict import PersistentDict
+
+    return PersistentDict(name)

@@ -117,3 +117,38 @@ def persistent_dict(name: str) -> Any:
     from orchestra.stage._pdict import PersistentDict
 
     return PersistentDict(name)
+
+
+def log_model(model: Any, name: str = "model", flavor: str = "sklearn", loader_module: str | None = None,
+              code_paths: Iterable[str] = (), pip_requirements: Iterable[str] | None = None) -> Path:
+    """Write ``model`` as an MLflow model directory ``name`` into the stage's outputs, without the
+    mlflow package; ``mlflow.pyfunc.load_model`` loads it, and so does :func:`load_model`.
+
+    Args:
+        flavor: ``"sklearn"`` (a scikit-learn estimator) or ``"pyfunc"`` (any object with
+            ``predict``, or what ``loader_module._load_pyfunc(path_of_model.pkl)`` returns).
+        loader_module: for ``pyfunc``, the module that loads it (ship it with ``code_paths``).
+        code_paths: files or directories copied into the model's ``code/`` (on ``sys.path``
+            when it is loaded).
+        pip_requirements: the serving environment's requirements (default: mlflow, plus
+            scikit-learn and cloudpickle at the installed versions when used).
+
+    Returns the model directory in the outputs.
+    """
+    from orchestra.stage._managed import ManagedArtifact
+    from orchestra.stage._models import write
+
+    requirements = None if pip_requirements is None else list(pip_requirements)
+    with ManagedArtifact(name, None, None, "dir") as folder:
+        write(folder.path, model, flavor=flavor, loader_module=loader_module, code_paths=code_paths,
+              pip_requirements=requirements)
+    append({"type": "tag", "key": f"orchestra.model.{name}", "value": flavor})
+    return folder.path
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Load a model :func:`log_model` wrote (``input_path("train", "model")``), without mlflow:
+    the estimator for ``sklearn``, an object with ``predict`` for ``pyfunc``."""
+    from orchestra.stage._models import load
+
+    return load(path)

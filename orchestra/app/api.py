@@ -37,6 +37,26 @@ def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.planning
     return plan_only(uri, options).plan
 
 
+def published_steps(the_plan) -> dict[str, list]:  # stage -> list[store.steps.PublishedStep]
+    """For each stage that will run and may load steps, the steps earlier runs published under its
+    step base (they load if the stage code's ``key=`` matches too). Stages whose upstream has to run
+    first are absent: their step base is known only then."""
+    from orchestra.planning.fingerprint import step_base
+    from orchestra.planning.plan import RUN
+    from orchestra.store import steps
+
+    found: dict[str, list] = {}
+    options = the_plan.options
+    for decision in the_plan.stages:
+        base = step_base(decision.components)
+        if decision.action != RUN or base is None or options.no_cache or decision.name in options.force:
+            continue
+        published = steps.published(base)
+        if published:
+            found[decision.name] = published
+    return found
+
+
 def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, StageGraph]
     """Load and check a project; raises SpecError on the first problem."""
     project = source.fetch(uri, version)

@@ -92,6 +92,9 @@ def test_second_run_with_another_param_loads_the_step(cli, steps_project, orches
     assert (first_out / "result.txt").read_text() == "3.0"
     assert stage_of(first)["tags"]["orchestra.steps"] == "load_data"
     before = {p.relative_to(first_out).as_posix(): p.read_bytes() for p in first_out.rglob("*") if p.is_file()}
+    planned = cli("plan", str(root), "-P", "alpha=2")
+    assert f"step load_data (data) may load from run {first['run_id'][:8]}" in planned.out, planned.out
+    assert "may load" not in cli("plan", str(root), "-P", "alpha=2", "--no-cache").out
 
     second = run(cli, root, "-P", "alpha=2")
     assert computed(counter) == 1  # the step was loaded, not computed

@@ -1,0 +1,36 @@
+"""The orchestrator's read-only view of the steps stage code published (``orchestra.stage``
+``managed_artifact(..., step=)`` writes them; see ``orchestra/stage/_steps.py`` for the layout):
+which steps an earlier run left under a stage's step base, for ``orchestra plan``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from orchestra.core.layout import home_path
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedStep:
+    """One step record: its name, the artifact it holds and where it was computed."""
+
+    step: str
+    name: str
+    run_id: str
+    stage: str
+    created: float
+
+
+def published(base: str) -> list[PublishedStep]:
+    """Steps recorded under ``base`` (``planning.fingerprint.step_base``), newest first. A step
+    loads only if the stage's ``key=`` matches too; unreadable records are skipped."""
+    folder = home_path("steps", "by-key") / base.removeprefix("sha256:")
+    found: list[PublishedStep] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+            found.append(PublishedStep(str(record["step"]), str(record["name"]), str(record["run_id"]),
+                                       str(record["stage"]), float(record.get("created", 0))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(found, key=lambda s: -s.created)

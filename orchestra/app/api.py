@@ -14,6 +14,8 @@ from orchestra.app.prepare import plan_only
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord, RunResult
 from orchestra.mlproject import graph, load
+from orchestra.planning.fingerprint import step_base
+from orchestra.planning.plan import RUN
 from orchestra.store import runs
 
 if TYPE_CHECKING:
@@ -41,9 +43,7 @@ def published_steps(the_plan) -> dict[str, list]:  # stage -> list[store.steps.P
     """For each stage that will run and may load steps, the steps earlier runs published under its
     step base (they load if the stage code's ``key=`` matches too). Stages whose upstream has to run
     first are absent: their step base is known only then."""
-    from orchestra.planning.fingerprint import step_base
-    from orchestra.planning.plan import RUN
-    from orchestra.store import steps
+    from orchestra.store import steps  # read only by plan
 
     found: dict[str, list] = {}
     options = the_plan.options

@@ -126,7 +126,8 @@ def log_model(model: Any, name: str = "model", flavor: str = "sklearn", loader_m
 
     Args:
         flavor: ``"sklearn"`` (a scikit-learn estimator) or ``"pyfunc"`` (any object with
-            ``predict``, or what ``loader_module._load_pyfunc(path_of_model.pkl)`` returns).
+            ``predict``, or what ``loader_module._load_pyfunc(path)`` returns for the pickled
+            model — or for the copy of ``model`` when it is the path of a persisted model).
         loader_module: for ``pyfunc``, the module that loads it (ship it with ``code_paths``).
         code_paths: files or directories copied into the model's ``code/`` (on ``sys.path``
             when it is loaded).

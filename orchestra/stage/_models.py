@@ -6,8 +6,9 @@ The directory is what ``mlflow.sklearn.save_model`` / ``mlflow.pyfunc.save_model
 - ``MLmodel``: the flavors. ``sklearn``: ``python_function`` with ``loader_module:
   mlflow.sklearn`` and ``model_path``, plus the ``sklearn`` flavor (``pickled_model``,
   ``serialization_format``, ``sklearn_version``). ``pyfunc``: ``python_function`` with the
-  caller's ``loader_module`` (its ``_load_pyfunc(data_path)`` gets ``model.pkl``), or, without
-  one, a small loader written into ``code/`` that unpickles the model and calls its ``predict``.
+  caller's ``loader_module`` (its ``_load_pyfunc(data_path)`` gets ``model.pkl``, or
+  ``data/<name>`` when ``model`` is the path of a persisted model, as mlflow_client's
+  ``load_entry_point``), or, without one, a small loader written into ``code/`` that unpickles the model and calls its ``predict``.
 - ``model.pkl``: the model, by cloudpickle when it is installed (objects defined in a script
   survive), else by pickle.
 - ``requirements.txt``, ``python_env.yaml``, ``conda.yaml``: the environment to serve it in.
@@ -103,7 +104,7 @@ def _scalar(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _requirements(flavor: str, serializer: str, given: Sequence[str] | None) -> list[str]:
+def _requirements(flavor: str, serializer: str | None, given: Sequence[str] | None) -> list[str]:
     if given is not None:
         return [str(r) for r in given]
     found = ["mlflow"]
@@ -121,20 +122,23 @@ def write(folder: Path, model: Any, *, flavor: str, loader_module: str | None, c
         raise ValueError(f"log_model: flavor {flavor!r} is not one of {', '.join(FLAVORS)}")
     if flavor == "sklearn" and loader_module is not None:
         raise ValueError("log_model: loader_module is for flavor='pyfunc' (sklearn models load with mlflow.sklearn)")
-    serializer = _dump(model, folder / MODEL_FILE)
+    if flavor == "pyfunc" and loader_module and isinstance(model, (str, os.PathLike)):
+        data, serializer = _copy_data(folder, Path(model)), None  # mlflow_client's persisted model
+    else:
+        data, serializer = MODEL_FILE, _dump(model, folder / MODEL_FILE)
     python = platform.python_version()
     env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
     code = _copy_code(folder, code_paths, write_loader=flavor == "pyfunc" and loader_module is None)
     if flavor == "sklearn":
         flavors: dict[str, Any] = {
-            "python_function": {"env": env, "loader_module": "mlflow.sklearn", "model_path": MODEL_FILE,
+            "python_function": {"env": env, "loader_module": "mlflow.sklearn", "model_path": data,
                                 "predict_fn": "predict", "python_version": python, "code": code},
-            "sklearn": {"code": code, "pickled_model": MODEL_FILE, "serialization_format": serializer,
+            "sklearn": {"code": code, "pickled_model": data, "serialization_format": serializer,
                         "sklearn_version": _version("scikit-learn")},
         }
     else:
         flavors = {"python_function": {"env": env, "loader_module": loader_module or LOADER_MODULE,
-                                       "data": MODEL_FILE, "code": code, "python_version": python}}
+                                       "data": data, "code": code, "python_version": python}}
     requirements = _requirements(flavor, serializer, pip_requirements)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     meta = {"flavors": flavors, "model_size_bytes": size, "model_uuid": uuid.uuid4().hex,
@@ -148,6 +152,16 @@ def write(folder: Path, model: Any, *, flavor: str, loader_module: str | None, c
         "channels": ["conda-forge"], "dependencies": [f"python={python}", "pip", {"pip": requirements}],
         "name": "mlflow-env"})) + "\n")
     return folder
+
+
+def _copy_data(folder: Path, source: Path) -> str:
+    """Copy a persisted model (file or directory) to ``data/<name>`` as mlflow's ``data_path`` does."""
+    if not source.exists():
+        raise FileNotFoundError(f"log_model: model path {source} does not exist")
+    target = folder / "data" / source.name
+    target.parent.mkdir()
+    shutil.copytree(source, target) if source.is_dir() else shutil.copyfile(source, target)
+    return f"data/{source.name}"
 
 
 def _copy_code(folder: Path, code_paths: Iterable[str], *, write_loader: bool) -> str | None:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 FIT = """
-import json, sys
+import json, os, sys, tempfile
 from sklearn.linear_model import LinearRegression
 from orchestra import stage
 
@@ -37,11 +37,32 @@ X = [[1.0], [2.0], [3.0], [4.0]]
 estimator = LinearRegression().fit(X, [2.1, 3.9, 6.2, 7.8])
 sk_dir = stage.log_model(estimator, "sk_model")
 py_dir = stage.log_model(Shift(10), "py_model", flavor="pyfunc")
+weights = os.path.join(tempfile.mkdtemp(), "weights.json")  # a persisted model + its loader (mlflow_client)
+with open(weights, "w") as handle:
+    json.dump({"slope": 2.0}, handle)
+js_dir = stage.log_model(weights, "js_model", flavor="pyfunc", loader_module="json_line_loader",
+                         code_paths=["json_line_loader.py"])
 queries = [[0.5], [5.0]]
 with stage.managed_artifact("expected.json") as expected:
     expected.path.write_text(json.dumps({"sk": list(map(float, estimator.predict(queries))),
-                                         "py": Shift(10).predict(queries), "queries": queries}))
+                                         "py": Shift(10).predict(queries), "js": [2.0 * q[0] for q in queries],
+                                         "queries": queries}))
 assert "mlflow" not in sys.modules, "log_model imported mlflow"
+"""
+
+LOADER = """
+import json
+
+class _Line:
+    def __init__(self, slope):
+        self.slope = slope
+    def predict(self, rows, params=None):
+        values = rows.iloc[:, 0].tolist() if hasattr(rows, "iloc") else [row[0] for row in rows]
+        return [self.slope * v for v in values]
+
+def _load_pyfunc(path):
+    with open(path) as handle:
+        return _Line(json.load(handle)["slope"])
 """
 
 WITH_MLFLOW = """
@@ -49,14 +70,14 @@ import json, sys
 import mlflow.pyfunc
 out, queries = sys.argv[1], json.loads(sys.argv[2])
 print(json.dumps({name: [float(v) for v in mlflow.pyfunc.load_model(f"{out}/{name}_model").predict(queries)]
-                  for name in ("sk", "py")}))
+                  for name in ("sk", "py", "js")}))
 """
 
 WITHOUT_MLFLOW = """
 import json, sys
 from orchestra import stage
 out, queries = sys.argv[1], json.loads(sys.argv[2])
-found = {name: [float(v) for v in stage.load_model(f"{out}/{name}_model").predict(queries)] for name in ("sk", "py")}
+found = {name: [float(v) for v in stage.load_model(f"{out}/{name}_model").predict(queries)] for name in ("sk", "py", "js")}
 assert "mlflow" not in sys.modules
 print(json.dumps(found))
 """
@@ -66,7 +87,7 @@ def test_log_model_loads_with_real_mlflow_and_without_it(cli, make_project, monk
     python = require_venv() / "bin" / "python"
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     root = make_project(f'name: models\nentry_points:\n  main:\n    command: "{python} fit_model.py"\n',
-                       {"fit_model.py": FIT})
+                       {"fit_model.py": FIT, "json_line_loader.py": LOADER})
     result = cli("run", str(root), "--json")
     assert result.code == 0, result.err
     out = Path(json.loads(result.out)["stages"][0]["outputs_dir"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,17 @@ def test_parallel_runs_never_share_a_temporary_path(steps_project, monkeypatch):
     assert len(seen) == 2 and seen[0]["path"] != seen[1]["path"]
     assert computed(counter) == 2  # both computed: neither had published when the other started
     assert all(not p["loaded"] for p in seen)
+
+
+def test_example_project_reuses_its_load_data_step(cli, tmp_path):
+    from tests.conftest import EXAMPLES
+
+    root = tmp_path / "one_script"
+    shutil.copytree(EXAMPLES / "one_script", root)
+    first = run(cli, root, "-P", "alpha=0.1")
+    second = run(cli, root, "-P", "alpha=0.5")
+    assert stage_of(second)["tags"]["orchestra.step.load_data.loaded_from"] == f"{first['run_id']}/main"
+    assert stage_of(second)["params"] == {"alpha": "0.5", "rows": "200", "seed": "7"}  # log_vars
+    third = run(cli, root, "-P", "alpha=0.5", "-P", "rows=50")  # rows is in the step's key=
+    assert "orchestra.loaded_steps" not in stage_of(third)["tags"]
+    assert (Path(stage_of(third)["outputs_dir"]) / "model" / "MLmodel").exists()

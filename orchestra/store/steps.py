@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from orchestra.core.layout import home_path
+from orchestra.core import settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class PublishedStep:
 def published(base: str) -> list[PublishedStep]:
     """Steps recorded under ``base`` (``planning.fingerprint.step_base``), newest first. A step
     loads only if the stage's ``key=`` matches too; unreadable records are skipped."""
-    folder = home_path("steps", "by-key") / base.removeprefix("sha256:")
+    folder = settings.home() / "steps" / "by-key" / base.removeprefix("sha256:")  # read: nothing is created
     found: list[PublishedStep] = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:

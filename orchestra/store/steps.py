@@ -5,6 +5,7 @@ which steps an earlier run left under a stage's step base, for ``orchestra plan`
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 
 from orchestra.core import settings
@@ -34,3 +35,25 @@ def published(base: str) -> list[PublishedStep]:
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return sorted(found, key=lambda s: -s.created)
+
+
+def forget_runs(run_ids: set[str]) -> int:
+    """Remove the step records of deleted runs (``orchestra gc``, before their objects go);
+    returns how many records were removed."""
+    root = settings.home() / "steps"
+    removed = 0
+    for run_id in run_ids:
+        folder = root / "by-run" / run_id
+        if folder.is_dir():
+            removed += sum(1 for _ in folder.rglob("*.json"))
+            shutil.rmtree(folder, ignore_errors=True)
+    by_key = root / "by-key"
+    for path in by_key.glob("*/*.json") if by_key.is_dir() else []:
+        try:
+            owner = json.loads(path.read_text()).get("run_id")
+        except (OSError, ValueError, AttributeError):
+            owner = None
+        if owner in run_ids:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -178,3 +178,13 @@ def test_example_project_reuses_its_load_data_step(cli, tmp_path):
     third = run(cli, root, "-P", "alpha=0.5", "-P", "rows=50")  # rows is in the step's key=
     assert "orchestra.loaded_steps" not in stage_of(third)["tags"]
     assert (Path(stage_of(third)["outputs_dir"]) / "model" / "MLmodel").exists()
+
+
+def test_gc_of_the_run_removes_its_step_records(cli, steps_project, orchestra_home):
+    root, counter, _ = steps_project
+    run(cli, root)
+    assert any((orchestra_home / "steps").rglob("*.json"))
+    assert cli("gc", "--keep-last", "0").code == 0
+    assert not any((orchestra_home / "steps").rglob("*.json"))
+    run(cli, root, "-P", "alpha=3")
+    assert computed(counter) == 2

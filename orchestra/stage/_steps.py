@@ -102,6 +102,8 @@ def _store(path: Path) -> dict[str, Any]:
     executable = bool(st.st_mode & statmod.S_IXUSR)
     sha = _sha256(path)
     obj = _object_path(sha, executable)
+    if obj.exists() and obj.stat().st_size != st.st_size:
+        _quarantine(obj)  # a damaged object never replaces good bytes
     if not obj.exists():
         obj.parent.mkdir(parents=True, exist_ok=True)
         tmp = obj.with_name(f".tmp-{os.getpid()}-{obj.name}")
@@ -113,6 +115,15 @@ def _store(path: Path) -> dict[str, Any]:
             tmp.unlink(missing_ok=True)
     _link(obj, path)
     return {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}
+
+
+def _quarantine(obj: Path) -> None:
+    """Remove a corrupt object so nothing links it again (the next publish writes it afresh)."""
+    try:
+        obj.chmod(0o644)
+        obj.unlink()
+    except OSError:
+        pass
 
 
 def _link(obj: Path, target: Path) -> None:
@@ -188,7 +199,8 @@ def materialize(record: Mapping[str, Any], dest: Path) -> str | None:
             except FileNotFoundError:
                 return f"{rel}: object missing (removed by orchestra gc?)"
             if size != entry["size"] or _sha256(obj) != entry["sha256"]:
-                return f"{rel}: object does not match its sha256"
+                _quarantine(obj)
+                return f"{rel}: object does not match its sha256 (corrupt object removed)"
             target.parent.mkdir(parents=True, exist_ok=True)
             _link(obj, target)
     for dirpath, _, _ in os.walk(dest):

@@ -188,3 +188,21 @@ def test_gc_of_the_run_removes_its_step_records(cli, steps_project, orchestra_ho
     assert not any((orchestra_home / "steps").rglob("*.json"))
     run(cli, root, "-P", "alpha=3")
     assert computed(counter) == 2
+
+
+def test_a_corrupt_step_object_is_a_miss_not_a_wrong_answer(cli, steps_project, orchestra_home):
+    root, counter, probe = steps_project
+    run(cli, root)
+    record = json.loads(next((orchestra_home / "steps" / "by-key").rglob("*.json")).read_text())
+    sha = record["files"]["data/rows.csv"]["sha256"]
+    obj = orchestra_home / "objects" / sha[:2] / sha[2:]
+    obj.chmod(0o644)
+    obj.write_text("9\n9\n9\n")  # same size, other bytes
+    result = cli("run", str(root), "--json", "-P", "alpha=2")
+    assert result.code == 0, result.err
+    assert "cannot load" in result.err and "sha256" in result.err
+    assert computed(counter) == 2 and probes(probe)[-1]["loaded"] is False
+    out = Path(stage_of(json.loads(result.out))["outputs_dir"])
+    assert (out / "result.txt").read_text() == "12.0"
+    assert (out / "data" / "rows.csv").read_text() == "1\n2\n3\n"  # the corrupt object was not reused
+    assert run(cli, root, "-P", "alpha=3") and computed(counter) == 2  # and the new step loads

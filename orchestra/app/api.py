@@ -6,7 +6,8 @@ only renders them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
 
 from orchestra import source
 from orchestra.app import reaper, session
@@ -39,21 +40,24 @@ def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.planning
     return plan_only(uri, options).plan
 
 
-def published_steps(the_plan) -> dict[str, list]:  # stage -> list[store.steps.PublishedStep]
-    """For each stage that will run and may load steps, the steps earlier runs published under its
-    step base (they load if the stage code's ``key=`` matches too). Stages whose upstream has to run
-    first are absent: their step base is known only then."""
+def published_steps(the_plan, load_steps: Sequence[str] = ()) -> dict[str, list]:  # stage -> [PublishedStep]
+    """For each stage that will run and may load steps: the steps ``--load-steps`` takes from the
+    ``--load-from`` run, then those earlier runs published under its step base (they load if the
+    stage code's ``key=`` matches too). Stages whose upstream has to run first have no step base
+    yet; only their ``--load-steps`` are listed."""
     from orchestra.store import steps  # read only by plan
 
     found: dict[str, list] = {}
     options = the_plan.options
     for decision in the_plan.stages:
-        base = step_base(decision.components)
-        if decision.action != RUN or base is None or options.no_cache or decision.name in options.force:
+        if decision.action != RUN or options.no_cache or decision.name in options.force:
             continue
-        published = steps.published(base)
-        if published:
-            found[decision.name] = published
+        listed = [replace(step, trusted=True) for name in load_steps if options.load_from
+                  and (step := steps.in_run(options.load_from, decision.name, name)) is not None]
+        base = step_base(decision.components)
+        listed += steps.published(base) if base else []
+        if listed:
+            found[decision.name] = listed
     return found
 
 

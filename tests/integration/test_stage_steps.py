@@ -124,6 +124,8 @@ def test_load_steps_from_a_run_whose_key_differs(cli, steps_project):
     assert computed(counter) == 2
     (root / "one_script.py").write_text(SCRIPT + "\n# edited again\n")
     # ... unless the user trusts an earlier run's step, as mlflowhelper's set_load did.
+    planned = cli("plan", str(root), "-P", "alpha=3", "--load-from", first["run_id"], "--load-steps", "load_data")
+    assert f"step load_data (data) loads from run {first['run_id'][:8]} (--load-steps)" in planned.out, planned.out
     third = run(cli, root, "-P", "alpha=3", "--load-from", first["run_id"], "--load-steps", "load_data")
     assert computed(counter) == 2
     assert stage_of(third)["tags"]["orchestra.step.load_data.loaded_from"] == f"{first['run_id']}/main"

@@ -126,11 +126,15 @@ def test_async_run_then_cancel_kills_the_stages(backend_env, mlflow_server, make
     while time.time() < deadline and Path(f"/proc/{sleeper}").exists():
         time.sleep(0.1)
     assert not Path(f"/proc/{sleeper}").exists(), "the stage's process survived cancel()"
+    parent = mlflow_server.api("runs/get", run_id=result["run_id"])["run"]
+    experiment = parent["info"]["experiment_id"]
     deadline = time.time() + 60
-    status = None
+    statuses: dict[str, str] = {}
     while time.time() < deadline:
-        status = mlflow_server.api("runs/get", run_id=result["run_id"])["run"]["info"]["status"]
-        if status == "KILLED":
+        parent = mlflow_server.api("runs/get", run_id=result["run_id"])["run"]
+        statuses = {"parent": parent["info"]["status"],
+                    **{name: r["info"]["status"] for name, r in children_of(mlflow_server, result["run_id"], experiment).items()}}
+        if statuses == {"parent": "KILLED", "main": "KILLED"}:
             break
         time.sleep(0.2)
-    assert status == "KILLED"
+    assert statuses == {"parent": "KILLED", "main": "KILLED"}

@@ -6,7 +6,8 @@ only renders them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
 
 from orchestra import source
 from orchestra.app import reaper, session
@@ -14,6 +15,8 @@ from orchestra.app.prepare import plan_only
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord, RunResult
 from orchestra.mlproject import graph, load
+from orchestra.planning.fingerprint import step_base
+from orchestra.planning.plan import RUN
 from orchestra.store import runs
 
 if TYPE_CHECKING:
@@ -35,6 +38,27 @@ def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
 def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.planning.plan.Plan
     """The plan ``run`` would follow, without running, building or writing anything."""
     return plan_only(uri, options).plan
+
+
+def published_steps(the_plan, load_steps: Sequence[str] = ()) -> dict[str, list]:  # stage -> [PublishedStep]
+    """For each stage that will run and may load steps: the steps ``--load-steps`` takes from the
+    ``--load-from`` run, then those earlier runs published under its step base (they load if the
+    stage code's ``key=`` matches too). Stages whose upstream has to run first have no step base
+    yet; only their ``--load-steps`` are listed."""
+    from orchestra.store import steps  # read only by plan
+
+    found: dict[str, list] = {}
+    options = the_plan.options
+    for decision in the_plan.stages:
+        if decision.action != RUN or options.no_cache or decision.name in options.force:
+            continue
+        listed = [replace(step, trusted=True) for name in load_steps if options.load_from
+                  and (step := steps.in_run(options.load_from, decision.name, name)) is not None]
+        base = step_base(decision.components)
+        listed += steps.published(base) if base else []
+        if listed:
+            found[decision.name] = listed
+    return found
 
 
 def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, StageGraph]

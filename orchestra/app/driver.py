@@ -17,6 +17,7 @@ from orchestra.core.report import STDERR, Reporter
 from orchestra.core.status import EventStatus, StageStatus, stage_event
 from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_metrics
 from orchestra.execution.task import TaskContext, build_task
+from orchestra.planning import fingerprint
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
 from orchestra.store import artifacts
@@ -68,7 +69,8 @@ class EventDriver:
             provided.update(provider.stage_env(name, decision))
         task = build_task(self.context, stage, attempt, params=prepared.params[name],
                           environment=prepared.environments[name], env_spec=prepared.spec.env_for(stage),
-                          inputs=inputs, input_manifests=self.manifests, provided_env=provided)
+                          inputs=inputs, input_manifests=self.manifests, provided_env=provided,
+                          step_base=fingerprint.step_base(decision.components))
         self._commands[name] = task.command
         return task
 

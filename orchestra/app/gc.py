@@ -15,7 +15,7 @@ from orchestra.app import reaper
 from orchestra.core.errors import BadInputError
 from orchestra.core.layout import home_path
 from orchestra.core.status import RunStatus
-from orchestra.store import artifacts, runs as runstore
+from orchestra.store import artifacts, runs as runstore, steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,5 +47,6 @@ def gc(*, keep_last: int | None = None, older_than_days: float | None = None, dr
         root = home_path("runs")
         for run_id in doomed:
             shutil.rmtree(root / run_id, ignore_errors=True)
+        steps.forget_runs(set(doomed))  # stage code's steps of those runs: no record outlives its objects
     removed, freed = artifacts.collect_garbage(dry_run=dry_run)
     return GcReport(tuple(doomed), removed, freed)

@@ -8,6 +8,7 @@ engine's driver; then the engine runs and the run ends (docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -29,7 +30,7 @@ from orchestra.core.records import RunResult
 from orchestra.core.status import RunStatus, run_event
 from orchestra.execution import executors, process
 from orchestra.execution.engine import drive
-from orchestra.execution.task import TaskContext
+from orchestra.execution.task import StepSettings, TaskContext
 from orchestra.integrations import hooks
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
@@ -110,7 +111,8 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     context = TaskContext(
         run_id=run_id, layout=layout, project_dir=prepared.project.path,
         base_env={**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"},
-        extra_env=options.execution.extra_env, env_manager=options.execution.env_manager)
+        extra_env=options.execution.extra_env, env_manager=options.execution.env_manager,
+        steps=_step_settings(prepared, options))
     driver = EventDriver(prepared, context, identity, bus, notes=console,
                          env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
     before = project_writes.take(prepared.project)
@@ -124,6 +126,14 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     if stored:  # sqlite:, file:, … : nothing was mirrored; say how to
         console.notice(stored)
     return RunResult(run_id, status, _EXIT_CODES[status], runstore.get_run(run_id))
+
+
+def _step_settings(prepared: Prepared, options: RunOptions) -> StepSettings:
+    """What stage code's steps may load in this run, and the project identity its state is kept under."""
+    planned = prepared.options
+    return StepSettings(loading=not planned.no_cache, force=frozenset(planned.force), load_from=planned.load_from,
+                        load_steps=tuple(options.cache.load_steps),
+                        project_key=hashlib.sha256(prepared.project.uri.encode()).hexdigest()[:16])
 
 
 def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorder: RunRecorder, executor: Any,

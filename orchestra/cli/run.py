@@ -158,12 +158,20 @@ def _plan(args: argparse.Namespace) -> int:
     the_plan = api.plan(args.uri, options_from(
         args, execution=o.ExecutionOptions(env_manager=args.env_manager),
         recording=o.RecordingOptions(tracking_uri=args.tracking_uri)))
+    steps = api.published_steps(the_plan, _names(args.load_steps))
     if args.json:
-        json.dump(the_plan.to_json(), sys.stdout, indent=2, default=str)
+        rows = the_plan.to_json()
+        for row in rows:
+            row["published_steps"] = [{"step": s.step, "name": s.name, "run_id": s.run_id, "trusted": s.trusted}
+                                      for s in steps.get(row["stage"], [])]
+        json.dump(rows, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
     for decision in the_plan.stages:
         print(describe(decision))
         for reason in decision.load_from_differences:
             print(f"    cannot reuse --load-from run: {reason}")
+        for step in steps.get(decision.name, []):
+            print(f"    step {step.step} ({step.name}) loads from run {step.run_id[:8]} (--load-steps)" if step.trusted
+                  else f"    step {step.step} ({step.name}) may load from run {step.run_id[:8]} (if its key= matches)")
     return 0

@@ -101,6 +101,10 @@ def _show(args: argparse.Namespace) -> int:
               f"attempts={stage.attempts}  took {_duration(stage)}")
         if stage.cache_key:
             print(f"    cache key {stage.cache_key}")
+        if stage.tags.get("orchestra.loaded_steps"):
+            steps = stage.tags["orchestra.loaded_steps"].split(",")
+            print("    loaded steps: " + ", ".join(
+                f"{step} from {stage.tags.get(f'orchestra.step.{step}.loaded_from', '?')[:8]}" for step in steps))
         if stage.metrics:
             print("    metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(stage.metrics.items())))
         for rel, entry in sorted((stage.manifest or {}).items()):

@@ -19,6 +19,40 @@ from orchestra.mlproject.model import StageSpec
 
 
 @dataclass(frozen=True, slots=True)
+class StepSettings:
+    """What the run allows the steps of stage code (``orchestra.stage.managed_artifact(...,
+    step=)``) to load.
+
+    Attributes:
+        loading: False with ``--no-cache``: every step is computed.
+        force: stages whose steps are computed (``--force``).
+        load_from: the run ``load_steps`` are taken from (resolved id).
+        load_steps: steps loaded from ``load_from`` whatever their key (``--load-steps``).
+        project_key: the project's identity (``persistent_dict`` keeps one store per project).
+    """
+
+    loading: bool = True
+    force: frozenset[str] = frozenset()
+    load_from: str | None = None
+    load_steps: tuple[str, ...] = ()
+    project_key: str | None = None
+
+    def env(self, stage: str, base: str | None) -> dict[str, str]:
+        """The ``ORCHESTRA_*`` variables of one stage's process."""
+        env: dict[str, str] = {}
+        if base:
+            env["ORCHESTRA_STEP_BASE"] = base
+        if not self.loading or stage in self.force:
+            env["ORCHESTRA_STEP_LOADING"] = "off"
+        if self.load_from and self.load_steps:
+            env["ORCHESTRA_LOAD_FROM"] = self.load_from
+            env["ORCHESTRA_LOAD_STEPS"] = ",".join(self.load_steps)
+        if self.project_key:
+            env["ORCHESTRA_PROJECT_KEY"] = self.project_key
+        return env
+
+
+@dataclass(frozen=True, slots=True)
 class TaskContext:
     """What every task of one run shares.
 
@@ -29,6 +63,7 @@ class TaskContext:
         base_env: the caller's environment every stage starts from.
         extra_env: variables set for every stage (the scheduler's ``ORCHESTRA_SCHEDULE``, ...).
         env_manager: the ``--env-manager`` override, for workers that resolve environments.
+        steps: what stage code's steps may load.
     """
 
     run_id: str
@@ -37,12 +72,13 @@ class TaskContext:
     base_env: Mapping[str, str]
     extra_env: Mapping[str, str] = field(default_factory=dict)
     env_manager: str | None = None
+    steps: StepSettings = field(default_factory=StepSettings)
 
 
 def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: paramsmod.StageParams,
                environment: Any = None, env_spec: Any = None, inputs: Mapping[str, str] = {},
                input_manifests: Mapping[str, Mapping[str, Any]] = {},
-               provided_env: Mapping[str, str] = {}) -> StageTask:
+               provided_env: Mapping[str, str] = {}, step_base: str | None = None) -> StageTask:
     """The StageTask of ``stage``'s attempt ``attempt``.
 
     Args:
@@ -52,6 +88,7 @@ def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: 
         inputs: upstream stage → its published outputs directory (every ancestor).
         input_manifests: upstream stage → its outputs' manifest (remote workers fetch by it).
         provided_env: variables that listeners give this stage (the MLflow mirror's run ids).
+        step_base: the stage's step base (``planning.fingerprint.step_base``), None when unknown.
     """
     layout = context.layout
     name = stage.name
@@ -63,7 +100,7 @@ def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: 
         env = environment.apply(env)
     overlay = {**context.extra_env, "ORCHESTRA_RUN_ID": context.run_id, "PYTHONUNBUFFERED": "1",
                "ORCHESTRA_STAGE": name, "ORCHESTRA_OUTPUT_DIR": staging, "ORCHESTRA_ATTEMPT": str(attempt),
-               "ORCHESTRA_METRICS_FILE": metrics_file}
+               "ORCHESTRA_METRICS_FILE": metrics_file, **context.steps.env(name, step_base)}
     for parent, path in inputs.items():
         overlay[input_variable(parent)] = path
     env.update((k, v) for k, v in overlay.items() if k.startswith("ORCHESTRA_"))

@@ -83,3 +83,18 @@ def _show(values: Mapping[str, Any], name: str) -> str:
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 24 else text[:21] + "..."
+
+
+# Bump when the meaning of the step base changes (stage code mixes this into every step key).
+STEP_BASE_VERSION = 1
+
+
+def step_base(parts: Mapping[str, Any] | None) -> str | None:
+    """The part of a stage's cache key that its steps (``orchestra.stage.managed_artifact(...,
+    step=)``) share: entry point, code digest, environment key and upstream outputs. Not in it:
+    params, extras, the command template, ``path`` inputs — a step depends only on what its
+    ``key=`` adds. None when the key is not known (environment not built)."""
+    if not parts:
+        return None
+    return cache_key({"step_base": STEP_BASE_VERSION, "entry_point": parts.get("entry_point"),
+                      "code": parts.get("code"), "env": parts.get("env"), "upstream": parts.get("upstream", {})})

@@ -76,10 +76,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = 0
+    except Exception as exc:  # noqa: BLE001 - only a full disk becomes one line; the rest propagates
+        if debug or not _disk_full(exc):
+            raise
+        print(f"orchestra: error: no space left on the filesystem of orchestra's state ({exc})", file=sys.stderr)
+        code = 1
     if args.command not in ("hooks", None) and "--help" not in argv:
         _resume_webhooks()
     sys.stdout.flush()
     return code
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, or SQLite's "database or disk is full" (sqlite3 is not imported for it)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (28, 122)
+    return type(exc).__name__ == "OperationalError" and "database or disk is full" in str(exc)
 
 
 def _resume_webhooks() -> None:

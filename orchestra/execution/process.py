@@ -73,9 +73,17 @@ class ProcessRegistry:
     def _write(self) -> None:
         if self.pgid_file is None:
             return
+        text = "".join(f"{pid}\n" for pid in self._procs)
         tmp = self.pgid_file.with_suffix(".tmp")
-        tmp.write_text("".join(f"{pid}\n" for pid in self._procs))
-        os.replace(tmp, self.pgid_file)
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, self.pgid_file)
+        except OSError:  # a full disk: in place (no new inode), else the watchdog keeps the old list
+            tmp.unlink(missing_ok=True)
+            try:
+                self.pgid_file.write_text(text)
+            except OSError:
+                pass
 
     def terminate_all(self, grace: float = GRACE_SECONDS) -> None:
         """SIGTERM every stage group, then SIGKILL what is left after ``grace`` seconds."""

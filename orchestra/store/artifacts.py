@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import stat as statmod
 import tempfile
 import threading
@@ -128,7 +129,6 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
         if not (staging / name).exists():
             raise OutputError(f"declared output '{name}' was not written", hint=f"write it under $ORCHESTRA_OUTPUT_DIR/{name}")
     manifest: dict[str, dict[str, object]] = {}
-    records: list[tuple[str, int, str]] = []
     paths = list(_walk(staging))
     links = [p for p in paths if p.is_symlink()]
     _refuse_special(staging, paths)
@@ -137,29 +137,49 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
             rel = link.relative_to(staging).as_posix()
             raise OutputError(f"output '{rel}' is a symlink to {os.readlink(link)}, outside the output directory",
                               hint="write the file itself, not a link to it")
-    with shared_lock():
-        # Regular files first (moved into the store), then links inside the directory, which
-        # are published as copies of their targets' entries (a link is never stored as a link).
-        for path in paths:
-            if path.is_symlink():
-                continue
-            entry, record = _store(path, move=True)
-            manifest[path.relative_to(staging).as_posix()] = entry
-            if record:
-                records.append(record)
-        for link in links:
-            target = link.resolve()
-            rel_target = target.relative_to(staging).as_posix()
-            if rel_target in manifest:
-                manifest[link.relative_to(staging).as_posix()] = dict(manifest[rel_target])
-            elif statmod.S_ISREG(target.stat().st_mode):
-                entry, record = _store(target, move=False)
-                manifest[link.relative_to(staging).as_posix()] = entry
-                if record:
-                    records.append(record)
-            # a link to a directory: its files are published under their real paths
-        link_tree(manifest, dest)  # records every object's token, the new ones included
+    placed: list[Path] = []
+    try:
+        with shared_lock():
+            _publish_files(staging, dest, paths, links, manifest, placed)
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not _disk_full(exc):
+            raise
+        for obj in placed:  # referenced by nothing yet: give the space back now
+            obj.unlink(missing_ok=True)
+        raise OutputError(f"no space left on the filesystem of {home_path()} while publishing outputs ({exc})",
+                          hint="free space there (orchestra gc removes unreferenced objects), then resume") from None
     return manifest
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "database or disk is full" in str(exc)
+
+
+def _publish_files(staging: Path, dest: Path, paths: list[Path], links: list[Path],
+                   manifest: dict[str, dict[str, object]], placed: list[Path]) -> None:
+    # Regular files first (moved into the store), then links inside the directory, which
+    # are published as copies of their targets' entries (a link is never stored as a link).
+    for path in paths:
+        if path.is_symlink():
+            continue
+        entry, record = _store(path, move=True)
+        manifest[path.relative_to(staging).as_posix()] = entry
+        if record:
+            placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
+    for link in links:
+        target = link.resolve()
+        rel_target = target.relative_to(staging).as_posix()
+        if rel_target in manifest:
+            manifest[link.relative_to(staging).as_posix()] = dict(manifest[rel_target])
+        elif statmod.S_ISREG(target.stat().st_mode):
+            entry, record = _store(target, move=False)
+            manifest[link.relative_to(staging).as_posix()] = entry
+            if record:
+                placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
+        # a link to a directory: its files are published under their real paths
+    link_tree(manifest, dest)  # records every object's token, the new ones included
 
 
 def _refuse_special(staging: Path, paths: list[Path]) -> None:
@@ -248,13 +268,13 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path) -> None:
                 if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM):
                     raise
                 shutil.copy2(obj, target)
+        runstore.record_objects(_tokens(manifest))  # before the rename: a failure leaves no dest
         if dest.exists():
             shutil.rmtree(dest)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    runstore.record_objects(_tokens(manifest))
 
 
 def _tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int, str]]:

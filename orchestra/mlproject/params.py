@@ -107,11 +107,12 @@ def _declared_hint(stage: StageSpec) -> str:
 
 
 def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, project_root: Path,
-            allow_extras: bool) -> StageParams:
+            allow_extras: bool, confine_to: Path | None = None) -> StageParams:
     """Typed values for ``stage``: its scoped ``-P``, else a global ``-P``, else the default.
 
     ``path`` values given by the user resolve against ``cwd`` (MLflow); defaults resolve against
-    the project directory, so a project runs the same from any directory.
+    the project directory, so a project runs the same from any directory. With ``confine_to`` (a
+    fetched project), a default's real path must stay inside it.
 
     Raises:
         ParamError: a missing required parameter or a value of the wrong type.
@@ -138,6 +139,8 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
             missing.append(spec.name)
             continue
         value = convert(spec.type, raw, where=where, base=base)
+        if spec.type == "path" and confine_to is not None and base is project_root:
+            _confine(value, confine_to, where)
         values[spec.name] = value
         text[spec.name] = str(value) if spec.type == "path" else raw
         if spec.type == "path":
@@ -149,6 +152,13 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
     if allow_extras:
         extras = tuple((k, v) for k, v in given.items() if stage.param(k) is None)
     return StageParams(values=values, text=text, extras=extras, path_files=tuple(path_files))
+
+
+def _confine(value: str, root: Path, where: str) -> None:
+    real = Path(value).resolve()
+    if not real.is_relative_to(root):
+        raise SpecError(f"{where}: the default path {value} leads outside the fetched project ({real})",
+                        hint="a default path must name a file of the repository; pass another with -P")
 
 
 def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, check_paths: bool = True) -> Any:

@@ -189,12 +189,18 @@ def fetch_git(base: str, subdir: str, version: str | None, local: Path | None = 
         if tree is None:
             raise SourceError(f"subdirectory '{subdir}' not found at {commit[:12]}", where=shown,
                               hint="the path after '#' must exist in the repository")
+        inside = checkout.resolve()
+        if subdir and not (checkout / subdir).resolve().is_relative_to(inside):
+            raise SourceError(f"subdirectory '#{subdir}' leads outside the repository (a symlink to "
+                              f"{(checkout / subdir).resolve()})", where=shown,
+                              hint="name a real directory of the repository after '#'")
         digest = git_tree_digest(tree)
         path = checkout / subdir if subdir else checkout
         return ProjectDir(
             path=path, uri=shown + (f"#{subdir}" if subdir else ""), commit=commit, branch=branch,
             repo_url=strip_credentials(base) if local is None else _origin(local) or str(local),
             dirty=None, is_remote=local is None, code_digest=digest, cleanup_paths=(checkout.parent,),
+            confine_to=inside if local is None else None,
         )
     except BaseException:
         shutil.rmtree(checkout.parent, ignore_errors=True)

@@ -21,6 +21,8 @@ class ProjectDir:
         dirty: the local work tree has uncommitted changes (None when not a work tree).
         is_remote: the project was fetched (hooks inside it are not trusted by default).
         code_digest: digest of the project's code (git tree + uncommitted changes, or content).
+        confine_to: for a fetched project, the checkout its files and ``path`` defaults must
+            stay inside (real paths, symlinks resolved).
     """
 
     path: Path
@@ -32,6 +34,7 @@ class ProjectDir:
     is_remote: bool = False
     code_digest: str = ""
     cleanup_paths: tuple[Path, ...] = field(default=(), compare=False, repr=False)
+    confine_to: Path | None = None
 
     def cleanup(self) -> None:
         """Remove per-run checkouts (no-op for local directories)."""

@@ -302,6 +302,13 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
             st = obj.stat()
         except FileNotFoundError:
             return Verification(False, f"{rel}: object missing")
+        wanted = 0o555 if executable else 0o444
+        if statmod.S_IMODE(st.st_mode) != wanted:  # chmodded behind the store's back: repair, re-check
+            try:
+                os.chmod(obj, wanted)
+                st = obj.stat()
+            except OSError:
+                return Verification(False, f"{rel}: object not readable and its mode cannot be repaired")
         if st.st_size != entry["size"]:
             quarantine(sha, executable)
             return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")

@@ -16,7 +16,7 @@ import time
 
 from orchestra.app import session
 from orchestra.core import options as o
-from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, OrchestraError
+from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInputError, OrchestraError
 from orchestra.integrations.hooks import resume_pending
 
 
@@ -52,8 +52,6 @@ def main(argv: list[str]) -> int:
 def _with_credentials(schedule) -> str:
     """The schedule's URI with the credentials of its ``credentials_env`` (in memory only)."""
     from urllib.parse import quote
-
-    from orchestra.core.errors import BadInputError
 
     if not schedule.credentials_env:
         return schedule.uri

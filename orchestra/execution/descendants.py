@@ -3,8 +3,10 @@
 Killing a stage's process group misses what detached from it (``setsid``, a daemonizing double
 fork). On Linux orchestra makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``), so such
 orphans become its children instead of init's; every stage process carries a per-attempt mark
-in its environment (``ORCHESTRA_PROCESS_MARK``). When an attempt ends, orchestra's children with
-that mark are killed and reaped, and so are any other processes, anywhere, still carrying it.
+in its environment (``ORCHESTRA_PROCESS_MARK``). When an attempt ends, orchestra's children that
+belong to the attempt's process group or carry its mark are killed and reaped, round after round
+(each death hands the dead one's children to orchestra). Without subreaper support every
+process under ``/proc`` is searched for the mark instead (slower: one read per process).
 
 What remains possible: a descendant that both clears its environment and double-forks under
 another subreaper (or changes user, or enters another PID namespace) is not found.

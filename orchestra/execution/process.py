@@ -136,12 +136,12 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
         return ProcessResult(None, AttemptStatus.KILLED, 0.0)
     descendants.become_subreaper()
     mark = descendants.new_mark()
+    env = {**env, descendants.MARK: mark}  # what the stage detaches still carries it
     deadline = None if timeout is None else started + timeout
     with open(stdout_path, "ab") as out_file, open(stderr_path, "ab") as err_file:
         try:
-            proc = subprocess.Popen(argv_for(command), cwd=cwd, env={**env, descendants.MARK: mark},
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+            proc = subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             err_file.write(f"orchestra: cannot start command: {exc}\n".encode())
             return ProcessResult(127, AttemptStatus.FAILED, time.monotonic() - started, (str(exc),))

@@ -50,6 +50,8 @@ def test_a_stage_rewriting_its_input_fails_and_poisons_nothing(cli, make_project
     assert by_name["a"].status == "FINISHED", "a's quarantined object must not be loaded"
     assert by_name["c"].status == "FINISHED" and by_name["c"].loaded_from is None
     assert (Path(by_name["c"].outputs_dir) / "c.txt").read_text() == "clean\n"
+    assert cli("gc").code == 0
+    assert not list((orchestra_home / "quarantine").iterdir())
 
 
 def sha256_file_bytes(data: bytes) -> str:

@@ -60,7 +60,8 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     allow_extras = len(stages) == 1 and not spec.is_pipeline
     paramsmod.check_unused(assignments, stages, allow_extras)
     cwd = Path.cwd()
-    params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras)
+    params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras,
+                                        confine_to=project.confine_to)
               for s in stages}
     for name in options.cache.force:
         if name not in graph.stages:

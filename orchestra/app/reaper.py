@@ -7,8 +7,10 @@ KILLED and kills the stage process groups they recorded, which their watchdog no
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
+from pathlib import Path
 
 from orchestra.core.layout import home_path
 from orchestra.core.pids import pid_alive, signal_group
@@ -32,5 +34,13 @@ def reap_stale_runs() -> list[str]:
             if line.isdigit():
                 signal_group(int(line), signal.SIGKILL)
         runstore.finish_run(run.run_id, RunStatus.KILLED, "orchestra process died")
+        sweep_partial(home_path("runs", run.run_id))
         reaped.append(run.run_id)
     return reaped
+
+
+def sweep_partial(run_dir: Path) -> None:
+    """Remove what killed stages left half-made: staging directories and unrenamed output trees."""
+    for pattern in ("*/.staging-*", "*/.out.tmp-*"):
+        for leftover in run_dir.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -57,6 +57,12 @@ def _verb(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    bad = next((arg for arg in argv if not _utf8(arg)), None)
+    if bad is not None:  # before anything is parsed, fetched or stored
+        shown = _cut(bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+        print(f"orchestra: error: argument '{shown}' is not valid UTF-8 (hint: orchestra stores and shows every "
+              "value, path and parameter as UTF-8; re-encode it or rename the path)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     parser = build_parser(_verb(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -76,10 +82,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = 0
+    except Exception as exc:  # noqa: BLE001 - only a full disk becomes one line; the rest propagates
+        if debug or not _disk_full(exc):
+            raise
+        print(f"orchestra: error: no space left on the filesystem of orchestra's state ({exc})", file=sys.stderr)
+        code = 1
     if args.command not in ("hooks", None) and "--help" not in argv:
         _resume_webhooks()
     sys.stdout.flush()
     return code
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8, kept as surrogates by the decoder
+        return False
+    return True
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT, or SQLite's "database or disk is full" (sqlite3 is not imported for it)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (28, 122)
+    return type(exc).__name__ == "OperationalError" and "database or disk is full" in str(exc)
 
 
 def _resume_webhooks() -> None:

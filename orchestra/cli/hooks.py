@@ -131,11 +131,18 @@ def _retry(args: argparse.Namespace) -> int:
     from orchestra.integrations.hooks import outbox, resume_pending
 
     home = orchestra_home()
+    before = 0
     if outbox.db_path(home).exists():
         # Due now, but leave deliveries claimed by a live sender alone: that attempt is in flight.
-        outbox.make_due(outbox.open_db(home))
+        conn = outbox.open_db(home)
+        before = outbox.pending_count(conn)
+        outbox.make_due(conn)
     remaining = resume_pending(args.drain)
-    print(f"{remaining} webhook deliveries pending" if remaining else "no webhook deliveries pending")
+    if not before:
+        print("no webhook deliveries were pending")
+    else:
+        print(f"{max(0, before - remaining)} of {before} pending webhook deliveries delivered"
+              + (f", {remaining} still pending" if remaining else ""))
     return 0 if remaining == 0 else 1
 
 

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--experiment", default="Default")
     add.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URI",
                      help="webhook config source for the runs and the schedule events")
+    add.add_argument("--credentials-env", metavar="NAME",
+                     help="environment variable (USER:PASSWORD) the scheduler reads the git credentials from")
     add.add_argument("--replace", action="store_true", help="change an existing schedule of that name")
     add.set_defaults(handler=_add)
 
@@ -79,7 +81,7 @@ def _add(args: argparse.Namespace) -> int:
         args.name, args.uri, args.cron, replace=args.replace, timezone=args.timezone,
         entry_points=tuple(args.entry_points), params=tuple(args.params), version=args.version,
         overlap=args.overlap, catchup=args.catchup, jitter=args.jitter, experiment=args.experiment,
-        hooks_uris=tuple(args.hooks_uris),
+        hooks_uris=tuple(args.hooks_uris), credentials_env=args.credentials_env,
     )
     print(f"orchestra: schedule {schedule.name} {change}: {schedule.cron} in {schedule.timezone}"
           f" ({schedule.expr.explain()}) · {schedule.uri}")

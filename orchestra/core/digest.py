@@ -18,7 +18,8 @@ def sha256_file(path: str | os.PathLike[str] | Path) -> str:
 def stat_token(st: os.stat_result) -> str:
     """What must stay equal for a remembered digest of this file to still hold.
 
-    Any write through a hardlink changes mtime, so a changed token means "hash again". ctime is
-    not in it: every new hardlink changes ctime, and loading an output is making hardlinks.
+    Any write changes mtime and ctime; mtime can be set back (``touch -d``), ctime cannot, so a
+    same-size edit with its mtime restored still changes the token. Making a hardlink changes
+    ctime too: whoever links an object records its new token (``store.artifacts.link_tree``).
     """
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from orchestra.core import yamlguard
 from orchestra.core.errors import EnvError
 
 CURRENT_PYTHON = ".".join(map(str, sys.version_info[:3]))
@@ -72,6 +73,7 @@ def read_yaml(file: Path, shown: str) -> Any:
         text = file.read_text()
     except OSError as exc:
         raise EnvError(f"cannot read the environment file ({exc.strerror})", where=shown) from None
+    yamlguard.check(text, shown, EnvError)
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 from orchestra.core.pids import signal_group
 from orchestra.core.status import AttemptStatus
+from orchestra.execution import descendants
 
 LineSink = Callable[[str, str], None]  # (stream, line)
 
@@ -65,6 +66,10 @@ class ProcessRegistry:
             self._procs[proc.pid] = proc
             self._write()
 
+    def pids(self) -> set[int]:
+        with self._lock:
+            return set(self._procs)
+
     def remove(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.pop(proc.pid, None)
@@ -73,9 +78,17 @@ class ProcessRegistry:
     def _write(self) -> None:
         if self.pgid_file is None:
             return
+        text = "".join(f"{pid}\n" for pid in self._procs)
         tmp = self.pgid_file.with_suffix(".tmp")
-        tmp.write_text("".join(f"{pid}\n" for pid in self._procs))
-        os.replace(tmp, self.pgid_file)
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, self.pgid_file)
+        except OSError:  # a full disk: in place (no new inode), else the watchdog keeps the old list
+            tmp.unlink(missing_ok=True)
+            try:
+                self.pgid_file.write_text(text)
+            except OSError:
+                pass
 
     def terminate_all(self, grace: float = GRACE_SECONDS) -> None:
         """SIGTERM every stage group, then SIGKILL what is left after ``grace`` seconds."""
@@ -121,6 +134,10 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     started = time.monotonic()
     if registry.cancelled.is_set():
         return ProcessResult(None, AttemptStatus.KILLED, 0.0)
+    descendants.become_subreaper()
+    mark = descendants.new_mark()
+    env = {**env, descendants.MARK: mark}  # what the stage detaches still carries it
+    deadline = None if timeout is None else started + timeout
     with open(stdout_path, "ab") as out_file, open(stderr_path, "ab") as err_file:
         try:
             proc = subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
@@ -134,27 +151,44 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
         tail: list[str] = []
         status = AttemptStatus.OK
         try:
-            status = _pump(proc, out_file, err_file, sink, tail,
-                           deadline=None if timeout is None else started + timeout)
+            status = _pump(proc, out_file, err_file, sink, tail, deadline=deadline)
+            if status == AttemptStatus.OK and not _wait_until(proc, deadline):
+                status = AttemptStatus.TIMEOUT  # the pipes closed early; the deadline still holds
             if status == AttemptStatus.TIMEOUT:
-                signal_group(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    pass
+                _stop(proc)
             proc.wait()
         finally:
-            # Whatever the stage left behind in its group (background jobs) ends with it.
+            # Whatever the stage left behind in its group (background jobs), or detached from
+            # it (setsid, double forks), ends with it.
             signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 proc.wait()
             registry.remove(proc)
+            descendants.sweep(mark, proc.pid, exclude=registry.pids())
     code = proc.returncode
     if status == AttemptStatus.OK and registry.cancelled.is_set() and code != 0:
         status = AttemptStatus.KILLED
     elif status == AttemptStatus.OK and code != 0:
         status = AttemptStatus.FAILED
     return ProcessResult(code, status, time.monotonic() - started, tuple(tail[-20:]))
+
+
+def _wait_until(proc: subprocess.Popen[bytes], deadline: float | None) -> bool:
+    """Wait for the stage process until ``deadline``; False when it is still running then."""
+    try:
+        proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """A timed-out stage: SIGTERM to its group, SIGKILL after the grace period."""
+    signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        signal_group(proc.pid, signal.SIGKILL)
 
 
 def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | None, tail: list[str],

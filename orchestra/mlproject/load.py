@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from orchestra.core import settings
+from orchestra.core import yamlguard
 from orchestra.core.errors import SpecError
 from orchestra.core.layout import SCHEMAS_DIR
 from orchestra.mlproject import fastschema
@@ -71,6 +72,7 @@ def load(root: Path) -> ProjectSpec:
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     import yaml
 
+    yamlguard.check(text, where, SpecError)  # size, aliases, depth: before anything is built
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = _construct_plain(yaml.compose(text, Loader=loader))

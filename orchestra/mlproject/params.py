@@ -85,11 +85,11 @@ def parse_assignments(raw: Iterable[str], stage_names: Iterable[str]) -> tuple[A
     result: list[Assignment] = []
     for item in raw:
         if "=" not in item:
-            raise ParamError(f"-P {item!r}: expected KEY=VALUE or STAGE.KEY=VALUE")
+            raise ParamError(f"-P {_cut(item)!r}: expected KEY=VALUE or STAGE.KEY=VALUE")
         key, value = item.split("=", 1)
         key = key.strip()
         if not key:
-            raise ParamError(f"-P {item!r}: empty parameter name")
+            raise ParamError(f"-P {_cut(item)!r}: empty parameter name")
         stage = None
         head, _, rest = key.partition(".")
         if rest and head in stages:
@@ -127,11 +127,12 @@ def _declared_hint(stage: StageSpec) -> str:
 
 
 def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, project_root: Path,
-            allow_extras: bool) -> StageParams:
+            allow_extras: bool, confine_to: Path | None = None) -> StageParams:
     """Typed values for ``stage``: its scoped ``-P``, else a global ``-P``, else the default.
 
     ``path`` values given by the user resolve against ``cwd`` (MLflow); defaults resolve against
-    the project directory, so a project runs the same from any directory.
+    the project directory, so a project runs the same from any directory. With ``confine_to`` (a
+    fetched project), a default's real path must stay inside it.
 
     Raises:
         ParamError: a missing required parameter or a value of the wrong type.
@@ -163,6 +164,8 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
             remote.append((spec.name, str(value)))
             value = without_credentials(str(value))  # what is stored and logged never holds credentials
         elif spec.type == "path":
+            if confine_to is not None and base is project_root:
+                _confine(value, confine_to, where)
             path_files.append(str(value))
         values[spec.name] = value
         text[spec.name] = str(value) if spec.type == "path" else raw
@@ -176,6 +179,18 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
                        remote_paths=tuple(remote))
 
 
+def _confine(value: str, root: Path, where: str) -> None:
+    real = Path(value).resolve()
+    if not real.is_relative_to(root):
+        raise SpecError(f"{where}: the default path {value} leads outside the fetched project ({real})",
+                        hint="a default path must name a file of the repository; pass another with -P")
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """A value as messages show it: at most ``limit`` characters, then how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, check_paths: bool = True) -> Any:
     """Convert one raw value to its declared type, or raise naming ``where`` and the type."""
     error = SpecError if not check_paths else ParamError
@@ -184,29 +199,29 @@ def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, c
         try:
             return float(text)
         except ValueError:
-            raise error(f"{text!r} is not a float", where=where, hint="e.g. 0.5 or 1e-3") from None
+            raise error(f"{_cut(text)!r} is not a float", where=where, hint="e.g. 0.5 or 1e-3") from None
     if type_name == "int":
         try:
             return int(text)
         except ValueError:
-            raise error(f"{text!r} is not an int", where=where, hint="e.g. 42") from None
+            raise error(f"{_cut(text)!r} is not an int", where=where, hint="e.g. 42") from None
     if type_name == "bool":
         lowered = text.strip().lower()
         if lowered in _TRUE:
             return True
         if lowered in _FALSE:
             return False
-        raise error(f"{text!r} is not a bool", where=where, hint="true/false, yes/no, 1/0")
+        raise error(f"{_cut(text)!r} is not a bool", where=where, hint="true/false, yes/no, 1/0")
     if type_name == "uri":
         if not urlparse(text).scheme:
-            raise error(f"{text!r} is not a URI", where=where, hint="a value with a scheme, e.g. file:///data or s3://b/k")
+            raise error(f"{_cut(text)!r} is not a URI", where=where, hint="a value with a scheme, e.g. file:///data or s3://b/k")
         return text
     if type_name == "path":
         scheme = urlparse(text).scheme
         if scheme in REMOTE_PATH_SCHEMES:
             return text  # downloaded before the stage starts
         if len(scheme) > 1 and scheme not in _LOCAL_SCHEMES:
-            raise error(f"remote path {text!r}: '{scheme}:' is not a scheme orchestra downloads", where=where,
+            raise error(f"remote path {_cut(text)!r}: '{scheme}:' is not a scheme orchestra downloads", where=where,
                         hint="runs:/RUN_ID/PATH, http(s)://, s3:// or a local path (or declare the parameter as uri)")
         if not check_paths:
             return text
@@ -216,7 +231,7 @@ def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, c
             path = (base or Path.cwd()) / path
         path = Path(os.path.abspath(path))
         if not path.exists():
-            raise error(f"no such file or directory: {text}", where=where,
+            raise error(f"no such file or directory: {_cut(text)}", where=where,
                         hint=f"relative paths resolve against {base or Path.cwd()}")
         return str(path)
     return text  # string

@@ -40,6 +40,12 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
 
         return fetch_zip(base, subdir)
     local = local_path(base)
+    try:
+        (str(local) if local is not None else uri).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(local or uri).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise SourceError(f"the project path '{shown}' is not valid UTF-8",
+                          hint="rename the directory (orchestra stores and shows paths as UTF-8)") from None
     if local is not None and (version is None or not (local / ".git").exists()):
         if version is not None:
             raise SourceError(

@@ -77,6 +77,28 @@ def redact(text: str) -> str:
     return _CREDENTIALS.sub(lambda m: m.group("scheme"), text)
 
 
+# A credential helper that answers from the git process's own environment: the user name and
+# password of an http(s) URL reach git only through the environment of that one command, never
+# its argv, a config file or the mirror's remote URL.
+_HELPER = ('!f() { test "$1" = get || return 0; '
+           'printf "username=%s\\npassword=%s\\n" "$ORCHESTRA_GIT_USERNAME" "$ORCHESTRA_GIT_PASSWORD"; }; f')
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``https://user:token@host/x`` → (``https://host/x``, the variables the helper reads).
+
+    Only http(s) URLs carry credentials this way; other URLs are returned unchanged."""
+    from urllib.parse import unquote
+
+    if not url.lower().startswith(("http://", "https://")):
+        return url, {}
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    return strip_credentials(url), {"ORCHESTRA_GIT_USERNAME": unquote(parts.username or ""),
+                                    "ORCHESTRA_GIT_PASSWORD": unquote(parts.password or "")}
+
+
 def _env() -> dict[str, str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false", "SSH_ASKPASS": "/bin/false",
            "GCM_INTERACTIVE": "never", "LC_ALL": "C"}
@@ -86,12 +108,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _git(args: list[str], cwd: Path | None = None, *, what: str, url: str) -> str:
+def _git(args: list[str], cwd: Path | None = None, *, what: str, url: str, auth: dict[str, str] | None = None) -> str:
     import git  # GitPython; imported only for git projects (~100 ms)
 
-    command = ["git", "-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never", *args]
+    command = ["git", "-c", "protocol.ext.allow=never", "-c", "protocol.fd.allow=never"]
+    env = _env()
+    if auth:
+        command += ["-c", "credential.helper=", "-c", f"credential.helper={_HELPER}"]
+        env.update(auth)
+    command += args
     try:
-        return git.Git(str(cwd) if cwd else None).execute(command, env=_env(), with_extended_output=False,
+        return git.Git(str(cwd) if cwd else None).execute(command, env=env, with_extended_output=False,
                                                           strip_newline_in_stdout=True)
     except git.GitCommandError as exc:
         raise _explain(exc, what=what, url=url) from None
@@ -135,6 +162,7 @@ def fetch_git(base: str, subdir: str, version: str | None, local: Path | None = 
     from filelock import FileLock
 
     url = str(local) if local is not None else validate_url(base)
+    url, auth = split_credentials(url)  # the URL git sees and stores has no credentials
     shown = strip_credentials(base)
     key = hashlib.sha256(normalize(url).encode()).hexdigest()[:24]
     repos = home_path("repos")
@@ -143,30 +171,36 @@ def fetch_git(base: str, subdir: str, version: str | None, local: Path | None = 
         if (mirror / "HEAD").exists():
             _git(["remote", "set-url", "origin", "--", url], mirror, what="update", url=url)
             _git(["fetch", "--prune", "--tags", "--force", "origin", "+refs/heads/*:refs/heads/*"], mirror,
-                 what="fetch", url=url)
+                 what="fetch", url=url, auth=auth)
         else:
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=repos))
             try:
-                _git(["clone", "--mirror", "--quiet", "--", url, str(tmp)], what="clone", url=url)
+                _git(["clone", "--mirror", "--quiet", "--", url, str(tmp)], what="clone", url=url, auth=auth)
                 _git(["config", "gc.auto", "0"], tmp, what="configure", url=url)  # runs share its objects
                 os.rename(tmp, mirror)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-        commit, branch = _resolve(mirror, version, url)
-        checkout = _checkout(mirror, commit, url)
+        commit, branch = _resolve(mirror, version, url, auth)
+        checkout = _checkout(mirror, commit, url, auth)
     try:
         tree = _git(["rev-parse", f"{commit}:{subdir}" if subdir else f"{commit}^{{tree}}"], checkout,
                     what="read", url=url) if _exists(checkout, subdir) else None
         if tree is None:
             raise SourceError(f"subdirectory '{subdir}' not found at {commit[:12]}", where=shown,
                               hint="the path after '#' must exist in the repository")
+        inside = checkout.resolve()
+        if subdir and not (checkout / subdir).resolve().is_relative_to(inside):
+            raise SourceError(f"subdirectory '#{subdir}' leads outside the repository (a symlink to "
+                              f"{(checkout / subdir).resolve()})", where=shown,
+                              hint="name a real directory of the repository after '#'")
         digest = git_tree_digest(tree)
         path = checkout / subdir if subdir else checkout
         return ProjectDir(
             path=path, uri=shown + (f"#{subdir}" if subdir else ""), commit=commit, branch=branch,
             repo_url=strip_credentials(base) if local is None else _origin(local) or str(local),
             dirty=None, is_remote=local is None, code_digest=digest, cleanup_paths=(checkout.parent,),
+            confine_to=inside if local is None else None,
         )
     except BaseException:
         shutil.rmtree(checkout.parent, ignore_errors=True)
@@ -182,7 +216,7 @@ def _origin(local: Path) -> str | None:
     return state.repo_url if state else None
 
 
-def _resolve(mirror: Path, version: str | None, url: str) -> tuple[str, str | None]:
+def _resolve(mirror: Path, version: str | None, url: str, auth: dict[str, str]) -> tuple[str, str | None]:
     """(commit sha, branch or version name) for ``version`` in the mirror."""
     import git
 
@@ -202,7 +236,7 @@ def _resolve(mirror: Path, version: str | None, url: str) -> tuple[str, str | No
             return sha, version
     if _SHA.match(version):
         try:  # a commit no ref points to any more: servers may still hand it out by id
-            _git(["fetch", "--quiet", "origin", version], mirror, what="fetch", url=url)
+            _git(["fetch", "--quiet", "origin", version], mirror, what="fetch", url=url, auth=auth)
             return _git(["rev-parse", "--verify", "--quiet", f"{version}^{{commit}}"], mirror, what="read", url=url), version
         except (SourceError, git.GitCommandError):
             pass
@@ -212,7 +246,7 @@ def _resolve(mirror: Path, version: str | None, url: str) -> tuple[str, str | No
                       hint="branches and tags: " + (", ".join(refs) or "none"))
 
 
-def _checkout(mirror: Path, commit: str, url: str) -> Path:
+def _checkout(mirror: Path, commit: str, url: str, auth: dict[str, str]) -> Path:
     """A private checkout of ``commit`` sharing the mirror's objects (no copy of history)."""
     root = Path(tempfile.mkdtemp(prefix="run-", dir=home_path("checkouts")))
     work = root / "src"
@@ -222,5 +256,5 @@ def _checkout(mirror: Path, commit: str, url: str) -> Path:
     _git(["checkout", "--quiet", "--detach", commit], work, what="check out", url=url)
     if (work / ".gitmodules").exists():
         _git(["-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive", "--quiet"], work,
-             what="initialise submodules of", url=url)
+             what="initialise submodules of", url=url, auth=auth)
     return work

@@ -53,6 +53,9 @@ def local_project(root: Path, subdir: str, display_uri: str) -> ProjectDir:
     path = (root / subdir).resolve() if subdir else root
     if not path.is_dir():
         raise SourceError(f"subdirectory '{subdir}' not found", where=str(root))
+    if subdir and not path.is_relative_to(root.resolve()):
+        raise SourceError(f"subdirectory '#{subdir}' leads outside {root} (a symlink to {path})", where=str(root),
+                          hint="name a real directory of the project after '#'")
     git = git_state(path)
     if git is None:
         return ProjectDir(path=path, uri=strip_credentials(display_uri), code_digest=content_digest(path))

@@ -22,6 +22,8 @@ class ProjectDir:
         is_remote: the project was fetched (hooks inside it are not trusted by default).
         code_digest: digest of the project's code (git tree + uncommitted changes, or content).
         archive_sha256: sha256 of the ``.zip`` the project was unpacked from, when it was one.
+        confine_to: for a fetched project, the checkout its files and ``path`` defaults must
+            stay inside (real paths, symlinks resolved).
     """
 
     path: Path
@@ -34,6 +36,7 @@ class ProjectDir:
     code_digest: str = ""
     archive_sha256: str | None = None
     cleanup_paths: tuple[Path, ...] = field(default=(), compare=False, repr=False)
+    confine_to: Path | None = None
 
     def cleanup(self) -> None:
         """Remove per-run checkouts (no-op for local directories)."""

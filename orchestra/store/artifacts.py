@@ -14,9 +14,11 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import stat as statmod
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,43 +129,82 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
         if not (staging / name).exists():
             raise OutputError(f"declared output '{name}' was not written", hint=f"write it under $ORCHESTRA_OUTPUT_DIR/{name}")
     manifest: dict[str, dict[str, object]] = {}
-    records: list[tuple[str, int, str]] = []
     paths = list(_walk(staging))
     links = [p for p in paths if p.is_symlink()]
+    _refuse_special(staging, paths)
     for link in links:  # refuse escapes before anything moves
         if not link.resolve().is_relative_to(staging):
             rel = link.relative_to(staging).as_posix()
             raise OutputError(f"output '{rel}' is a symlink to {os.readlink(link)}, outside the output directory",
                               hint="write the file itself, not a link to it")
-    with shared_lock():
-        # Regular files first (moved into the store), then links inside the directory, which
-        # are published as copies of their targets' entries (a link is never stored as a link).
-        for path in paths:
-            if path.is_symlink():
-                continue
-            entry, record = _store(path, move=True)
-            manifest[path.relative_to(staging).as_posix()] = entry
-            if record:
-                records.append(record)
-        for link in links:
-            target = link.resolve()
-            rel_target = target.relative_to(staging).as_posix()
-            if rel_target in manifest:
-                manifest[link.relative_to(staging).as_posix()] = dict(manifest[rel_target])
-            elif target.is_file():
-                entry, record = _store(target, move=False)
-                manifest[link.relative_to(staging).as_posix()] = entry
-                if record:
-                    records.append(record)
-            # a link to a directory: its files are published under their real paths
-        runstore.record_objects(records)
-        link_tree(manifest, dest)
+    placed: list[Path] = []
+    try:
+        with shared_lock():
+            _publish_files(staging, dest, paths, links, manifest, placed)
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not _disk_full(exc):
+            raise
+        for obj in placed:  # referenced by nothing yet: give the space back now
+            obj.unlink(missing_ok=True)
+        raise OutputError(f"no space left on the filesystem of {home_path()} while publishing outputs ({exc})",
+                          hint="free space there (orchestra gc removes unreferenced objects), then resume") from None
     return manifest
 
 
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "database or disk is full" in str(exc)
+
+
+def _publish_files(staging: Path, dest: Path, paths: list[Path], links: list[Path],
+                   manifest: dict[str, dict[str, object]], placed: list[Path]) -> None:
+    # Regular files first (moved into the store), then links inside the directory, which
+    # are published as copies of their targets' entries (a link is never stored as a link).
+    for path in paths:
+        if path.is_symlink():
+            continue
+        entry, record = _store(path, move=True)
+        manifest[path.relative_to(staging).as_posix()] = entry
+        if record:
+            placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
+    for link in links:
+        target = link.resolve()
+        rel_target = target.relative_to(staging).as_posix()
+        if rel_target in manifest:
+            manifest[link.relative_to(staging).as_posix()] = dict(manifest[rel_target])
+        elif statmod.S_ISREG(target.stat().st_mode):
+            entry, record = _store(target, move=False)
+            manifest[link.relative_to(staging).as_posix()] = entry
+            if record:
+                placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
+        # a link to a directory: its files are published under their real paths
+    link_tree(manifest, dest)  # records every object's token, the new ones included
+
+
+def _refuse_special(staging: Path, paths: list[Path]) -> None:
+    """Publishing opens regular files only: a FIFO would block the read forever, a device or a
+    socket has no content to store."""
+    for path in paths:
+        st = path.stat() if path.is_symlink() and path.exists() else path.lstat()
+        if statmod.S_ISREG(st.st_mode) or statmod.S_ISDIR(st.st_mode) or statmod.S_ISLNK(st.st_mode):
+            continue
+        kind = ("a FIFO" if statmod.S_ISFIFO(st.st_mode) else "a socket" if statmod.S_ISSOCK(st.st_mode)
+                else "a device file")
+        raise OutputError(f"output '{path.relative_to(staging).as_posix()}' is {kind}, not a regular file",
+                          hint="write regular files (and directories) only under the output directory")
+
+
 def _store(source: Path, *, move: bool) -> tuple[dict[str, object], tuple[str, int, str] | None]:
-    """Put one file into the object store; return its manifest entry and a new object record."""
-    st = source.stat()
+    """Put one file into the object store; return its manifest entry and a new object record.
+
+    A file with other hardlinks, or owned by another user, is copied, never moved: its inode
+    belongs to someone else too, and the store would chmod and then share it."""
+    st = source.lstat()
+    if not statmod.S_ISREG(st.st_mode):
+        raise OutputError(f"output '{source.name}' is not a regular file")
+    if move and (st.st_nlink > 1 or st.st_uid != os.geteuid()):
+        move = False
     executable = bool(st.st_mode & statmod.S_IXUSR)
     sha = sha256_file(source)
     obj = object_path(sha, executable)
@@ -211,7 +252,9 @@ def _place_object(source: Path, obj: Path, *, move: bool, executable: bool) -> N
 
 
 def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path) -> None:
-    """Create ``dest`` as hardlinks to the manifest's objects, atomically (tmp dir + rename)."""
+    """Create ``dest`` as hardlinks to the manifest's (just verified or placed) objects,
+    atomically (tmp dir + rename), and record the objects' stat tokens after linking (a new link
+    changes an inode's ctime, which the token holds)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
@@ -225,12 +268,24 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path) -> None:
                 if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM):
                     raise
                 shutil.copy2(obj, target)
+        runstore.record_objects(_tokens(manifest))  # before the rename: a failure leaves no dest
         if dest.exists():
             shutil.rmtree(dest)
         os.rename(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int, str]]:
+    rows: dict[str, tuple[str, int, str]] = {}
+    for entry in manifest.values():
+        executable = bool(int(entry["mode"]) & 0o100)
+        key = str(entry["sha256"]) + (".x" if executable else "")
+        if key not in rows:
+            st = object_path(str(entry["sha256"]), executable).stat()
+            rows[key] = (key, st.st_size, stat_token(st))
+    return list(rows.values())
 
 
 def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
@@ -247,27 +302,37 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
             st = obj.stat()
         except FileNotFoundError:
             return Verification(False, f"{rel}: object missing")
+        wanted = 0o555 if executable else 0o444
+        if statmod.S_IMODE(st.st_mode) != wanted:  # chmodded behind the store's back: repair, re-check
+            try:
+                os.chmod(obj, wanted)
+                st = obj.stat()
+            except OSError:
+                return Verification(False, f"{rel}: object not readable and its mode cannot be repaired")
         if st.st_size != entry["size"]:
-            _quarantine(obj, sha, executable)
+            quarantine(sha, executable)
             return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")
         key = sha + (".x" if executable else "")
         known = runstore.object_stat(key)
         token = stat_token(st)
         if known is None or known[1] != token:
             if sha256_file(obj) != sha:
-                _quarantine(obj, sha, executable)
+                quarantine(sha, executable)
                 return Verification(False, f"{rel}: content does not match sha256 (corrupt object removed)")
             updates.append((key, st.st_size, token))
     runstore.record_objects(updates)
     return Verification(True)
 
 
-def _quarantine(obj: Path, sha: str, executable: bool) -> None:
+def quarantine(sha: str, executable: bool) -> None:
+    """Move a damaged object aside (``ORCHESTRA_HOME/quarantine``) so nothing links it again."""
+    obj = object_path(sha, executable)
     try:
-        obj.chmod(0o644)
-        obj.unlink()
-    except OSError:
+        os.replace(obj, home_path("quarantine") / f"{sha}{'.x' if executable else ''}-{time.time_ns()}")
+    except FileNotFoundError:
         pass
+    except OSError:
+        obj.unlink(missing_ok=True)
     runstore.forget_objects([sha + (".x" if executable else "")])
 
 
@@ -306,4 +371,9 @@ def collect_garbage(dry_run: bool = False) -> tuple[int, int]:
                     forgotten.append(shard.name + name)
         if not dry_run:
             runstore.forget_objects(forgotten)
+        for damaged in home_path("quarantine").iterdir():  # kept for inspection until now
+            removed += 1
+            freed += damaged.lstat().st_size
+            if not dry_run:
+                damaged.unlink()
     return removed, freed

@@ -346,6 +346,18 @@ def object_stat(sha: str) -> tuple[int, str] | None:
     return (row["size"], row["stat"]) if row else None
 
 
+def object_stats(keys: Sequence[str]) -> dict[str, str]:
+    """The recorded stat token of each known object among ``keys`` (one query per 500)."""
+    found: dict[str, str] = {}
+    keys = list(keys)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db().execute(f"SELECT sha256, stat FROM objects WHERE sha256 IN ({marks})", chunk):  # noqa: S608
+            found[row["sha256"]] = row["stat"]
+    return found
+
+
 def record_objects(rows: Sequence[tuple[str, int, str]]) -> None:
     if rows:
         with transaction() as conn:

@@ -10,12 +10,13 @@ MLproject, bad parameters) is recorded ``launch_failed`` with the one-line reaso
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 from orchestra.app import session
 from orchestra.core import options as o
-from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, OrchestraError
+from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInputError, OrchestraError
 from orchestra.integrations.hooks import resume_pending
 
 
@@ -41,11 +42,26 @@ def main(argv: list[str]) -> int:
                 "orchestra.schedule.digest": row["definition_digest"]}),
             notification=o.NotificationOptions(hooks_uris=schedule.hooks_uris),
         )
-        result = session.run(schedule.uri, options)
+        result = session.run(_with_credentials(schedule), options)
     except (OrchestraError, KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - every failure is recorded
         return _failed(firing_id, schedule, slot, exc)
     store.finish(firing_id, run_id=result.run_id, run_status=result.status, now=time.time())
     return result.exit_code
+
+
+def _with_credentials(schedule) -> str:
+    """The schedule's URI with the credentials of its ``credentials_env`` (in memory only)."""
+    from urllib.parse import quote
+
+    if not schedule.credentials_env:
+        return schedule.uri
+    value = os.environ.pop(schedule.credentials_env, None)  # not handed on to the stages
+    if not value or ":" not in value or "://" not in schedule.uri:
+        raise BadInputError(f"environment variable {schedule.credentials_env} (the git credentials of schedule "
+                            f"{schedule.name}) is not set to USER:PASSWORD in the scheduler's environment")
+    user, password = value.split(":", 1)
+    scheme, rest = schedule.uri.split("://", 1)
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
 
 
 def _failed(firing_id: int, schedule, slot: str, exc: BaseException) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ from orchestra.app.schedule import model, store
 from orchestra.app.schedule.model import Schedule
 from orchestra.core.errors import BadInputError, SourceError
 from orchestra.mlproject import load
+from orchestra.source.project import strip_credentials
 
 
 def normalize_uri(uri: str) -> str:
@@ -41,12 +43,30 @@ def _looks_like_scp(base: str) -> bool:
 def add(name: str, uri: str, cron_text: str, *, replace: bool = False, now: float | None = None,
         **fields: Any) -> tuple[Schedule, str]:
     """Validate and store a schedule; returns it and ``added``/``updated``/``unchanged``."""
-    schedule = model.build(name, normalize_uri(uri), cron_text, **fields)
+    uri = _without_credentials(normalize_uri(uri), fields.get("credentials_env"))
+    schedule = model.build(name, uri, cron_text, **fields)
     if schedule.hooks_uris:  # an unreadable hooks source is exit 2 now, not a silent gap at 2 a.m.
         from orchestra.integrations.hooks import config as hooks_config
 
         hooks_config.load(None, schedule.hooks_uris, environ={})
     return schedule, store.put(schedule, now=time.time() if now is None else now, replace=replace)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _without_credentials(uri: str, credentials_env: str | None) -> str:
+    """The URI to store: credentials in it are refused unless an environment variable will
+    carry them at fire time (then they are dropped here)."""
+    if credentials_env is not None and not _ENV_NAME.match(credentials_env):
+        raise BadInputError(f"--credentials-env {credentials_env!r} is not an environment variable name",
+                            hint="letters, digits and '_', not starting with a digit")
+    stripped = strip_credentials(uri)
+    if stripped != uri and credentials_env is None:
+        raise BadInputError(f"the URI {stripped} carries credentials, and schedules never store them", where="URI",
+                            hint="export USER:PASSWORD in a variable of the scheduler's environment and give "
+                                 "--credentials-env NAME")
+    return stripped
 
 
 def sync(uri: str, version: str | None = None, *, now: float | None = None) -> list[tuple[str, str]]:
@@ -62,7 +82,7 @@ def sync(uri: str, version: str | None = None, *, now: float | None = None) -> l
     try:
         spec = load.load(project.path)
         where = spec.display_file
-        stored_uri = project.uri if not project.is_remote else uri.strip()
+        stored_uri = project.uri if not project.is_remote else strip_credentials(uri.strip())
         tag = f"mlproject:{stored_uri}"
         wanted = []
         for name, entry in (spec.schedules or {}).items():
@@ -142,7 +162,7 @@ def summary(now: datetime | None = None) -> list[dict[str, Any]]:
         upcoming = s.expr.next_times(moment, 1)
         last = store.last_firing(s.name)
         result.append({
-            "name": s.name, "cron": s.cron, "timezone": s.timezone, "uri": s.uri, "paused": stored.paused,
+            "name": s.name, "cron": s.cron, "timezone": s.timezone, "uri": strip_credentials(s.uri), "paused": stored.paused,
             "next": upcoming[0].isoformat() if upcoming and not stored.paused else None,
             "last_slot": last["scheduled_local"] if last else None, "last_state": last["state"] if last else None,
             "overlap": s.overlap, "catchup": s.catchup, "jitter": s.jitter, "source": s.source,

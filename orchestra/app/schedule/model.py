@@ -35,6 +35,8 @@ class Schedule:
         experiment: experiment of the runs.
         hooks_uris: extra webhook sources for the runs and the schedule events.
         source: ``cli`` or ``mlproject:<uri>`` (what ``schedule sync`` manages).
+        credentials_env: the environment variable (``USER:PASSWORD``) the scheduler reads the
+            git credentials of ``uri`` from; the credentials themselves are never stored.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Schedule:
     experiment: str = "Default"
     hooks_uris: tuple[str, ...] = ()
     source: str = "cli"
+    credentials_env: str | None = None
     expr: cron.CronExpr = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -58,6 +61,8 @@ class Schedule:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("expr", None)
+        if data.get("credentials_env") is None:  # older definitions keep their digest
+            data.pop("credentials_env", None)
         for key in ("entry_points", "params", "hooks_uris"):
             data[key] = list(data[key])
         return data
@@ -77,7 +82,7 @@ class Schedule:
 
 
 _FIELDS = ("name", "uri", "cron", "timezone", "entry_points", "params", "version", "overlap", "catchup", "jitter",
-           "experiment", "hooks_uris", "source")
+           "experiment", "hooks_uris", "source", "credentials_env")
 
 
 def check_name(name: str, *, where: str | None = None) -> str:

@@ -18,7 +18,7 @@ from orchestra.core.records import Metric
 from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.process import LineSink, ProcessRegistry
-from orchestra.store import artifacts
+from orchestra.store import artifacts, inputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +99,11 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     staging.mkdir(parents=True)
     metrics_file = Path(task.metrics_file)
     metrics_file.unlink(missing_ok=True)
+    guard, damaged = inputs.watch(task.input_dirs, task.input_manifests)
+    if damaged is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+        return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
+                           start_time=started, end_time=time.time(), message=damaged)
     result = process.run(
         task.command, cwd=Path(task.cwd), env=task.env, stdout_path=log_dir / "stdout.log",
         stderr_path=log_dir / "stderr.log", timeout=task.timeout, registry=registry, sink=sink, on_start=on_start,
@@ -106,6 +111,9 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     metrics, params, tags = read_tracking_file(metrics_file)
     manifest = digest = message = None
     status = result.status
+    damaged = guard.check() if guard is not None else None
+    if damaged is not None:  # whatever the attempt wrote came from damaged inputs: not published
+        status, message = AttemptStatus.FAILED, damaged
     if status == AttemptStatus.OK:
         try:
             if publisher is None:
@@ -117,7 +125,7 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
             status, message = AttemptStatus.FAILED, str(exc)
     elif status == AttemptStatus.TIMEOUT:
         message = f"timed out after {task.timeout:g}s"
-    elif status == AttemptStatus.FAILED:
+    elif status == AttemptStatus.FAILED and message is None:
         message = f"exited with code {result.exit_code}"
     if not (status == AttemptStatus.OK and manifest is None and publisher is not None):
         try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from orchestra.core import yamlguard
 from orchestra.core.layout import SCHEMAS_DIR
 from orchestra.core.errors import HooksConfigError
 from orchestra.source.project import strip_credentials
@@ -306,6 +307,7 @@ def _parse_text(path: Path, label: str) -> Any:
             raise HooksConfigError(f"invalid JSON in {path.name}: {exc}", where=label) from None
     import yaml  # YAML is a superset of JSON, so extensionless files take either
 
+    yamlguard.check(text, label, HooksConfigError)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

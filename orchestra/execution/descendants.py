@@ -1,0 +1,110 @@
+"""Stage descendants that left the stage's process group, found and killed with the stage.
+
+Killing a stage's process group misses what detached from it (``setsid``, a daemonizing double
+fork). On Linux orchestra makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``), so such
+orphans become its children instead of init's; every stage process carries a per-attempt mark
+in its environment (``ORCHESTRA_PROCESS_MARK``). When an attempt ends, orchestra's children that
+belong to the attempt's process group or carry its mark are killed and reaped, round after round
+(each death hands the dead one's children to orchestra). Without subreaper support every
+process under ``/proc`` is searched for the mark instead (slower: one read per process).
+
+What remains possible: a descendant that both clears its environment and double-forks under
+another subreaper (or changes user, or enters another PID namespace) is not found.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from typing import Iterable
+
+MARK = "ORCHESTRA_PROCESS_MARK"
+_enabled = False
+_lock = threading.Lock()
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux; once per process)."""
+    global _enabled
+    with _lock:
+        if _enabled or not sys.platform.startswith("linux"):
+            return _enabled
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            _enabled = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        except (OSError, AttributeError):
+            _enabled = False
+        return _enabled
+
+
+def new_mark() -> str:
+    return secrets.token_hex(8)
+
+
+def sweep(mark: str, pgid: int, exclude: Iterable[int] = ()) -> int:
+    """Kill and reap what is left of an attempt: the members of its process group and every
+    process carrying ``mark``. As subreaper, they are (or become, as their parents die) this
+    process's children, so only those are read; otherwise all of ``/proc``. Returns how many."""
+    skip = set(exclude) | {os.getpid()}
+    needle = f"{MARK}={mark}".encode() + b"\0"
+    killed = 0
+    for _ in range(50):
+        found = [pid for pid in _candidates() if pid not in skip and _belongs(pid, pgid, needle)]
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        _reap(found)
+    return killed
+
+
+def _candidates() -> list[int]:
+    if _enabled:
+        pids: list[int] = []
+        try:
+            for task in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{task}/children", "rb") as handle:
+                    pids += [int(pid) for pid in handle.read().split()]
+            return pids
+        except OSError:
+            pass
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def _belongs(pid: int, pgid: int, needle: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b") ", 1)[-1].split()
+        if int(fields[2]) == pgid:  # a member of the stage's group, alive or a zombie
+            return True
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return needle in handle.read() + b"\0"
+    except (OSError, IndexError, ValueError):
+        return False
+
+
+def _reap(pids: list[int]) -> None:
+    """Collect the ones that are our children (orphans given to us as subreaper)."""
+    deadline = time.monotonic() + 2.0
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours: init or another subreaper collects it
+                break
+            if done:
+                break
+            time.sleep(0.005)

@@ -112,11 +112,12 @@ def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
 
 def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, stderr_path: Path,
         timeout: float | None, registry: ProcessRegistry, sink: LineSink | None = None,
-        on_start: Callable[[int], None] | None = None) -> ProcessResult:
+        on_start: Callable[[int], None] | None = None, cleanup: Sequence[str] = ()) -> ProcessResult:
     """Run ``command`` to completion (or timeout, or cancellation) and capture its output.
 
     The calling thread multiplexes both pipes itself (no pump threads): a stage costs one
-    process start and nothing else.
+    process start and nothing else. ``cleanup`` is an argv run once the group is gone, however
+    the attempt ended (what the group cannot kill itself: a docker container).
     """
     started = time.monotonic()
     if registry.cancelled.is_set():
@@ -148,6 +149,8 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 proc.wait()
+            if cleanup:
+                _run_cleanup(cleanup)
             registry.remove(proc)
     code = proc.returncode
     if status == AttemptStatus.OK and registry.cancelled.is_set() and code != 0:
@@ -155,6 +158,14 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     elif status == AttemptStatus.OK and code != 0:
         status = AttemptStatus.FAILED
     return ProcessResult(code, status, time.monotonic() - started, tuple(tail[-20:]))
+
+
+def _run_cleanup(argv: Sequence[str]) -> None:
+    try:
+        subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | None, tail: list[str],

@@ -3,7 +3,8 @@
 Each stage is the leader of its own process group, so terminating it reaches everything it
 started. Logs go to files (always complete) and, line by line, to a sink (the console).
 A watchdog (a tiny shell loop started once per run) kills the stage groups that are still
-alive if orchestra itself dies without a chance to clean up (SIGKILL).
+alive if orchestra itself dies without a chance to clean up (SIGKILL), then runs their cleanup
+commands (removing a docker_env stage's container, which no signal to the group reaches).
 """
 
 from __future__ import annotations
@@ -57,17 +58,21 @@ class ProcessRegistry:
     def __init__(self, pgid_file: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._cleanups: dict[int, Sequence[str]] = {}
         self.pgid_file = pgid_file
         self.cancelled = threading.Event()
 
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
+    def add(self, proc: subprocess.Popen[bytes], cleanup: Sequence[str] = ()) -> None:
         with self._lock:
             self._procs[proc.pid] = proc
+            if cleanup:
+                self._cleanups[proc.pid] = cleanup
             self._write()
 
     def remove(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.pop(proc.pid, None)
+            self._cleanups.pop(proc.pid, None)
             self._write()
 
     def _write(self) -> None:
@@ -76,6 +81,11 @@ class ProcessRegistry:
         tmp = self.pgid_file.with_suffix(".tmp")
         tmp.write_text("".join(f"{pid}\n" for pid in self._procs))
         os.replace(tmp, self.pgid_file)
+        # What the watchdog runs after killing the groups (a stage's docker container).
+        cleanup_file = self.pgid_file.with_name(self.pgid_file.name + ".cleanup")
+        if self._cleanups or cleanup_file.exists():
+            tmp.write_text("".join(f"{quote_argv(argv)}\n" for argv in self._cleanups.values()))
+            os.replace(tmp, cleanup_file)
 
     def terminate_all(self, grace: float = GRACE_SECONDS) -> None:
         """SIGTERM every stage group, then SIGKILL what is left after ``grace`` seconds."""
@@ -100,7 +110,8 @@ def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
     script = (
         'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; '
         '[ -f "$2" ] && for g in $(cat "$2"); do kill -TERM "-$g" 2>/dev/null; done; '
-        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL "-$g" 2>/dev/null; done; exit 0'
+        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL "-$g" 2>/dev/null; done; '
+        '[ -f "$2.cleanup" ] && /bin/sh "$2.cleanup" >/dev/null 2>&1; exit 0'
     )
     try:
         return subprocess.Popen(["/bin/sh", "-c", script, "orchestra-watchdog", str(os.getpid()), str(pgid_file)],
@@ -129,7 +140,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
         except OSError as exc:
             err_file.write(f"orchestra: cannot start command: {exc}\n".encode())
             return ProcessResult(127, AttemptStatus.FAILED, time.monotonic() - started, (str(exc),))
-        registry.add(proc)
+        registry.add(proc, cleanup)
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []

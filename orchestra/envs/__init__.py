@@ -119,8 +119,9 @@ def _environment(resolved: Mapping, prefix: Path | None, built: bool = False) ->
                        built=built)
 
 
-def _docker_environment(container: Container, values: dict[str, str], built: bool) -> Environment:
-    return Environment(kind="docker", key=f"docker-{container.image}", env_vars=values,
+def _docker_environment(container: Container, values: dict[str, str], built: bool,
+                        notice: str | None = None) -> Environment:
+    return Environment(kind="docker", key=f"docker-{container.image}", env_vars=values, notice=notice,
                        description=docker_image.description(container), built=built, container=container)
 
 
@@ -145,7 +146,9 @@ def ensure(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None 
     """
     if spec is not None and spec.kind == "docker":
         container, values, built = docker_image.ensure(spec, docker or DockerSettings(), project_root)
-        return _docker_environment(container, values, built)
+        notice = (f"--env-manager {env_manager} does not apply to docker_env stages: they run in their image"
+                  " (as with mlflow run)") if env_manager else None
+        return _docker_environment(container, values, built, notice)
     request = select(spec, env_manager)
     if request.kind == "local":
         return local_environment()

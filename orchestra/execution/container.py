@@ -13,7 +13,8 @@ container). orchestra adds:
 - the project bind-mounted at ``/mlflow/projects/code`` and used as the working directory (a
   ``--build-image`` image carries it there instead);
 - the stage's own directory (``{outputs}``, its tracking file) and every ``{inputs.X}`` and
-  ``path`` parameter mounted at their host paths, so the rendered command's paths work inside;
+  ``path`` parameter mounted at their host paths, so the rendered command's paths work inside
+  (and a local tracking store's directory, read-write);
 - variables passed by name only (``-e NAME``): the docker client copies their values from its
   own environment, so no value (a tracking token, say) appears on a command line.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Iterable, Mapping, Sequence
+from urllib.parse import urlparse
 
 from orchestra.envs import Container
 from orchestra.envs.docker_image import WORKDIR
@@ -65,6 +67,20 @@ def mounts(project_dir: str | None, writable: Sequence[str], readable: Sequence[
             seen.add(path)
             argv += ["-v", f"{path}:{path}:{mode}"]
     return argv
+
+
+def tracking_paths(env: Mapping[str, str]) -> list[str]:
+    """The local directory behind a ``file:``/``sqlite:``/plain-path ``MLFLOW_TRACKING_URI``, so
+    the stage's own mlflow client finds the same store at the same path (MLflow mounts it too)."""
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite" and uri.startswith("sqlite:////"):
+        path = os.path.dirname(uri[len("sqlite:///"):])
+    elif parsed.scheme in ("", "file") and not parsed.netloc:
+        path = parsed.path
+    else:
+        return []
+    return [path] if os.path.isabs(path) and os.path.isdir(path) else []
 
 
 def wrap(container: Container, command: str, *, name: str, env: Mapping[str, str], passed: Iterable[str],

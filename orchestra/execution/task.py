@@ -76,7 +76,8 @@ def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: 
         command, cleanup = containermod.wrap(
             environment.container, command, name=containermod.container_name(context.run_id, name, attempt),
             env=env, passed=[*overlay, *environment.env_vars], project_dir=str(context.project_dir),
-            writable=[str(layout.stage_dir(name))], readable=[*inputs.values(), *params.path_files])
+            writable=[str(layout.stage_dir(name)), *containermod.tracking_paths(env)],
+            readable=[*inputs.values(), *params.path_files])
     return StageTask(
         run_id=context.run_id, stage=name, attempt=attempt, command=command, cwd=str(context.project_dir),
         env=env, log_dir=str(layout.log_dir(name)), staging_dir=staging, outputs_dir=str(layout.outputs_dir(name)),

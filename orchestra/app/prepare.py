@@ -134,7 +134,9 @@ def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, op
     def resolve(env_spec: EnvSpec | None) -> envs.Environment:
         # A cold build can take a while (a conda solve): say so before, and how long after.
         started = time.monotonic()
-        known = envs.peek(env_spec, project_root=root, env_manager=manager, docker=docker) if progress else None
+        # (A docker image is checked by ensure itself: one call, no peek first.)
+        peek = progress is not None and (env_spec is None or env_spec.kind != "docker")
+        known = envs.peek(env_spec, project_root=root, env_manager=manager, docker=docker) if peek else None
         cold = progress is not None and (known is None or (known.prefix is not None and not known.prefix.exists()))
         if cold and env_spec is not None and progress is not None:
             progress.transient(f"orchestra: building environment ({env_spec.declared_at}) …")

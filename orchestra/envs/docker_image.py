@@ -87,8 +87,11 @@ def client(where: str = "") -> str:
 
 def image_id(exe: str, ref: str) -> str | None:
     """The id of the image ``ref`` on the engine, or None when the engine does not have it."""
-    found = subprocess.run([exe, "image", "inspect", "--format", "{{.Id}}", ref], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=_PROBE_TIMEOUT)
+    try:
+        found = subprocess.run([exe, "image", "inspect", "--format", "{{.Id}}", ref], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=_PROBE_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # the caller probes the engine and says what is wrong
     value = found.stdout.strip()
     return value if found.returncode == 0 and value else None
 
@@ -116,9 +119,12 @@ def ensure(spec: EnvSpec, settings: DockerSettings, project_root: Path) -> tuple
             failed build, a copy-from-host variable that is not set (all exit 2).
     """
     values = variables(spec)
-    exe = client(spec.declared_at)
+    exe = shutil.which("docker")
     ref = spec.image or ""
-    base = image_id(exe, ref) or _pull(exe, ref, spec.declared_at)
+    base = image_id(exe, ref) if exe else None  # warm path: one call; the engine is probed on a miss
+    if base is None:
+        exe = client(spec.declared_at)
+        base = image_id(exe, ref) or _pull(exe, ref, spec.declared_at)
     built = False
     if settings.build_image:
         ref, base, built = _build(exe, ref, base, settings, project_root, spec.declared_at)

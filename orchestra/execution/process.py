@@ -127,8 +127,9 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     """Run ``command`` to completion (or timeout, or cancellation) and capture its output.
 
     The calling thread multiplexes both pipes itself (no pump threads): a stage costs one
-    process start and nothing else. ``cleanup`` is an argv run once the group is gone, however
-    the attempt ended (what the group cannot kill itself: a docker container).
+    process start and nothing else. ``cleanup`` is an argv run once the group is gone, unless the
+    command ended by itself with success (it removes what the group cannot take with it: a
+    docker container).
     """
     started = time.monotonic()
     if registry.cancelled.is_set():
@@ -160,8 +161,8 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 proc.wait()
-            if cleanup:
-                _run_cleanup(cleanup)
+            if cleanup and not (status == AttemptStatus.OK and proc.returncode == 0):
+                _run_cleanup(cleanup)  # a command that ended by itself, with success, left nothing
             registry.remove(proc)
     code = proc.returncode
     if status == AttemptStatus.OK and registry.cancelled.is_set() and code != 0:

@@ -252,6 +252,9 @@ wget -q -O - --header "Content-Type: application/json" --post-data "$body" "$MLF
     _parent, children = mlflow_server.runs_of(_record(result)["run_id"], experiment)
     metrics = {m["key"]: m["value"] for m in children["main"]["data"].get("metrics", [])}
     assert metrics.get("in_container") == 7
+    tags = {t["key"]: t["value"] for t in children["main"]["data"].get("tags", [])}
+    assert tags["mlflow.project.env"] == "docker" and tags["mlflow.docker.image.uri"] == image
+    assert tags["mlflow.docker.image.id"] == dockerkit.image_id(dockerkit.require_engine(), image)
 
 
 @pytest.mark.parametrize("how", ["no docker on PATH", "DOCKER_HOST unreachable"])

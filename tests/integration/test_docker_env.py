@@ -302,3 +302,27 @@ def test_bad_docker_env_entries_are_exit_2(make_project):
     """)
     result = run_cli("run", str(unset))
     assert result.code == 2 and "ORCHESTRA_TEST_SURELY_UNSET is not set" in result.err
+
+
+def test_env_manager_local_still_runs_in_the_container(make_project, image):
+    """As with mlflow run, docker_env wins over --env-manager: never a silent host run."""
+    project = make_project(f"""
+        docker_env: {{image: "{image}"}}
+        entry_points:
+          main: {{command: "sh -c 'pwd > $ORCHESTRA_OUTPUT_DIR/cwd.txt'"}}
+    """)
+    result = run_cli("run", str(project), "--env-manager", "local", "--json")
+    assert result.code == 0, result.err
+    assert "--env-manager local does not apply to docker_env stages" in result.err
+    out = Path(_stage(_record(result), "main")["outputs_dir"])
+    assert (out / "cwd.txt").read_text().strip() == "/mlflow/projects/code"
+
+
+def test_docker_stages_refuse_a_dask_executor(make_project):
+    project = make_project("""
+        docker_env: {image: "busybox:latest"}
+        entry_points:
+          main: {command: "true"}
+    """)
+    result = run_cli("run", str(project), "--executor", "dask://127.0.0.1:9")
+    assert result.code == 2 and "local executor only" in result.err and len(result.err.strip().splitlines()) == 1

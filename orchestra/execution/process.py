@@ -141,7 +141,10 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
         except OSError as exc:
             err_file.write(f"orchestra: cannot start command: {exc}\n".encode())
             return ProcessResult(127, AttemptStatus.FAILED, time.monotonic() - started, (str(exc),))
-        registry.add(proc, cleanup)
+        if cleanup:
+            registry.add(proc, cleanup)
+        else:
+            registry.add(proc)
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []

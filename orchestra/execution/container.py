@@ -10,6 +10,8 @@ container). orchestra adds:
   on cancellation, timeout or any end of the attempt;
 - ``--network host`` unless ``-A network=…`` says otherwise: stages reach servers on the
   host's 127.0.0.1 (the MLflow tracking server, orchestra's own endpoint) as they would on it;
+- ``--user UID:GID`` of the caller when orchestra does not run as root (unless ``-A user=…``):
+  files the stage writes into ``{outputs}`` stay the caller's, so they can be published;
 - the project bind-mounted at ``/mlflow/projects/code`` and used as the working directory (a
   ``--build-image`` image carries it there instead);
 - the stage's own directory (``{outputs}``, its tracking file) and every ``{inputs.X}`` and
@@ -93,8 +95,11 @@ def wrap(container: Container, command: str, *, name: str, env: Mapping[str, str
         writable, readable: host paths mounted at the same path, read-write or read-only.
     """
     argv = [container.exe, "run", "--rm", "--init", "--name", name, *docker_args(container.args)]
-    if not any(key in ("network", "net") for key, _value in container.args):
+    given = {key for key, _value in container.args}
+    if not given & {"network", "net"}:
         argv += ["--network", "host"]
+    if os.geteuid() != 0 and not given & {"user", "u"}:
+        argv += ["--user", f"{os.getuid()}:{os.getgid()}"]  # outputs stay the caller's to publish
     argv += mounts(project_dir if container.project_mounted else None, writable, readable)
     for volume in container.volumes:
         argv += ["-v", volume]

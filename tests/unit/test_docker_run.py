@@ -68,6 +68,12 @@ def test_docker_args_follow_mlflow(pairs, argv):
     assert containermod.docker_args(pairs) == argv
 
 
+@pytest.fixture(autouse=True)
+def _as_root(monkeypatch):
+    """The run line as root writes it (a non-root caller adds --user: tested on its own)."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+
+
 def _line(container: Container, **kwargs) -> list[str]:
     env = {"ORCHESTRA_STAGE": "s", "MLFLOW_TRACKING_TOKEN": "tok-secret", "GREETING": "hi there", "OTHER": "x"}
     command, cleanup = containermod.wrap(container, "echo {rendered}", name="orchestra-r-s-1", env=env,
@@ -110,3 +116,13 @@ def test_tracking_store_paths(tmp_path):
     assert containermod.tracking_paths({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}) == [str(tmp_path)]
     assert containermod.tracking_paths({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}) == []
     assert containermod.tracking_paths({}) == []
+
+
+def test_non_root_callers_run_as_themselves(monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    monkeypatch.setattr("os.getuid", lambda: 1000)
+    monkeypatch.setattr("os.getgid", lambda: 1001)
+    argv = _line(Container(exe="docker", image="sha256:abc", ref="img:1"))
+    assert argv[argv.index("--user") + 1] == "1000:1001"
+    argv = _line(Container(exe="docker", image="sha256:abc", ref="img:1", args=(("user", "0"),)))
+    assert argv.count("--user") == 1 and argv[argv.index("--user") + 1] == "0"  # -A user=… wins

@@ -201,12 +201,13 @@ def test_sigint_to_orchestra_removes_the_container(make_project, image, engine):
 
 def test_sigkilled_orchestra_leaves_no_container(make_project, image, engine):
     """orchestra gets no chance to clean up: its watchdog kills the stage group, then removes
-    the container (the docker client's death alone would leave it running)."""
+    the container (the stage ignores the SIGTERM the docker client forwards, and the client's
+    death alone would leave it running)."""
     stage = dockerkit.unique("orphan").replace("-", "_")
     project = make_project(f"""
         docker_env: {{image: "{image}"}}
         entry_points:
-          {stage}: {{command: "sleep 300"}}
+          {stage}: {{command: "sh -c 'trap \\"\\" TERM; sleep 300'"}}
     """)
     proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(project), "-e", stage],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -222,11 +223,12 @@ def test_sigkilled_orchestra_leaves_no_container(make_project, image, engine):
 
 
 def test_timeout_removes_the_container(make_project, image, engine):
+    """The stage ignores SIGTERM: after the grace period its group is killed, and its container."""
     stage = dockerkit.unique("slow").replace("-", "_")
     project = make_project(f"""
         docker_env: {{image: "{image}"}}
         entry_points:
-          {stage}: {{timeout: 2, command: "sleep 300"}}
+          {stage}: {{timeout: 2, command: "sh -c 'trap \\"\\" TERM; sleep 300'"}}
     """)
     result = run_cli("run", str(project), "-e", stage, timeout=120)
     assert result.code != 0 and "timed out" in result.err

@@ -157,7 +157,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
                 try:
                     proc.wait(GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
-                    pass
+                    signal_group(proc.pid, signal.SIGKILL)  # it ignored SIGTERM: the wait below must end
             proc.wait()
         finally:
             # Whatever the stage left behind in its group (background jobs) ends with it.

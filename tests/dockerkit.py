@@ -79,11 +79,15 @@ def busybox_tarball(marker: str = "") -> bytes:
     return buffer.getvalue()
 
 
+IMPORTED: list[str] = []  # ids of the images imported here (a re-import leaves the old one untagged)
+
+
 def import_image(exe: str, tag: str, marker: str = "") -> str:
     """``docker import`` a busybox root as ``tag``; returns the image id."""
     subprocess.run([exe, "import", "-", tag], input=busybox_tarball(marker), check=True, capture_output=True,
                    timeout=120)
-    return image_id(exe, tag)
+    IMPORTED.append(image_id(exe, tag))
+    return IMPORTED[-1]
 
 
 def image_id(exe: str, ref: str) -> str:

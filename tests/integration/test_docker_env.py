@@ -34,7 +34,8 @@ def image(engine: str):
     tag = f"{dockerkit.unique('orchestra-test-busybox')}:1"
     dockerkit.import_image(engine, tag, marker="first")
     yield tag
-    dockerkit.remove_images(engine, [tag])
+    dockerkit.remove_images(engine, [tag, *dockerkit.IMPORTED])
+    dockerkit.IMPORTED.clear()
 
 
 def _record(result) -> dict:

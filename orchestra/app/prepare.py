@@ -66,7 +66,10 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     for name in options.cache.force:
         if name not in graph.stages:
             raise ParamError(f"--force {name}: not a selected stage", hint=f"selected: {', '.join(graph.order)}")
-    environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress)
+    docker = envs.DockerSettings(build_image=options.execution.build_image, args=tuple(options.execution.docker_args),
+                                 project_name=spec.name, code_digest=project.code_digest)
+    environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress,
+                                 docker=docker)
     load_from = None
     if options.cache.load_from:
         load_from = _resolve_load_from(options, download=build_envs, reporter=progress)
@@ -121,28 +124,32 @@ def _path_digest(path: str) -> str:
 
 
 def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, options: RunOptions,
-                  *, build: bool, progress: Console | None = None) -> dict[str, envs.Environment | None]:
+                  *, build: bool, progress: Console | None = None,
+                  docker: envs.DockerSettings | None = None) -> dict[str, envs.Environment | None]:
     """Resolve each distinct environment once, in parallel when several need building."""
     wanted = {}
     for stage in stages:
         env_spec = spec.env_for(stage)
-        if env_spec is not None and env_spec.kind == "docker" and options.execution.env_manager != "local":
-            raise NotSupportedError("docker_env is not supported yet", where=env_spec.declared_at,
-                                    hint="run it with --env-manager local, or use conda_env/python_env")
+        if env_spec is not None and env_spec.kind == "docker" and options.execution.executor != "local":
+            raise NotSupportedError("docker_env stages run with the local executor only", where=env_spec.declared_at,
+                                    hint="drop --executor, or give the stage a conda_env/python_env")
         wanted[stage.name] = env_spec
     distinct = list(dict.fromkeys(wanted.values()))
+    manager = options.execution.env_manager
     if not build:
-        return {name: envs.peek(s, project_root=root, env_manager=options.execution.env_manager) for name, s in wanted.items()}
+        return {name: envs.peek(s, project_root=root, env_manager=manager, docker=docker) for name, s in wanted.items()}
 
     def resolve(env_spec: EnvSpec | None) -> envs.Environment:
         # A cold build can take a while (a conda solve): say so before, and how long after.
         started = time.monotonic()
-        known = envs.peek(env_spec, project_root=root, env_manager=options.execution.env_manager) if progress else None
+        # (A docker image is checked by ensure itself: one call, no peek first.)
+        peek = progress is not None and (env_spec is None or env_spec.kind != "docker")
+        known = envs.peek(env_spec, project_root=root, env_manager=manager, docker=docker) if peek else None
         cold = progress is not None and (known is None or (known.prefix is not None and not known.prefix.exists()))
         if cold and env_spec is not None and progress is not None:
             progress.transient(f"orchestra: building environment ({env_spec.declared_at}) …")
         try:
-            environment = envs.ensure(env_spec, project_root=root, env_manager=options.execution.env_manager)
+            environment = envs.ensure(env_spec, project_root=root, env_manager=manager, docker=docker)
         finally:
             if cold and progress is not None:
                 progress.clear()

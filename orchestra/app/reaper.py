@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 from pathlib import Path
+import subprocess
 
 from orchestra.core.layout import home_path
 from orchestra.core.pids import pid_alive, signal_group
@@ -33,6 +34,10 @@ def reap_stale_runs() -> list[str]:
         for line in (pgids.read_text().split() if pgids.exists() else ()):
             if line.isdigit():
                 signal_group(int(line), signal.SIGKILL)
+        cleanup = pgids.with_name("pgids.cleanup")  # their docker containers, which signals miss
+        if cleanup.exists():
+            subprocess.run(["/bin/sh", str(cleanup)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120, check=False)
         runstore.finish_run(run.run_id, RunStatus.KILLED, "orchestra process died")
         sweep_partial(home_path("runs", run.run_id))
         reaped.append(run.run_id)

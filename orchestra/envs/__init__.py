@@ -8,7 +8,8 @@ anything (for ``orchestra plan`` / ``--dry-run``).
 
 Modules: select.py (the rules), specfiles.py (conda.yaml / python_env.yaml), resolve.py (spec
 digest → lock → key), store.py (prefixes, filelock, build-then-rename), conda.py (py-rattler or
-an external conda executable), condalock.py (conda-lock.yml), venv.py + uvtool.py (uv).
+an external conda executable), condalock.py (conda-lock.yml), venv.py + uvtool.py (uv),
+docker_image.py (``docker_env``: the image checked, pulled or built on a docker engine).
 Nothing heavy is imported here: rattler, conda-lock and uv are used inside functions.
 """
 
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Mapping
 
 from orchestra.core.options import ENV_MANAGERS
-from orchestra.envs import resolve, store
+from orchestra.envs import docker_image, resolve, store
+from orchestra.envs.docker_image import Container, DockerSettings
 from orchestra.envs.select import Request, select
 from orchestra.mlproject.model import EnvSpec
 
-__all__ = ["ENV_MANAGERS", "Environment", "Request", "ensure", "local_environment", "peek", "select"]
+__all__ = ["ENV_MANAGERS", "Container", "DockerSettings", "Environment", "Request", "ensure", "local_environment",
+           "peek", "select"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class Environment:
     """A ready environment.
 
     Attributes:
-        kind: ``local``, ``conda`` or ``python``.
+        kind: ``local``, ``conda``, ``python`` or ``docker``.
         key: digest of the canonical lock and interpreter; a cache-key component.
         prefix: the environment's directory (None for local).
         env_vars: variables to set for the stage process (CONDA_PREFIX, VIRTUAL_ENV, ...).
@@ -41,6 +44,8 @@ class Environment:
         notice: a message to show once (e.g. packages dropped converting a conda.yaml for uv).
         unset: variables removed from the stage's environment (e.g. an outer VIRTUAL_ENV).
         built: whether this call built it (False: it was reused).
+        container: for ``docker``: the image and how the stage's ``docker run`` is written
+            (``env_vars`` then holds ``docker_env.environment``, passed into the container).
     """
 
     kind: str
@@ -52,6 +57,7 @@ class Environment:
     notice: str | None = None
     unset: tuple[str, ...] = ()
     built: bool = False
+    container: Container | None = None
 
     def apply(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` with this environment's variables, PATH entries and removals applied."""
@@ -113,8 +119,14 @@ def _environment(resolved: Mapping, prefix: Path | None, built: bool = False) ->
                        built=built)
 
 
+def _docker_environment(container: Container, values: dict[str, str], built: bool,
+                        notice: str | None = None) -> Environment:
+    return Environment(kind="docker", key=f"docker-{container.image}", env_vars=values, notice=notice,
+                       description=docker_image.description(container), built=built, container=container)
+
+
 def ensure(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None = None,
-           update: bool = False) -> Environment:
+           update: bool = False, docker: DockerSettings | None = None) -> Environment:
     """Return the ready environment for ``spec``, building it if needed.
 
     A plain function, safe to call from any thread or process (a Dask worker, say): builds of one
@@ -125,11 +137,18 @@ def ensure(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None 
         project_root: the MLproject directory (channel paths and ``-r`` files are relative to it).
         env_manager: ``--env-manager`` (local, uv, virtualenv, conda) or None.
         update: resolve again even when a cached resolution exists.
+        docker: the run's docker options, for a ``docker_env`` (which wins over ``env_manager``,
+            as in MLflow: a docker project never runs on the host).
 
     Raises:
         EnvError: bad spec file, unreachable channel, unsatisfiable specs, missing Python,
-            hash mismatch of a locked package (all exit 2).
+            hash mismatch of a locked package, no docker engine for a docker_env (all exit 2).
     """
+    if spec is not None and spec.kind == "docker":
+        container, values, built = docker_image.ensure(spec, docker or DockerSettings(), project_root)
+        notice = (f"--env-manager {env_manager} does not apply to docker_env stages: they run in their image"
+                  " (as with mlflow run)") if env_manager else None
+        return _docker_environment(container, values, built, notice)
     request = select(spec, env_manager)
     if request.kind == "local":
         return local_environment()
@@ -141,11 +160,16 @@ def ensure(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None 
     return _environment(resolved, prefix, built)
 
 
-def peek(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None = None) -> Environment | None:
+def peek(spec: EnvSpec | None, *, project_root: Path, env_manager: str | None = None,
+         docker: DockerSettings | None = None) -> Environment | None:
     """The environment ``ensure`` would return, if known without building or solving; else None.
 
-    Known means resolved before (the cache) or locked (a conda-lock.yml). Writes nothing.
+    Known means resolved before (the cache) or locked (a conda-lock.yml), or, for docker, an
+    image the engine already has. Writes nothing.
     """
+    if spec is not None and spec.kind == "docker":
+        container = docker_image.peek(spec, docker or DockerSettings())
+        return None if container is None else _docker_environment(container, {}, False)
     request = select(spec, env_manager)
     if request.kind == "local":
         return local_environment()

@@ -43,9 +43,9 @@ def select(spec: EnvSpec | None, env_manager: str | None = None) -> Request:
         return Request("python-bare", declared_at="--env-manager") if env_manager in UV_MANAGERS else Request("local")
     if spec.kind == "local":
         return Request("local", declared_at=spec.declared_at)
-    if spec.kind == "docker":
-        raise NotSupportedError("docker_env is not supported yet", where=spec.declared_at,
-                                hint="run it with --env-manager local, or use conda_env/python_env")
+    if spec.kind == "docker":  # ensure()/peek() take docker_env before asking for a build request
+        raise NotSupportedError("a docker_env runs in its image: there is no host environment to build",
+                                where=spec.declared_at, hint="orchestra run builds or pulls the image itself")
     assert spec.file is not None
     from orchestra.envs.condalock import is_conda_lock_file
 

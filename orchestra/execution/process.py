@@ -3,7 +3,8 @@
 Each stage is the leader of its own process group, so terminating it reaches everything it
 started. Logs go to files (always complete) and, line by line, to a sink (the console).
 A watchdog (a tiny shell loop started once per run) kills the stage groups that are still
-alive if orchestra itself dies without a chance to clean up (SIGKILL).
+alive if orchestra itself dies without a chance to clean up (SIGKILL), then runs their cleanup
+commands (removing a docker_env stage's container, which no signal to the group reaches).
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ class ProcessRegistry:
     def __init__(self, pgid_file: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._cleanups: dict[int, Sequence[str]] = {}
         self.pgid_file = pgid_file
         self.cancelled = threading.Event()
 
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
+    def add(self, proc: subprocess.Popen[bytes], cleanup: Sequence[str] = ()) -> None:
         with self._lock:
             self._procs[proc.pid] = proc
+            if cleanup:
+                self._cleanups[proc.pid] = cleanup
             self._write()
 
     def pids(self) -> set[int]:
@@ -73,6 +77,7 @@ class ProcessRegistry:
     def remove(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.pop(proc.pid, None)
+            self._cleanups.pop(proc.pid, None)
             self._write()
 
     def _write(self) -> None:
@@ -89,6 +94,14 @@ class ProcessRegistry:
                 self.pgid_file.write_text(text)
             except OSError:
                 pass
+        # What the watchdog runs after killing the groups (a stage's docker container).
+        cleanup_file = self.pgid_file.with_name(self.pgid_file.name + ".cleanup")
+        if self._cleanups or cleanup_file.exists():
+            try:
+                tmp.write_text("".join(f"{quote_argv(argv)}\n" for argv in self._cleanups.values()))
+                os.replace(tmp, cleanup_file)
+            except OSError:
+                tmp.unlink(missing_ok=True)
 
     def terminate_all(self, grace: float = GRACE_SECONDS) -> None:
         """SIGTERM every stage group, then SIGKILL what is left after ``grace`` seconds."""
@@ -113,7 +126,8 @@ def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
     script = (
         'while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; '
         '[ -f "$2" ] && for g in $(cat "$2"); do kill -TERM "-$g" 2>/dev/null; done; '
-        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL "-$g" 2>/dev/null; done; exit 0'
+        'sleep 2; [ -f "$2" ] && for g in $(cat "$2"); do kill -KILL "-$g" 2>/dev/null; done; '
+        '[ -f "$2.cleanup" ] && /bin/sh "$2.cleanup" >/dev/null 2>&1; exit 0'
     )
     try:
         return subprocess.Popen(["/bin/sh", "-c", script, "orchestra-watchdog", str(os.getpid()), str(pgid_file)],
@@ -125,11 +139,13 @@ def start_watchdog(pgid_file: Path) -> subprocess.Popen[bytes] | None:
 
 def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, stderr_path: Path,
         timeout: float | None, registry: ProcessRegistry, sink: LineSink | None = None,
-        on_start: Callable[[int], None] | None = None) -> ProcessResult:
+        on_start: Callable[[int], None] | None = None, cleanup: Sequence[str] = ()) -> ProcessResult:
     """Run ``command`` to completion (or timeout, or cancellation) and capture its output.
 
     The calling thread multiplexes both pipes itself (no pump threads): a stage costs one
-    process start and nothing else.
+    process start and nothing else. ``cleanup`` is an argv run once the group is gone, unless the
+    command ended by itself with success (it removes what the group cannot take with it: a
+    docker container).
     """
     started = time.monotonic()
     if registry.cancelled.is_set():
@@ -145,7 +161,10 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
         except OSError as exc:
             err_file.write(f"orchestra: cannot start command: {exc}\n".encode())
             return ProcessResult(127, AttemptStatus.FAILED, time.monotonic() - started, (str(exc),))
-        registry.add(proc)
+        if cleanup:
+            registry.add(proc, cleanup)
+        else:
+            registry.add(proc)
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []
@@ -163,6 +182,8 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 proc.wait()
+            if cleanup and not (status == AttemptStatus.OK and proc.returncode == 0):
+                _run_cleanup(cleanup)  # a command that ended by itself, with success, left nothing
             registry.remove(proc)
             descendants.sweep(mark, proc.pid, exclude=registry.pids())
     code = proc.returncode
@@ -189,6 +210,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         signal_group(proc.pid, signal.SIGKILL)
+
+
+def _run_cleanup(argv: Sequence[str]) -> None:
+    try:
+        subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | None, tail: list[str],

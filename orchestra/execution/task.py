@@ -2,7 +2,8 @@
 
 ``build_task`` is the only place that decides what a stage process sees: the command with
 ``{outputs}`` / ``{inputs.X}`` filled in, the working directory, ``ORCHESTRA_*`` variables,
-the stage environment's variables, and what listeners provide (``MLFLOW_RUN_ID`` & co.). Every
+the stage environment's variables, and what listeners provide (``MLFLOW_RUN_ID`` & co.); for a
+``docker_env`` stage, the ``docker run`` line around the command (``container.py``). Every
 executor receives what it builds, so the local pool and a remote worker run the same thing.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from orchestra.core.layout import RunLayout, input_variable
+from orchestra.execution import container as containermod
 from orchestra.execution.executors.base import StageTask
 from orchestra.mlproject import params as paramsmod
 from orchestra.mlproject.model import StageSpec
@@ -106,11 +108,18 @@ def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: 
     env.update((k, v) for k, v in overlay.items() if k.startswith("ORCHESTRA_"))
     env.update(provided_env)
     overlay.update(provided_env)
+    cleanup: tuple[str, ...] = ()
+    if environment is not None and environment.container is not None:
+        command, cleanup = containermod.wrap(
+            environment.container, command, name=containermod.container_name(context.run_id, name, attempt),
+            env=env, passed=[*overlay, *environment.env_vars], project_dir=str(context.project_dir),
+            writable=[str(layout.stage_dir(name)), *containermod.tracking_paths(env)],
+            readable=[*inputs.values(), *params.path_files])
     return StageTask(
         run_id=context.run_id, stage=name, attempt=attempt, command=command, cwd=str(context.project_dir),
         env=env, log_dir=str(layout.log_dir(name)), staging_dir=staging, outputs_dir=str(layout.outputs_dir(name)),
         metrics_file=metrics_file, declared_outputs=stage.outputs, timeout=stage.timeout,
         resources=dict(stage.resources), overlay_env=overlay, env_spec=env_spec,
         env_manager=context.env_manager, input_dirs=dict(inputs),
-        input_manifests={parent: input_manifests.get(parent, {}) for parent in inputs},
+        input_manifests={parent: input_manifests.get(parent, {}) for parent in inputs}, cleanup=cleanup,
     )

@@ -19,7 +19,7 @@ from orchestra.core import settings
 from orchestra.core import yamlguard
 from orchestra.core.errors import SpecError
 from orchestra.core.layout import SCHEMAS_DIR
-from orchestra.mlproject import fastschema
+from orchestra.mlproject import docker_spec, fastschema
 from orchestra.mlproject.model import (
     PARAM_TYPES,
     RESERVED_PARAMS,
@@ -289,7 +289,7 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any]) -> ProjectSpec:
 
 def _env_from(data: Mapping[str, Any], root: Path, where: str, prefix: str) -> EnvSpec | None:
     if "docker_env" in data:
-        return EnvSpec(kind="docker", declared_at=f"{where}: {prefix}docker_env", image=data["docker_env"].get("image"))
+        return docker_spec.env_spec(data["docker_env"], f"{where}: {prefix}docker_env")
     for key, kind in (("conda_env", "conda"), ("python_env", "python")):
         if key in data:
             rel = data[key]
@@ -313,9 +313,9 @@ def _implicit_env(root: Path) -> EnvSpec | None:
 
 def _build_stage(name: str, entry: Mapping[str, Any], root: Path, where: str) -> StageSpec:
     at = f"entry_points.{name}"
-    env_keys = [key for key in ("conda_env", "python_env", "env") if key in entry]
+    env_keys = [key for key in ("conda_env", "python_env", "docker_env", "env") if key in entry]
     if len(env_keys) > 1:
-        raise SpecError(f"only one of conda_env, python_env, env may be given, found {', '.join(env_keys)}",
+        raise SpecError(f"only one of conda_env, python_env, docker_env, env may be given, found {', '.join(env_keys)}",
                         where=f"{where}: {at}")
     params = tuple(_build_param(pname, raw, where, f"{at}.parameters.{pname}")
                    for pname, raw in (entry.get("parameters") or {}).items())

@@ -19,18 +19,23 @@ class EnvSpec:
 
     Attributes:
         kind: ``conda`` (conda.yaml or conda-lock.yml), ``python`` (python_env.yaml),
-            ``local`` (the caller's environment), ``docker`` (not supported yet).
+            ``local`` (the caller's environment), ``docker`` (a container of ``image``).
         file: absolute path of the spec file, when there is one (None for local, or for
             MLflow's "python env with no file" default).
         declared_at: where it came from, e.g. ``entry_points.train.conda_env`` or
             ``python_env.yaml (implicit)`` — used in messages.
         image: docker image (docker only).
+        volumes: ``docker_env.volumes``, each passed as ``docker run -v`` (docker only).
+        environment: ``docker_env.environment``: a ``(NAME, value)`` pair sets a variable, a bare
+            ``NAME`` copies the caller's (docker only).
     """
 
     kind: EnvKind
     file: Path | None = None
     declared_at: str = ""
     image: str | None = None
+    volumes: tuple[str, ...] = ()
+    environment: tuple[str | tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

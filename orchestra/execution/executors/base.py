@@ -46,6 +46,8 @@ class StageTask:
     env_manager: str | None = None
     input_dirs: Mapping[str, str] = field(default_factory=dict)
     input_manifests: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    # Run once the attempt has ended, however it ended (a docker_env stage: remove its container).
+    cleanup: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     result = process.run(
         task.command, cwd=Path(task.cwd), env=task.env, stdout_path=log_dir / "stdout.log",
         stderr_path=log_dir / "stderr.log", timeout=task.timeout, registry=registry, sink=sink, on_start=on_start,
+        cleanup=task.cleanup,
     )
     metrics, params, tags = read_tracking_file(metrics_file)
     manifest = digest = message = None

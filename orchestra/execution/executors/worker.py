@@ -212,8 +212,8 @@ class _TaskRegistry(ProcessRegistry):
         super().__init__(None)
         self._sup = sup
 
-    def add(self, proc) -> None:  # type: ignore[no-untyped-def]
-        super().add(proc)
+    def add(self, proc, cleanup=()) -> None:  # type: ignore[no-untyped-def]
+        super().add(proc, cleanup)
         self._sup.add(proc.pid)
 
     def remove(self, proc) -> None:  # type: ignore[no-untyped-def]

@@ -96,7 +96,8 @@ class MirrorListener:
                              start_time=time.time(), run_name=name,
                              tags=opsmod.child_tags(self.run_tags, self.run_id, name,
                                                     env_kind=environment.kind if environment else None,
-                                                    cache_key=getattr(decision, "key", None)))
+                                                    cache_key=getattr(decision, "key", None),
+                                                    container=environment.container if environment else None))
             if name not in self._children:  # first attempt: the MLproject params go first, as `mlflow run` does
                 self._children.add(name)
                 declared = self._declared(name)
@@ -194,7 +195,8 @@ class MirrorListener:
                          start_time=event.timestamp, run_name=name,
                          tags=opsmod.child_tags(self.run_tags, self.run_id, name,  # type: ignore[arg-type]
                                                 env_kind=environment.kind if environment else None,
-                                                cache_key=event.cache_key, loaded_from=loaded))
+                                                cache_key=event.cache_key, loaded_from=loaded,
+                                                container=environment.container if environment else None))
         record = {"name": name, "status": StageStatus.LOADED, "cache_key": event.cache_key, "loaded_from": event.loaded_from,
                   "manifest": source.manifest if source else None,
                   "manifest_digest": source.manifest_digest if source else None,

@@ -33,10 +33,14 @@ def parent_tags(run_tags: Mapping[str, str], run_id: str) -> dict[str, str]:
 
 
 def child_tags(run_tags: Mapping[str, str], run_id: str, stage: str, *, env_kind: str | None,
-               cache_key: str | None, loaded_from: str | None = None) -> dict[str, str]:
+               cache_key: str | None, loaded_from: str | None = None, container: Any = None) -> dict[str, str]:
+    """A stage's MLflow run tags; ``container`` (a docker_env stage's image) adds MLflow's
+    ``mlflow.docker.image.uri`` / ``.id``."""
     tags = {k: v for k, v in clean_tags(run_tags).items() if k in _INHERITED}
     tags.update({"mlflow.project.entryPoint": stage, "mlflow.project.env": env_kind or "local",
                  "orchestra.run_id": run_id, "orchestra.stage": stage})
+    if container is not None:
+        tags.update({"mlflow.docker.image.uri": container.ref, "mlflow.docker.image.id": container.image})
     if cache_key:
         tags["orchestra.cache_key"] = cache_key
     if loaded_from:

@@ -36,7 +36,7 @@ def dag_page(view: dict[str, Any]) -> str:
     return assets.inline_page(f"orchestra dag {view['title']}", {"run": view, "logs": {}, "dag_only": True})
 
 
-def write(text: str, output: str) -> Path:
+def write(text: str | bytes, output: str) -> Path:
     """Write ``text`` to ``output`` atomically (a temporary file renamed into place)."""
     path = Path(output).expanduser()
     if path.is_dir():
@@ -45,8 +45,8 @@ def write(text: str, output: str) -> Path:
         raise BadInputError(f"directory {path.parent} does not exist", where="-o", hint="create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -19,12 +19,11 @@ from orchestra.core.pids import pid_alive
 from orchestra.core.textlog import collapse_cr
 from orchestra.mlproject import graph as graphmod
 from orchestra.mlproject import load as loadmod
-from orchestra.store import readonly
+from orchestra.store import readonly, runquery
 from orchestra.store.readonly import loads
 
 STREAMS = ("stdout", "stderr")
 _RUN_COLUMNS = "run_id, experiment, status, start_time, end_time, project_uri, params, tags, pid, host, message"
-_SORTABLE_ATTRIBUTES = ("run_id", "run_name", "experiment", "status", "start_time", "end_time", "duration")
 
 
 def resolve_run_id(run_id: str) -> str:
@@ -66,63 +65,40 @@ def _stage_metrics(rows: Sequence[Any]) -> dict[str, dict[str, float]]:
 
 def runs_table(filter_text: str = "", sort: str = "start_time", descending: bool = True, offset: int = 0,
                limit: int = 200) -> dict[str, Any]:
-    """The runs page: filtered, sorted rows with their param and metric columns.
+    """The runs page: one page of filtered, sorted rows with their param and metric columns.
 
     ``sort`` is an attribute (``start_time``, ``status``, ``run_name``, ``duration``, ...) or
-    ``metrics.KEY`` / ``params.KEY``; runs without the key sort last.
+    ``metrics.STAGE.KEY`` / ``params.KEY``; runs without the key sort last. Filtering and sorting
+    run in SQLite (:mod:`orchestra.store.runquery`); only the page's rows are decoded here, and
+    the param and metric columns are those of the rows shown.
 
     Raises:
-        BadInputError: a filter outside the grammar of :mod:`orchestra.core.runfilter`.
+        BadInputError: a filter outside the grammar of :mod:`orchestra.core.runfilter`, a bad sort key.
     """
     clauses = runfilter.parse(filter_text)
-    runs = readonly.query("runs", f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY start_time DESC")  # noqa: S608
-    metrics = _stage_metrics(readonly.query("runs", "SELECT run_id, name, metrics FROM stages WHERE metrics != '{}'"))
-    host = socket.gethostname()
-    rows, param_keys, metric_keys = [], set(), set()
-    for run in runs:
-        params, tags = loads(run["params"], {}), loads(run["tags"], {})
-        row = {"run_id": run["run_id"], "run_name": _run_name(tags), "experiment": run["experiment"],
-               "status": _shown_status(run, host), "start_time": run["start_time"], "end_time": run["end_time"],
-               "project_uri": run["project_uri"], "params": params, "metrics": metrics.get(run["run_id"], {}),
-               "tags": tags}
-        row["duration"] = (row["end_time"] or time.time()) - row["start_time"] if row["start_time"] else None
-        if clauses and not runfilter.matches(clauses, {"metrics": row["metrics"], "params": params, "tags": tags,
-                                                       "attributes": row}):
-            continue
-        param_keys.update(params)
-        metric_keys.update(row["metrics"])
-        rows.append(row)
-    _sort(rows, sort, descending)
-    for row in rows:
-        row.pop("tags")
-    return {"total": len(runs), "matched": len(rows), "offset": offset, "rows": rows[offset:offset + limit],
-            "param_keys": sorted(param_keys), "metric_keys": sorted(metric_keys), "sort": sort,
-            "descending": descending}
-
-
-def _sort(rows: list[dict[str, Any]], sort: str, descending: bool) -> None:
-    entity, _, key = sort.partition(".")
-    if entity in ("metrics", "params") and key:
-        def value(row: dict[str, Any]) -> Any:
-            return row[entity].get(key)
-    elif sort in _SORTABLE_ATTRIBUTES:
-        def value(row: dict[str, Any]) -> Any:
-            return row.get(sort)
-    else:
-        raise BadInputError(f"cannot sort by {sort!r}", where="sort",
-                            hint=f"one of {', '.join(_SORTABLE_ATTRIBUTES)}, metrics.KEY or params.KEY")
-    present = [r for r in rows if value(r) not in (None, "")]
-    missing = [r for r in rows if value(r) in (None, "")]
-
-    def key_of(row: dict[str, Any]) -> tuple[int, Any]:
-        v = value(row)
-        try:
-            return (0, float(v))
-        except (TypeError, ValueError):
-            return (1, str(v))
-
-    present.sort(key=key_of, reverse=descending)
-    rows[:] = present + missing
+    conn = readonly.connect("runs")
+    if conn is None:
+        return {"total": 0, "matched": 0, "offset": offset, "rows": [], "param_keys": [], "metric_keys": [],
+                "sort": sort, "descending": descending}
+    page = runquery.select_runs(conn, clauses, sort, descending, offset, limit)
+    ids = [run["run_id"] for run in page.rows]
+    metrics = _stage_metrics(conn.execute(  # noqa: S608 - placeholders only
+        f"SELECT run_id, name, metrics FROM stages WHERE run_id IN ({readonly.placeholders(ids)})", ids).fetchall()
+        if ids else [])
+    host, now = socket.gethostname(), time.time()
+    rows = []
+    for run in page.rows:
+        tags = loads(run["tags"], {})
+        rows.append({"run_id": run["run_id"], "run_name": _run_name(tags), "experiment": run["experiment"],
+                     "status": _shown_status(run, host), "start_time": run["start_time"], "end_time": run["end_time"],
+                     "duration": (run["end_time"] or now) - run["start_time"] if run["start_time"] else None,
+                     "project_uri": run["project_uri"], "params": loads(run["params"], {}),
+                     "metrics": metrics.get(run["run_id"], {})})
+    # the columns of the rows shown (as MLflow's table): no scan of every run's JSON
+    param_keys = sorted({key for row in rows for key in row["params"]})
+    metric_keys = sorted({key for row in rows for key in row["metrics"]})
+    return {"total": page.total, "matched": page.matched, "offset": offset, "rows": rows, "param_keys": param_keys,
+            "metric_keys": metric_keys, "sort": sort, "descending": descending}
 
 
 def run_detail(run_id: str) -> dict[str, Any]:

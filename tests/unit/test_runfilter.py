@@ -54,3 +54,58 @@ def test_progress_frames_collapse_to_the_last_one():
     assert last_frame("done\r") == "done"
     assert collapse_cr("start\n[#   ] 10%\r[##  ] 50%\r[####] 100%\nend\r\n") == "start\n[####] 100%\nend\n"
     assert collapse_cr("plain\ntext") == "plain\ntext"
+
+
+def _store_with_runs(tmp_path, monkeypatch):
+    """Four runs written straight into a run store (no pipeline needed to test the SQL)."""
+    import json
+    import sqlite3
+
+    from orchestra.store import runs
+
+    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path))
+    conn = runs.db()
+    rows = [("a" * 32, "Ridge-v1", {"alpha": "0.5"}, {"rmse": 0.4}, 10.0), ("b" * 32, "ridge-v2", {"alpha": "10"}, {"rmse": 0.2}, 20.0),
+            ("c" * 32, "lasso", {"alpha": "2"}, {}, 30.0), ("d" * 32, "odd_*name", {}, {"rmse": 0.9}, 40.0)]
+    for run_id, name, params, metrics, start in rows:
+        conn.execute("INSERT INTO runs (run_id, experiment, status, start_time, params, tags) VALUES (?, 'E', ?, ?, ?, ?)",
+                     (run_id, "FAILED" if name == "lasso" else "FINISHED", start, json.dumps(params),
+                      json.dumps({"mlflow.runName": name})))
+        conn.execute("INSERT INTO stages (run_id, name, status, metrics) VALUES (?, 'evaluate', 'FINISHED', ?)",
+                     (run_id, json.dumps(metrics)))
+    ro = sqlite3.connect(f"file:{tmp_path}/runs.sqlite?mode=ro", uri=True)
+    ro.row_factory = sqlite3.Row
+    return ro
+
+
+@pytest.mark.parametrize(("text", "sort", "descending", "expected"), [
+    ("", "start_time", True, ["odd_*name", "lasso", "ridge-v2", "Ridge-v1"]),
+    ("", "metrics.evaluate.rmse", False, ["ridge-v2", "Ridge-v1", "odd_*name", "lasso"]),  # no value: last
+    ("", "params.alpha", True, ["ridge-v2", "lasso", "Ridge-v1", "odd_*name"]),  # 10 > 2 > 0.5: numbers as numbers
+    ("run_name LIKE 'ridge%'", "start_time", True, ["ridge-v2"]),  # LIKE is case-sensitive
+    ("run_name ILIKE 'ridge%'", "start_time", True, ["ridge-v2", "Ridge-v1"]),
+    ("run_name LIKE 'odd_*%'", "start_time", True, ["odd_*name"]),  # GLOB's * is literal in a LIKE pattern
+    ("run_name LIKE 'odd_?%'", "start_time", True, []),
+    ("metrics.evaluate.rmse != 0.4", "start_time", True, ["odd_*name", "lasso", "ridge-v2"]),  # missing counts as !=
+    ("metrics.evaluate.rmse < 0.5 and params.alpha = '10'", "start_time", True, ["ridge-v2"]),
+    ("status = 'FAILED'", "run_name", False, ["lasso"]),
+])
+def test_the_sql_of_a_filter_and_a_sort(tmp_path, monkeypatch, text, sort, descending, expected):
+    from orchestra.store.runquery import select_runs
+
+    conn = _store_with_runs(tmp_path, monkeypatch)
+    page = select_runs(conn, parse(text), sort, descending)
+    import json
+
+    assert [json.loads(row["tags"])["mlflow.runName"] for row in page.rows] == expected
+    assert (page.total, page.matched) == (4, len(expected))
+
+
+def test_a_metric_needs_its_stage_and_a_sort_key_must_exist(tmp_path, monkeypatch):
+    from orchestra.store.runquery import select_runs
+
+    conn = _store_with_runs(tmp_path, monkeypatch)
+    with pytest.raises(BadInputError, match="needs its stage"):
+        select_runs(conn, parse("metrics.rmse < 1"))
+    with pytest.raises(BadInputError, match="cannot sort by"):
+        select_runs(conn, (), "colour")

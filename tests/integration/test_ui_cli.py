@@ -182,3 +182,19 @@ def test_the_ui_reads_the_store_read_only(store, monkeypatch):
         assert not (home / "nosuchstore.sqlite").exists()
     finally:
         readonly.reset()
+
+
+def test_run_and_help_never_import_the_ui(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    project = ui_rig.write_project(tmp_path / "p", "entry_points:\n  main:\n    command: 'echo hi'\n")
+    code = ("import sys\nfrom orchestra.cli import main, build_parser\nbuild_parser()\n"
+            "help_mods = {m for m in sys.modules if m.startswith(('orchestra.ui', 'grandalf', 'PIL', 'http.server'))}\n"
+            f"main(['run', {str(project)!r}, '-q'])\n"
+            "run_mods = {m for m in sys.modules if m.startswith(('orchestra.ui', 'grandalf', 'PIL', 'http.server'))}\n"
+            "print(sorted(help_mods), sorted(run_mods))")
+    env = {**os.environ, "ORCHESTRA_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ui_rig.REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[] []", out.stderr

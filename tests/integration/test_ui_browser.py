@@ -138,11 +138,30 @@ def test_compare_three_runs(server, browser, store, tmp_path):
     screenshot(browser, tmp_path, "compare")
 
 
-def test_schedules_and_webhooks_pages_render(server, browser, tmp_path):
+def test_schedules_and_webhooks_pages_show_fire_times_and_deliveries(server, browser, store, tmp_path):
+    """A real schedule definition, and a run whose webhook goes to a real receiver on loopback."""
+    import json
+
+    from tests.hooks_receiver import Receiver
+
+    home, _ids = store
+    project = write_project(tmp_path / "hooked", "entry_points:\n  main:\n    command: 'echo hooked'\n")
+    added = ui_rig.cli(home, "schedule", "add", "nightly", str(project), "--cron", "30 2 * * *", "--tz", "Europe/Berlin")
+    assert added.returncode == 0, added.stderr
+    with Receiver() as receiver:
+        hooks = tmp_path / "hooks.json"
+        hooks.write_text(json.dumps({"run_ended": [{"url": receiver.url, "name": "team-hook"}]}))
+        ran = ui_rig.cli(home, "run", str(project), "--hooks", str(hooks), "--run-name", "hooked")
+        assert ran.returncode == 0, ran.stderr
+        receiver.wait_for(1, timeout=60)
     browser.get(server.url + "#/schedules")
-    assert "No schedules" in wait_for(lambda: browser.find_element(*_by("main p")).text, what="schedules page")
+    text = wait_for(lambda: browser.find_element(*_by("main .card")).text, what="the schedule's card")
+    assert "nightly" in text and "30 2 * * * (Europe/Berlin)" in text and "02:30:00+01:00" in text
+    screenshot(browser, tmp_path, "schedules")
     browser.get(server.url + "#/webhooks")
-    wait_for(lambda: "Deliveries" in browser.find_element(*_by("main")).text, what="webhooks page")
+    row = wait_for(lambda: browser.find_element(*_by("main table tbody tr")), what="a delivery row")
+    assert "team-hook" in row.text and "run_ended" in row.text and "delivered" in row.text and "#1 200" in row.text
+    screenshot(browser, tmp_path, "webhooks")
 
 
 def test_a_running_stage_turns_finished_without_a_reload(server, browser, store, tmp_path):

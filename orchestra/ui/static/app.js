@@ -232,7 +232,7 @@ function drawTimeline(r) {
   for (let i = 0; i <= 5; i++) {
     const t = t0 + span * i / 5, xx = x(t);
     svg.append(s("line", {x1: xx, x2: xx, y1: 4, y2: H - 24, stroke: "#e9ecef"}),
-      s("text", {x: xx, y: H - 8, "text-anchor": "middle", class: "axis"}, `+${fmtDur(t - t0)}`));
+      s("text", {x: xx, y: H - 8, "text-anchor": i === 5 ? "end" : i === 0 ? "start" : "middle", class: "axis"}, `+${fmtDur(t - t0)}`));
   }
   names.forEach((name, i) => svg.append(s("text", {x: left - 8, y: i * row + 22, "text-anchor": "end", class: "lane"}, name)));
   for (const b of bars) {
@@ -348,7 +348,7 @@ async function schedulesPage() {
   let list;
   try { list = await api("/api/schedules"); } catch (e) { main.replaceChildren(errorBox(e)); return; }
   if (!list.length) { main.replaceChildren(h("h1", {}, "Schedules"), h("p", {class: "muted"}, "No schedules (see 'orchestra schedule add').")); return; }
-  main.replaceChildren(h("h1", {}, "Schedules"), list.map((sc) => section(sc.name,
+  main.replaceChildren(h("h1", {}, "Schedules"), ...list.map((sc) => section(sc.name,
     h("dl", {class: "facts"}, h("dt", {}, "Cron"), h("dd", {class: "mono"}, `${sc.cron} (${sc.timezone})`),
       h("dt", {}, "Project"), h("dd", {class: "mono"}, sc.uri), h("dt", {}, "State"), h("dd", {}, sc.paused ? "paused" : "active"),
       h("dt", {}, "Next"), h("dd", {}, sc.next.length ? sc.next.join(" · ") : "—")),
@@ -366,7 +366,7 @@ async function webhooksPage() {
     h("td", {}, h("span", {class: `badge dl-${x.state}`}, x.state)), h("td", {class: "num"}, x.attempts),
     h("td", {class: "small"}, x.attempt_log.map((a) => h("div", {}, `#${a.attempt} ${a.status_code ?? ""} ${a.error || ""} ${a.latency_ms ?? ""} ms`)))));
   main.replaceChildren(h("h1", {}, "Webhooks"),
-    d.disabled.length ? section("Disabled receivers (answered 410)", h("ul", {}, d.disabled.map((x) => h("li", {}, `${x.name}: ${x.url} — ${x.reason}`)))) : null,
+    d.disabled.length ? section("Disabled receivers (answered 410)", h("ul", {}, d.disabled.map((x) => h("li", {}, `${x.name}: ${x.url} — ${x.reason}`)))) : "",
     section("Deliveries", rows.length ? h("table", {class: "stages"}, h("thead", {}, h("tr", {}, ["Created", "Hook", "URL", "Event", "Run", "State", "Attempts", "Attempt log"].map((t) => h("th", {}, t)))),
       h("tbody", {}, rows)) : h("p", {class: "muted"}, "No deliveries.")));
 }

@@ -58,4 +58,5 @@ def _report(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     from orchestra.ui import logview
 
-    return logview.show(args.run_id, args.stage, args.stream, follow=args.follow, out=sys.stdout)
+    return logview.show(args.run_id, args.stage, args.stream, follow=args.follow, out=sys.stdout,
+                        note=lambda text: print(text, file=sys.stderr))

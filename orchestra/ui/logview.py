@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from orchestra.app import browse
 from orchestra.core.textlog import last_frame
@@ -21,13 +21,19 @@ _MARK = {"stdout": "out | ", "stderr": "err | "}
 
 
 def show(run_id: str, stage: str | None, stream: str | None, *, follow: bool, out: TextIO,
-         poll_s: float = 0.2) -> int:
-    """Print (or follow) the logs; returns the exit code (0)."""
+         note: Callable[[str], None] = print, poll_s: float = 0.2) -> int:
+    """Print (or follow) the logs (``note`` says where a loaded stage's log is); returns the exit code (0)."""
     run = browse.run_detail(run_id)
     names = [s["name"] for s in run["stages"]]
     if stage is not None and stage not in names:
         browse.log_path(run["run_id"], stage, "stdout")  # raises: no such stage, naming the stages
     stages = [stage] if stage else names
+    if stage is not None:
+        record = next(s for s in run["stages"] if s["name"] == stage)
+        if record["status"] == "LOADED" and record["loaded_from"]:
+            source = record["loaded_from"]
+            note(f"orchestra: stage {stage} was loaded, not run; its log: "
+                 f"orchestra logs {source['run_id'][:8]} {source['stage']}")
     streams = (stream,) if stream else browse.STREAMS
     prefix_stage = stage is None
 

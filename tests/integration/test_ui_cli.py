@@ -80,6 +80,8 @@ def test_logs_print_both_streams_marked_with_progress_bars_collapsed(store):
     assert flaky == "boom\n"  # only stderr, unmarked; the first attempt's line is kept
     every = ui_rig.cli(home, "logs", ids["low"]).stdout
     assert "[train] out | trained" in every and "[flaky] err | boom" in every
+    loaded = ui_rig.cli(home, "logs", ids["mid"], "prepare")
+    assert loaded.stdout == "" and f"its log: orchestra logs {ids['low'][:8]} prepare" in loaded.stderr
     bad = ui_rig.cli(home, "logs", ids["low"], "nosuch", check=False)
     assert bad.returncode == 2 and "has no stage 'nosuch'" in bad.stderr and "prepare" in bad.stderr
 

@@ -218,6 +218,22 @@ def test_the_report_opens_offline_and_draws_the_same_graph(store, browser, tmp_p
         browser.delete_network_conditions()
 
 
+def test_dag_html_draws_a_project_and_a_run_offline(store, browser, tmp_path):
+    home, ids = store
+    project = write_project(tmp_path / "p", ui_rig.DEMO, ui_rig.DEMO_FILES)
+    for target, statuses in ((str(project), {"NONE"}), (ids["failing"], {"LOADED", "FINISHED", "FAILED", "SKIPPED"})):
+        out = tmp_path / "dag.html"
+        assert ui_rig.cli(home, "dag", target, "--format", "html", "-o", str(out)).returncode == 0
+        browser.set_network_conditions(offline=True, latency=0, download_throughput=0, upload_throughput=0)
+        try:
+            browser.get(out.as_uri())
+            wait_for(lambda: len(_nodes(browser)) == 5, what="five nodes")
+            assert {status for status, _fill in _nodes(browser).values()} == statuses
+            assert len(browser.find_elements(*_by("svg.dag path.edge"))) == 5
+        finally:
+            browser.delete_network_conditions()
+
+
 def test_a_missing_run_is_a_one_line_error(store, tmp_path):
     home, _ids = store
     proc = ui_rig.cli(home, "report", "abcdef123456", "-o", str(tmp_path / "r.html"), check=False)

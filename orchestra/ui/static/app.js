@@ -9,7 +9,7 @@ const REPORT = (() => {
 })();
 const STATUS_COLORS = {
   FINISHED: "#2f9e44", LOADED: "#1c7ed6", FAILED: "#e03131", SKIPPED: "#adb5bd",
-  RUNNING: "#f59f00", PENDING: "#e9ecef", KILLED: "#862e9c",
+  RUNNING: "#f59f00", PENDING: "#e9ecef", KILLED: "#862e9c", NONE: "#f1f3f5",
 };
 const SERIES = ["#1c7ed6", "#e8590c", "#2f9e44", "#ae3ec9", "#e03131", "#0c8599", "#f08c00", "#5f3dc4"];
 const SVG = "http://www.w3.org/2000/svg";  // the SVG namespace name, not a download
@@ -184,7 +184,7 @@ function drawDag(r) {
   g.setGraph({rankdir: "LR", nodesep: 24, ranksep: 56, marginx: 12, marginy: 12});
   g.setDefaultEdgeLabel(() => ({}));
   for (const st of r.stages) {
-    const sub = stageSubtitle(st, r.now);
+    const sub = st.sub !== undefined ? st.sub : stageSubtitle(st, r.now);
     g.setNode(st.name, {width: Math.max(120, 8 * Math.max(st.name.length, sub.length * 0.82) + 28), height: 52, st, sub});
   }
   for (const [a, b] of r.edges) g.setEdge(a, b);
@@ -199,14 +199,14 @@ function drawDag(r) {
     svg.append(s("path", {class: "edge", d, fill: "none", stroke: "#adb5bd", "stroke-width": 1.6, "marker-end": "url(#arrow)", "data-edge": `${e.v}->${e.w}`}));
   }
   for (const name of g.nodes()) {
-    const n = g.node(name), st = n.st;
-    const fill = STATUS_COLORS[st.status] || "#ced4da";
-    const dark = !["PENDING", "SKIPPED", "RUNNING"].includes(st.status);
-    const node = s("g", {class: `node st-${st.status}`, "data-stage": name, "data-status": st.status,
+    const n = g.node(name), st = n.st, status = st.status || "NONE";
+    const fill = STATUS_COLORS[status] || "#ced4da";
+    const dark = !["PENDING", "SKIPPED", "RUNNING", "NONE"].includes(status);
+    const node = s("g", {class: `node st-${status}`, "data-stage": name, "data-status": status,
       transform: `translate(${(n.x - n.width / 2).toFixed(1)},${(n.y - n.height / 2).toFixed(1)})`},
-      s("title", {}, `${name}: ${st.status}${st.message ? " — " + st.message : ""}`),
+      s("title", {}, `${name}${st.status ? ": " + st.status : ""}${st.message ? " — " + st.message : ""}`),
       s("rect", {width: n.width, height: n.height, rx: 8, ry: 8, fill, stroke: "rgba(0,0,0,.18)"}),
-      s("text", {x: n.width / 2, y: 22, "text-anchor": "middle", class: "node-name", fill: dark ? "#fff" : "#212529"}, name),
+      s("text", {x: n.width / 2, y: n.sub ? 22 : 31, "text-anchor": "middle", class: "node-name", fill: dark ? "#fff" : "#212529"}, name),
       s("text", {x: n.width / 2, y: 39, "text-anchor": "middle", class: "node-sub", fill: dark ? "rgba(255,255,255,.9)" : "#495057"}, n.sub));
     svg.append(node);
   }
@@ -375,7 +375,8 @@ async function webhooksPage() {
 function route() {
   clearTimeout(pollTimer);
   if (REPORT && REPORT.dag_only) {
-    document.getElementById("app").replaceChildren(h("h1", {}, REPORT.run.title), section("Pipeline", drawDag(REPORT.run), legend()));
+    document.getElementById("app").replaceChildren(h("h1", {}, REPORT.run.title),
+      section("Pipeline", drawDag(REPORT.run), REPORT.run.run_id ? legend() : ""));
     return;
   }
   if (REPORT) { runPage(REPORT.run.run_id); return; }

@@ -83,6 +83,12 @@ def test_runs_page_filters_with_the_shared_grammar(server, browser, store):
     box.send_keys("metrics.evaluate.rmse < 0.5 and params.alpha != '0.5'\n")
     wait_for(lambda: [tr.get_attribute("data-run-id") for tr in browser.find_elements(*_by("#runs-table tbody tr"))]
              == [ids["low"]], what="only the low run")
+    browser.get(server.url + "#/runs?sort=start_time&desc=0&limit=2")  # pages of two, oldest first
+    rows = lambda: [tr.get_attribute("data-run-id") for tr in browser.find_elements(*_by("#runs-table tbody tr"))]
+    wait_for(lambda: rows()[:2] == [ids["low"], ids["mid"]], what="the first page")
+    browser.find_element(*_by("#next-page")).click()
+    wait_for(lambda: rows() and rows()[0] == ids["failing"], what="the second page")
+    assert browser.find_element(*_by("#prev-page")).is_enabled()
     box = browser.find_element(*_by("#filter"))
     box.clear()
     box.send_keys("metrics.evaluate.rmse <\n")

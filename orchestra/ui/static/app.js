@@ -78,9 +78,10 @@ function parseHash() {
 /* ---------- runs ---------- */
 async function runsPage(query) {
   const filter = query.get("filter") || "", sort = query.get("sort") || "start_time";
-  const desc = query.get("desc") !== "0";
+  const desc = query.get("desc") !== "0", offset = Math.max(0, parseInt(query.get("offset") || "0", 10) || 0);
+  const PAGE = Math.min(5000, Math.max(1, parseInt(query.get("limit") || "200", 10) || 200));
   const main = document.getElementById("app");
-  const params = new URLSearchParams({filter, sort, desc: desc ? "1" : "0", limit: "200"});
+  const params = new URLSearchParams({filter, sort, desc: desc ? "1" : "0", limit: String(PAGE), offset: String(offset)});
   let data;
   try { data = await api(`/api/runs?${params}`); } catch (e) {
     main.replaceChildren(runsToolbar(filter, null), errorBox(e)); return;
@@ -108,7 +109,11 @@ async function runsPage(query) {
     h("td", {class: "num"}, fmtDur(r.duration)),
     data.param_keys.map((k) => h("td", {class: "param"}, r.params[k] ?? "")),
     data.metric_keys.map((k) => h("td", {class: "num metric", "data-metric": k}, fmtNum(r.metrics[k])))));
-  const info = h("p", {class: "muted"}, `${data.matched} of ${data.total} runs` + (data.matched > data.rows.length ? ` (first ${data.rows.length} shown)` : ""));
+  const page = (to) => { const q = new URLSearchParams({filter, sort, desc: desc ? "1" : "0", offset: String(to), limit: String(PAGE)}); location.hash = `#/runs?${q}`; };
+  const info = h("p", {class: "muted pager"}, `${data.matched} of ${data.total} runs`,
+    data.matched > data.rows.length ? [` · ${offset + 1}–${offset + data.rows.length} shown `,
+      h("button", {type: "button", id: "prev-page", disabled: offset === 0, onclick: () => page(Math.max(0, offset - PAGE))}, "‹ previous"),
+      h("button", {type: "button", id: "next-page", disabled: offset + data.rows.length >= data.matched, onclick: () => page(offset + PAGE)}, "next ›")] : null);
   main.replaceChildren(runsToolbar(filter, compareBtn), info,
     h("div", {class: "table-wrap"}, h("table", {class: "runs", id: "runs-table"}, h("thead", {}, head), h("tbody", {}, rows))));
 }

@@ -13,7 +13,6 @@ import hmac
 import ipaddress
 import secrets
 import socket
-from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -128,4 +127,4 @@ def url_of(server: UIServer) -> str:
     return f"http://{shown}:{port}{suffix}"
 
 
-__all__ = ["HTTPStatus", "UIServer", "create", "is_loopback", "url_of"]
+__all__ = ["UIServer", "create", "is_loopback", "url_of"]

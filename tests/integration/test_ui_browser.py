@@ -8,13 +8,11 @@ are kept under the test's tmp dir (``ORCHESTRA_UI_SCREENSHOTS=DIR`` copies them 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
-import os
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 

@@ -29,9 +29,8 @@ def test_dag_svg_of_a_run_colours_each_stage_by_status(store, tmp_path):
     proc = ui_rig.cli(home, "dag", ids["failing"], "--format", "svg", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    nodes = dict(re.findall(r'data-stage="([^"]+)" data-status="([A-Z]*)"><rect [^>]*fill="(#[0-9a-f]+)"', text)
-                 and [(m[0], (m[1], m[2])) for m in re.findall(
-                     r'data-stage="([^"]+)" data-status="([A-Z]*)"><rect [^>]*fill="(#[0-9a-f]+)"', text)])
+    found = re.findall(r'data-stage="([^"]+)" data-status="([A-Z]*)"><rect [^>]*fill="(#[0-9a-f]+)"', text)
+    nodes = {name: (status, fill) for name, status, fill in found}
     expected = {"prepare": "LOADED", "train": "FINISHED", "flaky": "LOADED", "evaluate": "FAILED", "publish": "SKIPPED"}
     assert nodes == {name: (status, ui_rig.STATUS_COLORS[status]) for name, status in expected.items()}
     assert text.count("marker-end") == 5  # one arrow per edge

@@ -1,4 +1,11 @@
-"""Human output on stderr: one line per event, stage output prefixed, a live status line on a TTY."""
+"""Human output on stderr: one line per event, stage output prefixed, a live area on a TTY.
+
+On a terminal the bottom of the screen is a live area, redrawn twice a second: one line per
+running stage (its name, elapsed time and the last line it printed — a ``\\r`` progress bar shows
+as its latest frame) above the summary line (stage counts, elapsed time). Finished lines scroll
+above it. Piped, output stays plain lines: progress frames are not printed, only the line a bar
+ends with. Colour follows ``--color auto|always|never`` and ``NO_COLOR``.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +16,46 @@ import time
 from typing import TextIO
 
 from orchestra.core.status import StageStatus
+from orchestra.core.textlog import last_frame
 
-_COLORS = {"FINISHED": "32", "LOADED": "36", "FAILED": "31", "KILLED": "31", "SKIPPED": "33", "RUN": "34"}
+_COLORS = {"FINISHED": "32", "LOADED": "36", "FAILED": "31", "KILLED": "31", "SKIPPED": "33", "RUN": "34",
+           "DIM": "2"}
+COLOR_MODES = ("auto", "always", "never")
+_MAX_STAGE_LINES = 8
+
+
+def use_color(mode: str, stream: TextIO) -> bool:
+    """``always``/``never`` as said; ``auto``: a terminal, unless ``NO_COLOR`` is set (no-color.org)."""
+    if mode == "always":
+        return True
+    if mode == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return _isatty(stream) and os.environ.get("TERM") != "dumb"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class Console:
-    """Thread-safe writer; on a terminal keeps a bottom line with stage counts, the running
-    stages with their durations, and elapsed time (redrawn twice a second)."""
+    """Thread-safe writer with the live area described in the module docstring."""
 
-    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False, color: str = "auto") -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.live = (not quiet) and self.stream.isatty() and os.environ.get("TERM") != "dumb"
+        self.live = (not quiet) and _isatty(self.stream) and os.environ.get("TERM") != "dumb"
+        self.colored = use_color(color, self.stream)
         self._lock = threading.Lock()
+        self._drawn = 0  # lines of the live area on screen (the cursor is on its last one)
         self._status = ""
         self._started = time.monotonic()
         self.counts: dict[str, int] = {}
         self.total = 0
         self.running: dict[str, float] = {}  # stage -> monotonic start
+        self.last_output: dict[str, str] = {}  # stage -> the last line (or frame) it printed
         self._ticker: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -50,16 +79,24 @@ class Console:
 
     def color(self, text: str, status: str) -> str:
         code = _COLORS.get(status)
-        return f"\x1b[{code}m{text}\x1b[0m" if self.live and code else text
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colored and code else text
+
+    def _erase(self) -> None:
+        """Remove the live area (or a transient line) from the screen."""
+        if self._drawn > 1:
+            self._write("\r\x1b[K" + "\x1b[1A\x1b[K" * (self._drawn - 1))
+        elif self._drawn or self._status:
+            self._write("\r\x1b[K")
+        self._drawn = 0
+        self._status = ""
 
     def line(self, text: str) -> None:
         if self.quiet:
             return
         with self._lock:
-            if self.live and self._status:
-                self._write("\r\x1b[K")
+            if self.live:
+                self._erase()
             self._write(text + "\n")
-            self._status = ""
             if self.live and not self._closed.is_set() and self.total:
                 self._draw()
             self._flush()
@@ -74,25 +111,35 @@ class Console:
         if not self.live or self._closed.is_set():
             return
         with self._lock:
+            self._erase()
             self._status = text
-            self._write("\r\x1b[K" + text)
+            self._write(text)
             self._flush()
 
     def clear(self) -> None:
-        """Remove a transient or status line (before an error message is printed below it)."""
-        if self.live and self._status:
+        """Remove a transient line or the live area (before an error message is printed below it)."""
+        if self.live and (self._status or self._drawn):
             with self._lock:
-                self._write("\r\x1b[K")
+                self._erase()
                 self._flush()
-                self._status = ""
 
     def stage_line(self, stage: str, text: str) -> None:
         self.line(f"[{stage}] {text}")
+
+    def stage_output(self, stage: str, text: str) -> None:
+        """A line a stage printed; text ending in ``\\r`` is a progress frame (shown live, never scrolled)."""
+        if text.endswith("\r"):
+            self.last_output[stage] = last_frame(text)
+            return  # the live area shows it at the next redraw (at most 0.5 s away)
+        text = last_frame(text)
+        self.last_output[stage] = text
+        self.stage_line(stage, text)
 
     def set_counts(self, counts: dict[str, int]) -> None:
         self.counts = counts
         if self.live and not self._closed.is_set():
             with self._lock:
+                self._erase()
                 self._draw()
                 self._flush()
             if self._ticker is None:
@@ -104,39 +151,51 @@ class Console:
 
     def stage_done(self, stage: str) -> None:
         self.running.pop(stage, None)
+        self.last_output.pop(stage, None)
 
     def _tick(self) -> None:
         # Durations of running stages move even when no stage prints anything.
         while not self._closed.wait(0.5):
             with self._lock:
                 if not self._closed.is_set():
+                    self._erase()
                     self._draw()
                     self._flush()
 
     def _draw(self) -> None:
-        done = sum(self.counts.get(k, 0) for k in (StageStatus.FINISHED, StageStatus.LOADED))
-        parts = [f"{done}/{self.total} done"]
+        width = _width(self.stream)
         now = time.monotonic()
         running = sorted(self.running.items(), key=lambda item: item[1])
+        lines = []
+        name_width = min(24, max((len(name) for name, _ in running), default=0))
+        for name, start in running[:_MAX_STAGE_LINES]:
+            head = f"  {name:<{name_width}} {now - start:6.1f}s  "
+            tail = self.last_output.get(name, "")
+            lines.append(_fit(head + tail, width))
+        if len(running) > _MAX_STAGE_LINES:
+            lines.append(f"  … {len(running) - _MAX_STAGE_LINES} more running")
+        done = sum(self.counts.get(k, 0) for k in (StageStatus.FINISHED, StageStatus.LOADED))
+        parts = [f"{done}/{self.total} done"]
         if running:
-            shown = ", ".join(f"{name} {now - start:.1f}s" for name, start in running[:3])
-            more = f" +{len(running) - 3}" if len(running) > 3 else ""
-            parts.append(f"running: {shown}{more}")
+            parts.append(f"{len(running)} running")
         for key in (StageStatus.FAILED, StageStatus.SKIPPED, StageStatus.PENDING):
             if self.counts.get(key):
                 parts.append(f"{self.counts[key]} {key.lower()}")
-        status = f"── {' · '.join(parts)} · {now - self._started:.1f}s"
-        width = _width(self.stream)
-        self._status = status if len(status) <= width else status[:width - 1] + "…"
-        self._write("\r\x1b[K" + self._status)
+        self._status = _fit(f"── {' · '.join(parts)} · {now - self._started:.1f}s", width)
+        shown = [self.color(line, "DIM") for line in lines] + [self._status]
+        self._write("\n".join(shown))
+        self._drawn = len(shown)
 
     def close(self) -> None:
         self._closed.set()
-        if self.live and self._status:
+        if self.live and (self._status or self._drawn):
             with self._lock:
-                self._write("\r\x1b[K")
+                self._erase()
                 self._flush()
-                self._status = ""
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _width(stream: TextIO) -> int:

@@ -14,6 +14,7 @@ from orchestra.app.identity import RunIdentity
 from orchestra.core import events
 from orchestra.core.records import StageUpdate
 from orchestra.core.status import RunStatus, StageStatus
+from orchestra.store import attempts
 from orchestra.store import runs as runstore
 
 
@@ -32,6 +33,7 @@ class RunRecorder:
         self.targets = tuple(targets)
         self.stages = tuple(stages)
         self._deferred: list[tuple[str, StageUpdate]] = []
+        self._attempt_started: dict[str, float] = {}
 
     def handle(self, event: events.Event) -> None:
         if event.name == events.RUN_STARTED:
@@ -39,6 +41,10 @@ class RunRecorder:
             identity = self.identity
             runstore.create_run(self.run_id, experiment=identity.experiment, project_uri=identity.project["uri"],
                                 targets=self.targets, params=identity.params, tags=identity.tags, stages=self.stages)
+        elif event.name == events.STAGE_RETRYING and event.stage is not None and event.outcome is not None:
+            attempts.record_failed(self.run_id, event.stage, event.attempt or 0,
+                                   start_time=self._attempt_started.get(event.stage), end_time=event.timestamp,
+                                   status=event.outcome.status, message=event.message)
         elif event.stage is not None and event.change is not None:
             self._stage(event.stage, event)
         elif event.name == events.RUN_ENDED:
@@ -52,6 +58,8 @@ class RunRecorder:
             self._deferred.append((name, change))
             return
         self.flush()
+        if event.name == events.STAGE_STARTED and change.start_time is not None:
+            self._attempt_started[name] = change.start_time
         if event.name == events.STAGE_ENDED and event.outcome is not None:
             runstore.log_metrics(self.run_id, name, event.outcome.metrics)
         runstore.update_stage(self.run_id, name, change)

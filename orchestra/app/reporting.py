@@ -11,6 +11,7 @@ import shlex
 from typing import Sequence
 
 from orchestra.app.console import Console
+from orchestra.app.summary import StageSummary, table
 from orchestra.core import events
 from orchestra.core.layout import RunLayout
 from orchestra.core.options import RunOptions
@@ -66,6 +67,7 @@ class ConsoleReporter:
         self.options = options
         self.layout = layout
         self.tally = Tally(prepared.graph.order)
+        self.ended: dict[str, StageSummary] = {}
         console.total = self.tally.total
 
     def handle(self, event: events.Event) -> None:
@@ -114,6 +116,8 @@ class ConsoleReporter:
         status = change.status if change is not None and change.status is not None else StageStatus.FAILED
         console.stage_done(name)
         outcome = event.outcome
+        self.ended[name] = StageSummary(name, str(status), event.duration_s if outcome is not None else None,
+                                        dict(change.metrics or {}) if change is not None else {})
         if status == StageStatus.LOADED and event.loaded_from:
             trust = " (trusted by --load-stages)" if event.trusted else ""
             console.stage_line(name, console.color("loaded", status) + f" from run {event.loaded_from['run_id'][:8]}{trust}")
@@ -137,6 +141,11 @@ class ConsoleReporter:
         console = self.console
         status = event.run_status or RunStatus.FAILED
         console.close()
+        order = self.prepared.graph.order
+        rows = [self.ended.get(name) or StageSummary(name, "SKIPPED" if status != RunStatus.KILLED else "KILLED")
+                for name in order]
+        for text in table(rows, console.color, event.run_id):
+            console.line(text)
         tally = self.tally
         console.line(f"orchestra: run {event.run_id} {console.color(status, status)} in {event.duration_s or 0.0:.2f}s"
                      f" ({tally.ran} ran, {tally.loaded} loaded)")

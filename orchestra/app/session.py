@@ -52,7 +52,7 @@ def run(uri: str, options: RunOptions, *, console: Console | None = None,
     Raises:
         BadInputError: bad URI, MLproject, params, hooks or tracking options (exit 2); nothing is stored.
     """
-    console = console or Console(quiet=options.quiet)
+    console = console or Console(quiet=options.quiet, color=options.color)
     _check_tracking(options)  # a bad tracking URI is exit 2 before anything is fetched or built
     reaper.reap_stale_runs()
     prepared = prepare(uri, options, build_envs=not options.execution.dry_run, progress=console)
@@ -99,7 +99,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     # The executor is checked (reachable, resources satisfiable) before anything is stored.
     executor, jobs = executors.create(
         options.execution.executor, jobs=options.execution.jobs, pgid_file=layout.run_dir / "pgids",
-        sink_for=lambda name: (lambda stream, line: console.stage_line(name, line)) if not options.quiet else None,
+        sink_for=lambda name: (lambda stream, line: console.stage_output(name, line)) if not options.quiet else None,
         requests={name: graph.stages[name].resources for name in graph.order},
         probe=home_path("runs") / f".probe-{run_id}", project_dir=prepared.project.path)
     for environment in {e for e in prepared.environments.values() if e is not None and e.notice}:

@@ -10,10 +10,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.add_argument("uri", metavar="URI")
     validate.add_argument("-v", "--version", metavar="REF")
     validate.set_defaults(handler=_validate)
-    dag = sub.add_parser("dag", help="show the stage DAG", description="Render the stage DAG.")
-    dag.add_argument("uri", metavar="URI")
+    dag = sub.add_parser("dag", help="show the stage DAG",
+                         description="Render the stage DAG of a project, or of a stored run with each stage's status.")
+    dag.add_argument("uri", metavar="URI|RUN_ID")
     dag.add_argument("-v", "--version", metavar="REF")
-    dag.add_argument("--format", choices=("ascii", "dot", "mermaid"), default="ascii")
+    dag.add_argument("--format", choices=("ascii", "dot", "mermaid", "svg", "png", "html"), default="ascii",
+                     help="svg and png need no graphviz (png needs Pillow: pip install 'orchestra[png]')")
+    dag.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     dag.set_defaults(handler=_dag)
 
 
@@ -27,9 +30,29 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _dag(args: argparse.Namespace) -> int:
-    from orchestra.app import api
-    from orchestra.mlproject.graph import render
+    import sys
 
-    _spec, graph = api.validate(args.uri, args.version)
-    print(render(graph, args.format))
+    from orchestra.ui import dagdraw, report
+
+    view = dagdraw.view_of(args.uri, args.version)
+    if view.run_id is None and args.format in ("ascii", "dot", "mermaid"):
+        from orchestra.app import api
+        from orchestra.mlproject.graph import render
+
+        _spec, graph = api.validate(args.uri, args.version)
+        text: str | bytes = render(graph, args.format) + "\n"
+    else:
+        text = dagdraw.render(view, args.format)
+        text = text if isinstance(text, bytes) or text.endswith("\n") else text + "\n"
+    if args.output:
+        path = report.write(text, args.output)
+        print(f"orchestra: wrote {path}", file=sys.stderr)
+    elif isinstance(text, bytes):
+        if sys.stdout.isatty():
+            from orchestra.core.errors import BadInputError
+
+            raise BadInputError("--format png writes binary data", where="--format png", hint="add -o FILE.png")
+        sys.stdout.buffer.write(text)
+    else:
+        sys.stdout.write(text)
     return 0

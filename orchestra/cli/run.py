@@ -65,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="wait at most this long for webhook deliveries at the end (default 10)")
     run.add_argument("--json", action="store_true", help="print the finished run's record as JSON on stdout")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
+    run.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                     help="colour the progress output (auto: on a terminal, unless NO_COLOR is set)")
     run.set_defaults(handler=_run)
 
     plan = sub.add_parser("plan", help="show what a run would do and why",
@@ -141,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
                                            trust_project_hooks=args.trust_project_hooks,
                                            hooks_drain=args.hooks_drain),
         quiet=args.quiet,
+        color=args.color,
     )
     result = api.run(args.uri, options)
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import json
 import sys
 import time
@@ -112,7 +113,8 @@ def _show(args: argparse.Namespace) -> int:
         if stage.outputs_dir:
             print(f"    outputs: {stage.outputs_dir}")
         if stage.log_paths:
-            print(f"    logs: {stage.log_paths['stderr']}")
+            print(f"    logs: {stage.log_paths['stdout']}  {stage.log_paths['stderr']}"
+                  f"  (orchestra logs {record.run_id[:8]} {shlex.quote(stage.name)})")
     return 0
 
 

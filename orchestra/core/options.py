@@ -153,7 +153,7 @@ class NotificationOptions:
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """Everything ``orchestra run`` accepts besides the URI, by concern; ``quiet``: no live
-    output on stderr."""
+    output on stderr; ``color``: ``auto`` (a terminal without ``NO_COLOR``), ``always`` or ``never``."""
 
     selection: Selection = field(default_factory=Selection)
     cache: CacheOptions = field(default_factory=CacheOptions)
@@ -161,3 +161,4 @@ class RunOptions:
     recording: RecordingOptions = field(default_factory=RecordingOptions)
     notification: NotificationOptions = field(default_factory=NotificationOptions)
     quiet: bool = False
+    color: str = "auto"

@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Sequence
 from orchestra.core.pids import signal_group
 from orchestra.core.status import AttemptStatus
 from orchestra.execution import descendants
+from orchestra.core.textlog import last_frame
 
 LineSink = Callable[[str, str], None]  # (stream, line)
 
@@ -154,7 +155,8 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     mark = descendants.new_mark()
     env = {**env, descendants.MARK: mark}  # what the stage detaches still carries it
     deadline = None if timeout is None else started + timeout
-    with open(stdout_path, "ab") as out_file, open(stderr_path, "ab") as err_file:
+    # Unbuffered: a log file shows what the stage printed as it prints it (orchestra logs -f, the UI).
+    with open(stdout_path, "ab", buffering=0) as out_file, open(stderr_path, "ab", buffering=0) as err_file:
         try:
             proc = subprocess.Popen(argv_for(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -253,6 +255,10 @@ def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | No
                     if len(buffers[name]) > 65536:  # a very long line: show it in pieces
                         _emit(name, buffers[name], sink, tail)
                         buffers[name] = b""
+                    elif sink is not None and b"\r" in buffers[name]:  # a progress bar's frame: its latest
+                        buffers[name] = buffers[name][buffers[name].rfind(b"\r") + 1:]
+                        if buffers[name]:
+                            sink(name, buffers[name].decode(errors="replace") + "\r")
         return AttemptStatus.OK
     finally:
         selector.close()
@@ -261,7 +267,7 @@ def _pump(proc: subprocess.Popen[bytes], out_file, err_file, sink: LineSink | No
 
 
 def _emit(name: str, raw: bytes, sink: LineSink | None, tail: list[str]) -> None:
-    line = raw.decode(errors="replace").rstrip("\r")
+    line = last_frame(raw.decode(errors="replace"))
     if sink is not None:
         sink(name, line)
     if name == "stderr":

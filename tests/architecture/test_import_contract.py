@@ -41,6 +41,6 @@ def test_the_documented_layer_order_is_the_checked_one():
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     [layers] = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
     checked = " → ".join(layer.removeprefix("orchestra.").replace(" | orchestra.", " | ") for layer in layers)
-    assert checked == "cli → app → integrations → execution → planning → source | envs → store | mlproject → core"
+    assert checked == "cli → ui → app → integrations → execution → planning → source | envs → store | mlproject → core"
     for document in ("docs/ARCHITECTURE.md", "README.md"):
         assert checked in (REPO_ROOT / document).read_text(), f"{document} does not state the layer order {checked}"

@@ -198,8 +198,8 @@ def test_importing_the_cli_stays_light():
 
 
 def test_live_status_line_on_a_terminal_only(project):
-    """On a TTY the bottom line names the running stages with their durations; piped output
-    has no escape codes at all."""
+    """On a TTY the live area has a line per running stage with its duration above the summary
+    line; piped output has no escape codes at all."""
     import os
     import pty
     import re
@@ -221,7 +221,7 @@ def test_live_status_line_on_a_terminal_only(project):
     os.close(leader)
     assert proc.wait(60) == 0
     screen = b"".join(chunks).decode(errors="replace")
-    assert re.search(r"running: first \d+\.\ds", screen) and re.search(r"running: slow \d+\.\ds", screen)
+    assert re.search(r"  first +\d+\.\ds", screen) and re.search(r"  slow +\d+\.\ds", screen)
     assert "2/2 done" in screen and "\x1b[K" in screen
     piped = subprocess.run([sys.executable, "-m", "orchestra", "run", str(root), "--no-cache"],
                            capture_output=True, text=True, timeout=60)

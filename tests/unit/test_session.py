@@ -131,7 +131,9 @@ def test_a_failed_stage_is_reported_with_its_stderr_log_and_the_resume_command(p
     assert (c.status, c.exit_code, c.message) == (StageStatus.FAILED, 3, "exited with code 3")
     assert c.manifest is None and c.outputs_dir is None  # outputs of a failed stage are discarded
     assert watcher.seen[-2:] == [("stage_ended", "c", "FAILED"), ("run_ended", None, None)]
-    lines = console.splitlines()
+    table = [line.split()[:2] for line in console.splitlines() if line.startswith("  ")]
+    assert table == [["stage", "status"], ["a", "ran"], ["b", "ran"], ["c", "failed"]]  # the summary table
+    lines = [line for line in console.splitlines() if not line.startswith("  ")]
     log = result.record.stage("c").log_paths["stderr"]
     assert re.fullmatch(r"\[c\] FAILED after \d+\.\d\ds: exited with code 3", lines[-5])
     assert lines[-4:-2] == ["[c] | c broke", f"[c] full log: {log}"]

@@ -55,12 +55,14 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
             implicit.append(stage)
     full = graphmod.build(spec, implicit)
     graph = full.subgraph(graphmod.select(full, targets))
+    graphmod.check_runnable(graph)
     stages = [graph.stages[name] for name in graph.order]
     assignments = paramsmod.parse_assignments(options.selection.params, graph.order)
     allow_extras = len(stages) == 1 and not spec.is_pipeline
     paramsmod.check_unused(assignments, stages, allow_extras)
     cwd = Path.cwd()
-    params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras)
+    params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras,
+                                        type_check=options.selection.type_check)
               for s in stages}
     for name in options.cache.force:
         if name not in graph.stages:

@@ -107,11 +107,15 @@ def _declared_hint(stage: StageSpec) -> str:
 
 
 def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, project_root: Path,
-            allow_extras: bool) -> StageParams:
+            allow_extras: bool, type_check: bool = True) -> StageParams:
     """Typed values for ``stage``: its scoped ``-P``, else a global ``-P``, else the default.
 
     ``path`` values given by the user resolve against ``cwd`` (MLflow); defaults resolve against
-    the project directory, so a project runs the same from any directory.
+    the project directory, so a project runs the same from any directory. The text substituted
+    into the command is the ``-P`` value as given, or ``str()`` of the YAML default, as MLflow
+    renders it (``yes`` → ``True``, ``[1, 2]`` → ``[1, 2]``). ``type_check=False``
+    (``--no-type-check``): ``float``/``int``/``bool`` values pass unchecked, as under ``mlflow
+    run`` (which checks only ``path`` and ``uri``).
 
     Raises:
         ParamError: a missing required parameter or a value of the wrong type.
@@ -132,12 +136,14 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         if spec.name in given:
             raw, base = given[spec.name], cwd
         elif spec.default is not None:
-            raw = str(spec.default).lower() if isinstance(spec.default, bool) else str(spec.default)
-            base = project_root
+            raw, base = str(spec.default), project_root
         else:
             missing.append(spec.name)
             continue
-        value = convert(spec.type, raw, where=where, base=base)
+        if type_check or spec.type in ("path", "uri"):
+            value = convert(spec.type, raw, where=where, base=base)
+        else:
+            value = raw
         values[spec.name] = value
         text[spec.name] = str(value) if spec.type == "path" else raw
         if spec.type == "path":

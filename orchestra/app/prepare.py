@@ -67,6 +67,8 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     for name in options.cache.force:
         if name not in graph.stages:
             raise ParamError(f"--force {name}: not a selected stage", hint=f"selected: {', '.join(graph.order)}")
+    if options.execution.env_manager == "virtualenv" and progress is not None:
+        progress.notice("--env-manager virtualenv: python environments are built with uv here, as with --env-manager uv")
     environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress)
     load_from = None
     if options.cache.load_from:

@@ -133,6 +133,11 @@ CASES = [
          message="MLproject: entry_points.draft: no command"),
     Case("lenient_undeclared_placeholder_selected", LENIENT, ["-e", "typo"], exit=(1, 2),
          message="MLproject: entry_points.typo.command: placeholder {nope} is not a declared parameter"),
+    Case("refused_by_both_parameters_as_a_word", "entry_points:\n  main:\n    parameters: epochs\n"
+         "    command: python compat_probe.py\n", exit=(1, 2), message="entry_points.main.parameters"),
+    Case("refused_by_both_entry_point_not_a_mapping", "entry_points:\n  main: python compat_probe.py\n",
+         exit=(1, 2), message="entry_points.main"),
+    Case("given_values_pass_as_given_text", TYPED, ["-P", "alpha=0.50", "-P", "l1_ratio=1E-3", "-P", "l2_ratio=.5"]),
     # -- commands run through bash -c -----------------------------------------------------------
     Case("bash_extglob_pushd_time", SHELL, files=SHELL_FILES),
     Case("bash_source", SHELL, ["-e", "sourced"], files=SHELL_FILES),

@@ -171,6 +171,9 @@ def test_retries_and_timeout(cli, make_project, tmp_path):
     (("-j", "0"), "must be at least 1"),
     (("--load-stages", "train"), "--load-stages needs --load-from"),
     (("--env-manager", "pip"), "invalid choice"),
+    (("-b", "databricks"), "-b/--backend databricks: not a backend orchestra runs"),
+    (("-c", '{"jbos": 2}'), "-c/--backend-config: unknown key 'jbos'"),
+    (("-c", "{jobs"), "-c/--backend-config: not JSON"),
 ])
 def test_bad_input_is_one_line_exit_2_and_loses_nothing(cli, args, expected):
     first = cli("run", str(EXAMPLES / "quickstart"), "-q")
@@ -297,3 +300,13 @@ def test_lenient_mlproject_runs_and_validate_reports_warnings(cli, make_project)
     assert strict.code == 2 and strict.err.strip().splitlines()[-1].startswith("orchestra: error: --strict: 4 warning(s)")
     selected = cli("run", str(root), "-e", "draft", "-P", "a=1")
     assert selected.code == 2 and "MLproject: entry_points.draft: no command" in selected.err
+
+
+def test_mlflow_run_flags_that_change_nothing_here_are_accepted(cli):
+    """-b local, mlflow's local-backend keys in -c, --param-list, --experiment-id without a server."""
+    result = cli("run", str(EXAMPLES / "quickstart"), "-b", "local", "-c", '{"SYNCHRONOUS": true, "jobs": 1}',
+                 "--param-list", "alpha=0.3", "--experiment-id", "7", "-q", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["params"]["alpha"] == "0.3"
+    note = cli("run", str(EXAMPLES / "quickstart"), "--dry-run", "--env-manager", "virtualenv")
+    assert note.code == 0 and "--env-manager virtualenv: python environments are built with uv" in note.err

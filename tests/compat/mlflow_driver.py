@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 
 
@@ -31,6 +32,7 @@ def run_case(case: dict) -> dict:
     handler = logging.StreamHandler(err)
     logging.getLogger("mlflow").addHandler(handler)  # mlflow logs its "=== error ===" lines
     code = 0
+    started = time.monotonic()
     try:
         with contextlib.redirect_stderr(err):
             cli.main(args=["run", *case["args"]], prog_name="mlflow", standalone_mode=True)
@@ -44,7 +46,8 @@ def run_case(case: dict) -> dict:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
-    return {"name": case["name"], "exit_code": code, "stderr": err.getvalue()[-4000:]}
+    return {"name": case["name"], "exit_code": code, "stderr": err.getvalue()[-4000:],
+            "seconds": round(time.monotonic() - started, 3)}
 
 
 def main() -> None:

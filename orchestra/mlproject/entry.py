@@ -65,8 +65,14 @@ def command_problem(command: Any, declared: set[str], at: str) -> Problem | None
         return Problem(f"command must be a string, got {type(command).__name__}", f"{at}.command")
     try:
         fields = list(placeholders(command, where=f"{at}.command"))
+        for _literal, field, spec, _conversion in string.Formatter().parse(command):
+            if field is not None and spec:
+                format("", spec)  # values are substituted as text: a spec such as :.2f cannot apply
     except SpecError as exc:
         return Problem(exc.message, exc.where or at, exc.hint)
+    except ValueError as exc:
+        return Problem(f"invalid format spec in the command: {exc}", f"{at}.command",
+                       hint="values are substituted as text; drop the :spec")
     for field in fields:
         head = field.split(".", 1)[0]
         if field == "outputs" or head == "inputs":

@@ -311,10 +311,11 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any], warnings: list[
 
 
 def _env_from(data: Mapping[str, Any], root: Path, where: str, prefix: str) -> EnvSpec | None:
-    if "docker_env" in data:
+    # A key whose value is empty (null, "") is ignored, as mlflow run ignores it.
+    if data.get("docker_env"):
         return EnvSpec(kind="docker", declared_at=f"{where}: {prefix}docker_env", image=data["docker_env"].get("image"))
     for key, kind in (("conda_env", "conda"), ("python_env", "python")):
-        if key in data:
+        if data.get(key):
             rel = data[key]
             file = (root / rel).resolve()
             if not file.is_file():

@@ -142,3 +142,21 @@ def test_no_type_check_passes_values_through_but_still_checks_uri_and_path(tmp_p
     assert rendered(root, "main", "i=1.5", type_check=False) == "echo 1.5 s3://b"
     with pytest.raises(ParamError, match="not a URI"):
         rendered(root, "main", "i=1", "u=relative", type_check=False)
+
+
+def test_empty_env_keys_are_ignored_as_mlflow_ignores_them(tmp_path):
+    root = project(tmp_path, "conda_env:\npython_env: ''\nentry_points:\n  main: {command: 'true'}\n")
+    (root / "conda.yaml").write_text("name: x\n")
+    with pytest.raises(SpecError, match="only one of"):  # mlflow: "multiple environment fields" too
+        load(root)
+    (root / "MLproject").write_text("conda_env:\nentry_points:\n  main: {command: 'true'}\n")
+    assert load(root).env.kind == "conda" and load(root).env.declared_at == "conda.yaml (implicit)"
+    (root / "MLproject").write_text("docker_env:\nentry_points:\n  main: {command: 'true'}\n")
+    assert load(root).env.kind == "conda"
+
+
+def test_a_format_spec_that_cannot_apply_to_text_is_a_problem_of_its_stage(tmp_path):
+    spec = load(project(tmp_path, "entry_points:\n  main:\n    parameters: {a: float}\n    command: 'echo {a:.2f}'\n"
+                                  "  ok:\n    parameters: {a: string}\n    command: 'echo {a:>5}'\n"))
+    assert "invalid format spec" in spec.entry_points["main"].problem.message
+    assert spec.entry_points["ok"].problem is None

@@ -150,9 +150,7 @@ CASES = [
     Case("flag_backend_config_file", EXAMPLE, ["-c", "{project}/backend.json"], files={"backend.json": "{}"}),
     Case("flag_backend_kubernetes_without_config", EXAMPLE, ["-b", "kubernetes"], exit=(2, 2),
          message="-b/--backend kubernetes: not a backend orchestra runs"),
-    # mlflow gives the command MLFLOW_EXPERIMENT_ID of the flags (0 here), not the run's experiment;
-    # orchestra's stage runs nest under the given run, in its experiment.
-    Case("flag_run_id", EXAMPLE, ["--run-id", "{run_id}"], unlike=frozenset({"experiment_id"})),
+    Case("flag_run_id", EXAMPLE, ["--run-id", "{run_id}"]),
     Case("flag_type_check_refuses", EXAMPLE, ["-e", "sleep", "-P", "duration=1.5"], exit=(0, 2),
          message="'1.5' is not an int"),
     Case("flag_no_type_check", EXAMPLE, ["-e", "sleep", "-P", "duration=1.5"], orchestra_args=["--no-type-check"]),

@@ -52,7 +52,6 @@ class Case:
         exit: (mlflow's exit code, orchestra's).
         message: a text orchestra's stderr must contain (its one-line error).
         differences: param names whose logged values differ on purpose (see the README table).
-        unlike: what the command sees that differs on purpose (a key of :func:`seen`).
     """
 
     name: str
@@ -65,7 +64,6 @@ class Case:
     exit: tuple[int, int] = (0, 0)
     message: str = ""
     differences: frozenset[str] = frozenset()
-    unlike: frozenset[str] = frozenset()  # keys of seen() that differ on purpose
 
 
 @dataclass
@@ -197,14 +195,13 @@ class World:
         return {t["key"]: t["value"] for t in self.run_info(run_id).get("data", {}).get("tags", [])}
 
 
-def seen(record: dict[str, Any], unlike: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """What must be identical under both tools: argv, cwd, $PWD, which MLflow variables are set,
-    the tracking URI and the experiment (run ids differ by nature)."""
+def seen(record: dict[str, Any]) -> dict[str, Any]:
+    """What must be identical under both tools: argv, cwd, $PWD and which MLflow variables are set
+    (their values name runs and servers each tool creates or chooses; the named tests check the
+    ones that flags set)."""
     env = record["env"]
-    values = {"argv": record["argv"], "cwd": record["cwd"], "pwd": record["pwd"],
-              "set": sorted(k for k in MLFLOW_VARS if env.get(k)),
-              "tracking_uri": env.get("MLFLOW_TRACKING_URI"), "experiment_id": env.get("MLFLOW_EXPERIMENT_ID")}
-    return {k: v for k, v in values.items() if k not in unlike}
+    return {"argv": record["argv"], "cwd": record["cwd"], "pwd": record["pwd"],
+            "set": sorted(k for k in MLFLOW_VARS if env.get(k))}
 
 
 def quoted(params: Mapping[str, str]) -> dict[str, str]:

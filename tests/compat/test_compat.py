@@ -23,7 +23,7 @@ def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:
         ran, refused = (mine, theirs) if case.exit[1] == 0 else (theirs, mine)
         assert ran.records and not refused.records
         return
-    assert [seen(r, case.unlike) for r in mine.records] == [seen(r, case.unlike) for r in theirs.records]
+    assert [seen(r) for r in mine.records] == [seen(r) for r in theirs.records]
     for their_record, my_record in zip(theirs.records, mine.records):
         their_params = world.params(their_record["env"]["MLFLOW_RUN_ID"])
         my_params = quoted(world.params(my_record["env"]["MLFLOW_RUN_ID"]))
@@ -35,6 +35,9 @@ def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:
 def test_experiment_id_is_the_commands_experiment(world: World, outcomes) -> None:
     for outcome in outcomes["flag_experiment_id"]:
         assert outcome.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == world.values["experiment_id"]
+    for outcome in outcomes["mlflow_main_entry_point"]:  # without the flag: experiment Default
+        assert outcome.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == "0"
+        assert outcome.records[0]["env"]["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
 
 
 def test_run_id_becomes_the_parent_of_the_stage_runs(world: World, outcomes) -> None:
@@ -43,6 +46,10 @@ def test_run_id_becomes_the_parent_of_the_stage_runs(world: World, outcomes) -> 
     assert theirs.records[0]["env"]["MLFLOW_RUN_ID"] == given  # mlflow runs the command in that run
     child = mine.records[0]["env"]["MLFLOW_RUN_ID"]  # orchestra's stage run nests under it
     assert child != given and world.tags(child)["mlflow.parentRunId"] == given
+    # mlflow gives the command the flags' experiment (0 here), not the run's; orchestra's stage
+    # runs are created in the given run's experiment (README: Differences from mlflow run).
+    assert theirs.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == "0"
+    assert mine.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == world.values["experiment_id"]
     assert world.run_info(given)["info"]["status"] == "FINISHED"
 
 

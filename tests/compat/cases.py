@@ -123,6 +123,8 @@ CASES = [
     Case("mlflow_subdirectory_uri", EXAMPLE, [], uri="{project}#sub", files={"sub/MLproject": EXAMPLE, "sub/compat_probe.py": PROBE}),
     Case("mlflow_bad_subdirectory", EXAMPLE, [], uri="{project}#nope", exit=(1, 2)),
     Case("mlflow_bad_uri", EXAMPLE, [], uri="{outside}/not-a-project", exit=(1, 2)),
+    Case("difference_version_of_a_local_git_tree", "entry_points:\n  main:\n    command: python compat_probe.py old\n",
+         ["--version", "old"], git_versions=True),
     Case("mlflow_storage_dir", EXAMPLE, ["--storage-dir", "{outside}"]),
     # -- differences kept on purpose (README: "Differences from mlflow run") ----------------------
     Case("difference_path_default_resolves_against_project", DEFAULT_PATH, cwd="outside", exit=(1, 0),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -52,6 +53,9 @@ class Case:
         exit: (mlflow's exit code, orchestra's).
         message: a text orchestra's stderr must contain (its one-line error).
         differences: param names whose logged values differ on purpose (see the README table).
+        git_versions: the project is a git repository whose branch ``old`` holds ``mlproject``
+            and whose ``main`` says ``new``; orchestra gets an identical copy (``project-copy``),
+            so what each tool does to the repository it was given can be checked.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Case:
     exit: tuple[int, int] = (0, 0)
     message: str = ""
     differences: frozenset[str] = frozenset()
+    git_versions: bool = False
 
 
 @dataclass
@@ -106,6 +111,22 @@ class World:
             target = base / rel if rel.startswith("outside/") else project / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
+        if case.git_versions:
+            self._git_versions(project, case.mlproject or "")
+
+    @staticmethod
+    def _git_versions(project: Path, mlproject: str) -> None:
+        def git(*args: str) -> None:
+            subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=project, check=True,
+                           capture_output=True)
+
+        git("init", "-q", "-b", "old")
+        git("add", "-A")
+        git("commit", "-qm", "old")
+        git("checkout", "-q", "-b", "main")
+        (project / "MLproject").write_text(mlproject.replace("old", "new"))
+        git("commit", "-qam", "new")
+        shutil.copytree(project, project.with_name("project-copy"), symlinks=True)
 
     def env(self, case: Case, tool: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -154,7 +175,10 @@ class World:
                 for c in cases}
 
     def run_orchestra(self, case: Case) -> Outcome:
-        cmd = [sys.executable, "-m", "orchestra", "run", *self.argv(case), "--env-manager", "local",
+        argv = self.argv(case)
+        if case.git_versions:
+            argv[0] = str(self.case_dir(case) / "project-copy")
+        cmd = [sys.executable, "-m", "orchestra", "run", *argv, "--env-manager", "local",
                "--no-cache", "--hooks-drain", "30", *case.orchestra_args]
         proc = subprocess.run(cmd, cwd=self.cwd(case), env=self.env(case, "orchestra"), capture_output=True,
                               text=True, timeout=300)

@@ -23,6 +23,9 @@ def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:
         ran, refused = (mine, theirs) if case.exit[1] == 0 else (theirs, mine)
         assert ran.records and not refused.records
         return
+    if case.git_versions:  # orchestra runs in its own checkout: only the command line is the same
+        assert [r["argv"] for r in mine.records] == [r["argv"] for r in theirs.records]
+        return
     assert [seen(r) for r in mine.records] == [seen(r) for r in theirs.records]
     for their_record, my_record in zip(theirs.records, mine.records):
         their_params = world.params(their_record["env"]["MLFLOW_RUN_ID"])
@@ -83,3 +86,17 @@ def test_backend_config_unknown_key_and_virtualenv_note(world: World, outcomes) 
     assert bad.returncode == 2 and "unknown key 'jbos'" in bad.stderr and "jobs" in bad.stderr
     note = orchestra("run", project, "--dry-run", "--env-manager", "virtualenv")
     assert note.returncode == 0 and "--env-manager virtualenv: python environments are built with uv" in note.stderr
+
+
+def test_version_of_a_local_git_tree_never_touches_it_here(world: World, outcomes) -> None:
+    theirs, mine = outcomes["difference_version_of_a_local_git_tree"]
+    assert theirs.records[0]["argv"] == mine.records[0]["argv"] == ["old"]
+    base = world.case_dir(C.BY_NAME["difference_version_of_a_local_git_tree"])
+
+    def head(repo: str) -> str:
+        return subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=base / repo, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert head("project") == "old"  # mlflow checked the version out in the user's own tree
+    assert head("project-copy") == "main"  # orchestra used a separate checkout
+    assert "new" in (base / "project-copy" / "MLproject").read_text()

@@ -21,7 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from orchestra.app import api
-
     from orchestra.core.errors import SpecError
 
     spec, graph = api.validate(args.uri, args.version)  # the warnings are logged as the file loads

@@ -10,7 +10,7 @@ one-line, exit-2 errors before anything is fetched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from orchestra.core.errors import BadInputError, ParamError
@@ -194,6 +194,4 @@ class RunOptions:
         # -c '{"_mlflow_local_backend_run_id": ...}' is how mlflow's api passes --run-id to its local backend.
         run_id = self.execution.backend_config.get(MLFLOW_RUN_ID_KEY)
         if run_id and not self.recording.parent_run_id:
-            from dataclasses import replace
-
             object.__setattr__(self, "recording", replace(self.recording, parent_run_id=str(run_id)))

@@ -50,7 +50,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
                 raise SpecError(
                     f"unknown entry point '{target}'", where=spec.display_file,
                     hint=("entry points: " + ", ".join(spec.entry_points)) if spec.entry_points
-                    else "the project has no MLproject: name a .py or .sh file with -e",
+                    else "the project has no MLproject: name a .py, .sh or .R file with -e",
                 )
             implicit.append(stage)
     full = graphmod.build(spec, implicit)

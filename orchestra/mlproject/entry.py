@@ -134,11 +134,12 @@ def placeholders(command: str, where: str) -> Iterator[str]:
 
 
 def implicit_stage(root: Path, name: str) -> StageSpec | None:
-    """MLflow's implicit entry point: a ``.py`` or ``.sh`` file run with no declared params."""
+    """MLflow's implicit entry point: a ``.py``, ``.sh`` or ``.R`` file run with no declared params
+    (the commands are mlflow's)."""
     import shlex
 
     path = (root / name)
-    if not name.endswith((".py", ".sh")) or not path.is_file():
+    if not name.endswith((".py", ".sh", ".R")) or not path.is_file():
         return None
     try:
         path.resolve().relative_to(root.resolve())
@@ -146,6 +147,8 @@ def implicit_stage(root: Path, name: str) -> StageSpec | None:
         return None
     if name.endswith(".py"):
         command = f"python {shlex.quote(name)}"
+    elif name.endswith(".R"):
+        command = f"Rscript -e \"mlflow::mlflow_source('{shlex.quote(name)}')\" --args"
     else:
         command = f"{os.environ.get('SHELL') or 'bash'} {shlex.quote(name)}"
     return StageSpec(name=name, command=command.replace("{", "{{").replace("}", "}}"), implicit=True)

@@ -160,3 +160,10 @@ def test_a_format_spec_that_cannot_apply_to_text_is_a_problem_of_its_stage(tmp_p
                                   "  ok:\n    parameters: {a: string}\n    command: 'echo {a:>5}'\n"))
     assert "invalid format spec" in spec.entry_points["main"].problem.message
     assert spec.entry_points["ok"].problem is None
+
+
+def test_implicit_r_entry_point_runs_as_mlflow_runs_it(tmp_path):
+    from orchestra.mlproject.entry import implicit_stage
+
+    (tmp_path / "fit.R").write_text("1\n")
+    assert implicit_stage(tmp_path, "fit.R").command == "Rscript -e \"mlflow::mlflow_source('fit.R')\" --args"

@@ -11,6 +11,10 @@ import pytest
 from tests.compat import cases as C
 from tests.compat.harness import Case, World, quoted, seen
 
+# Real mlflow and a real server: the first test also pays for the session's batch of every case
+# (about a minute, several on a loaded machine).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
 
 @pytest.mark.parametrize("case", C.CASES, ids=[c.name for c in C.CASES])
 def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:

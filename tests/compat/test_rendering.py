@@ -8,9 +8,13 @@ import json
 import shlex
 import subprocess
 
+import pytest
+
 from orchestra.mlproject import params as P
 from orchestra.mlproject.load import load
 from tests.mlflow_server import require_venv
+
+pytestmark = pytest.mark.integration
 
 LITERALS = [
     "yes", "no", "on", "off", "true", "True", "FALSE", "y", "1", "0", "-7", "0x1F", "0o17", "017", "1_000",

@@ -51,9 +51,10 @@ def add_run_flags(parser: argparse.ArgumentParser, *, run: bool = False) -> argp
 
 
 def _add_mlflow_run_only(mlflow: argparse._ArgumentGroup) -> None:
-    mlflow.add_argument("--experiment-name", "--experiment", dest="experiment", default="Default",
-                        help="experiment name (default: Default)")
-    mlflow.add_argument("--experiment-id", metavar="ID", help="MLflow experiment id (wins over --experiment-name)")
+    mlflow.add_argument("--experiment-name", "--experiment", dest="experiment",
+                        help="experiment name (default: $MLFLOW_EXPERIMENT_NAME, else Default)")
+    mlflow.add_argument("--experiment-id", metavar="ID",
+                        help="MLflow experiment id (wins over the name; default: $MLFLOW_EXPERIMENT_ID unless a name is given)")
     mlflow.add_argument("-b", "--backend", default="local", metavar="BACKEND",
                         help="execution backend: local (clusters: --executor dask://HOST:PORT)")
     mlflow.add_argument("-c", "--backend-config", metavar="JSON|FILE",
@@ -148,9 +149,21 @@ def backend_config(text: str | None) -> dict:
     return value
 
 
+def experiment_of(args: argparse.Namespace, environ: dict[str, str]) -> tuple[str, str | None]:
+    """(name, id) as mlflow run reads them: the flags, else MLFLOW_EXPERIMENT_NAME/_ID (a name
+    given as a flag beats an id from the environment; mlflow calls that pair a usage error)."""
+    name = args.experiment or environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
+    experiment_id = args.experiment_id or (None if args.experiment else environ.get("MLFLOW_EXPERIMENT_ID") or None)
+    return name, experiment_id
+
+
 def _run(args: argparse.Namespace) -> int:
+    import os
+
     from orchestra.app import api
     from orchestra.core import options as o
+
+    experiment, experiment_id = experiment_of(args, dict(os.environ))
 
     options = options_from(
         args,
@@ -159,8 +172,8 @@ def _run(args: argparse.Namespace) -> int:
                                      docker_args=docker_args(args.docker_args), build_image=args.build_image,
                                      skip_image_build=args.skip_image_build, backend=args.backend,
                                      backend_config=backend_config(args.backend_config)),
-        recording=o.RecordingOptions(experiment=args.experiment, tracking_uri=args.tracking_uri,
-                                     mlflow_artifacts=args.mlflow_artifacts, experiment_id=args.experiment_id,
+        recording=o.RecordingOptions(experiment=experiment, tracking_uri=args.tracking_uri,
+                                     mlflow_artifacts=args.mlflow_artifacts, experiment_id=experiment_id,
                                      parent_run_id=args.parent_run_id,
                                      tags={"mlflow.runName": args.run_name} if args.run_name else {}),
         notification=o.NotificationOptions(hooks_uris=tuple(args.hooks_uris),

@@ -148,6 +148,8 @@ CASES = [
     # -- mlflow run's flags ----------------------------------------------------------------------
     Case("flag_param_list_long_form", EXAMPLE, ["-e", "greeter", "--param-list", "name=long"]),
     Case("flag_experiment_id", EXAMPLE, ["--experiment-id", "{experiment_id}"]),
+    Case("flag_experiment_id_from_environment", EXAMPLE, env={"MLFLOW_EXPERIMENT_ID": "{experiment_id}"}),
+    Case("flag_experiment_name_from_environment", EXAMPLE, env={"MLFLOW_EXPERIMENT_NAME": "{experiment_name}"}),
     Case("flag_backend_local_and_config", EXAMPLE, ["-b", "local", "-c", '{"SYNCHRONOUS": true}']),
     Case("flag_backend_config_file", EXAMPLE, ["-c", "{project}/backend.json"], files={"backend.json": "{}"}),
     Case("flag_backend_kubernetes_without_config", EXAMPLE, ["-b", "kubernetes"], exit=(2, 2),

@@ -16,9 +16,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     venv = require_venv()
     server = shared_server(tmp_path_factory.mktemp("mlflow-server"))
     world = World(tmp_path_factory.mktemp("compat"), server.url, venv)
-    experiment = world.api("experiments/create", {"name": f"compat-{time.time_ns()}"})["experiment_id"]
+    name = f"compat-{time.time_ns()}"
+    experiment = world.api("experiments/create", {"name": name})["experiment_id"]
     run = world.api("runs/create", {"experiment_id": experiment, "start_time": int(time.time() * 1000)})
-    world.values.update(experiment_id=experiment, run_id=run["run"]["info"]["run_id"])
+    world.values.update(experiment_id=experiment, experiment_name=name, run_id=run["run"]["info"]["run_id"])
     return world
 
 

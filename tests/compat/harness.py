@@ -53,6 +53,7 @@ class Case:
         exit: (mlflow's exit code, orchestra's).
         message: a text orchestra's stderr must contain (its one-line error).
         differences: param names whose logged values differ on purpose (see the README table).
+        env: variables both tools get (placeholders filled as in ``args``).
         git_versions: the project is a git repository whose branch ``old`` holds ``mlproject``
             and whose ``main`` says ``new``; orchestra gets an identical copy (``project-copy``),
             so what each tool does to the repository it was given can be checked.
@@ -69,6 +70,7 @@ class Case:
     message: str = ""
     differences: frozenset[str] = frozenset()
     git_versions: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +142,7 @@ class World:
         for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "ORCHESTRA_HOOKS_URI",
                      "MLFLOW_HOOKS_URI", "MLFLOW_TMP_DIR"):
             env.pop(name, None)
+        env.update({key: self.fill(value, case) for key, value in case.env.items()})
         return env
 
     def cwd(self, case: Case) -> Path:

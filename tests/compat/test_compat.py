@@ -39,8 +39,10 @@ def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:
         assert my_params == their_params
 
 
-def test_experiment_id_is_the_commands_experiment(world: World, outcomes) -> None:
-    for outcome in outcomes["flag_experiment_id"]:
+@pytest.mark.parametrize("case", ["flag_experiment_id", "flag_experiment_id_from_environment",
+                                  "flag_experiment_name_from_environment"])
+def test_experiment_id_is_the_commands_experiment(world: World, outcomes, case: str) -> None:
+    for outcome in outcomes[case]:
         assert outcome.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == world.values["experiment_id"]
     for outcome in outcomes["mlflow_main_entry_point"]:  # without the flag: experiment Default
         assert outcome.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == "0"

@@ -69,3 +69,19 @@ def test_backend_config_is_a_json_file_or_string(tmp_path):
     for bad, message in ((str(tmp_path / "missing.json"), "no such file"), ("{jobs", "not JSON"), ("[1]", "a JSON object")):
         with pytest.raises(BadInputError, match=message):
             backend_config(bad)
+
+
+@pytest.mark.parametrize("flags, environ, expected", [
+    ({}, {}, ("Default", None)),
+    ({}, {"MLFLOW_EXPERIMENT_NAME": "wine"}, ("wine", None)),
+    ({}, {"MLFLOW_EXPERIMENT_ID": "7"}, ("Default", "7")),
+    ({"experiment": "beer"}, {"MLFLOW_EXPERIMENT_ID": "7", "MLFLOW_EXPERIMENT_NAME": "wine"}, ("beer", None)),
+    ({"experiment_id": "3"}, {"MLFLOW_EXPERIMENT_ID": "7"}, ("Default", "3")),
+])
+def test_experiment_flags_and_mlflows_variables(flags, environ, expected):
+    import argparse
+
+    from orchestra.cli.run import experiment_of
+
+    args = argparse.Namespace(**{"experiment": None, "experiment_id": None, **flags})
+    assert experiment_of(args, environ) == expected

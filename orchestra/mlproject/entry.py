@@ -75,6 +75,8 @@ def command_problem(command: Any, declared: set[str], at: str) -> Problem | None
                        hint="values are substituted as text; drop the :spec")
     for field in fields:
         head = field.split(".", 1)[0]
+        if field in declared:
+            continue
         if field == "outputs" or head == "inputs":
             if head == "inputs" and "." not in field:
                 return Problem("{inputs} needs a stage name, e.g. {inputs.prepare}", f"{at}.command")
@@ -87,9 +89,9 @@ def command_problem(command: Any, declared: set[str], at: str) -> Problem | None
 
 def build_param(name: str, raw: Any, where: str, at: str, warn: Warn) -> ParamSpec:
     """A parameter as MLflow reads it: ``name: TYPE`` or ``{type, default}`` (``type`` defaults to string)."""
-    if name in RESERVED_PARAMS:
-        raise SpecError(f"'{name}' is a reserved parameter name", where=f"{where}: {at}",
-                        hint="orchestra fills {outputs} and {inputs.X} itself; rename the parameter")
+    if name in RESERVED_PARAMS:  # an MLflow project may declare these: its {name} is then the parameter
+        warn(f"{where}: {at}: parameter '{name}' is used for {{{name}}} in this entry point instead of "
+             f"orchestra's {{{name}}} (rename it to use orchestra's)")
     if raw is None or isinstance(raw, str):
         declared, default = raw or "string", None
     else:

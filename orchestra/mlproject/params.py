@@ -208,12 +208,12 @@ def render(stage: StageSpec, params: StageParams, *, outputs: str, inputs: Mappi
         pieces.append(literal)
         if field_name is None:
             continue
-        if field_name == "outputs":
-            value = outputs
-        elif field_name.startswith("inputs."):
-            value = inputs[field_name.split(".", 1)[1]]
-        else:
+        if field_name in params.text:  # a declared parameter, even one named outputs (MLflow)
             value = params.text[field_name]
+        elif field_name == "outputs":
+            value = outputs
+        else:
+            value = inputs[field_name.split(".", 1)[1]]
         if conversion == "r":
             value = repr(value)
         if spec:

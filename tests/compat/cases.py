@@ -139,6 +139,9 @@ CASES = [
          "    command: python compat_probe.py\n", exit=(1, 2), message="entry_points.main.parameters"),
     Case("refused_by_both_entry_point_not_a_mapping", "entry_points:\n  main: python compat_probe.py\n",
          exit=(1, 2), message="entry_points.main"),
+    Case("lenient_parameter_named_outputs", "entry_points:\n  main:\n    parameters:\n"
+         "      outputs: {type: string, default: results}\n    command: python compat_probe.py {outputs}\n",
+         ["-P", "outputs=elsewhere"]),
     Case("given_values_pass_as_given_text", TYPED, ["-P", "alpha=0.50", "-P", "l1_ratio=1E-3", "-P", "l2_ratio=.5"]),
     # -- commands run through bash -c -----------------------------------------------------------
     Case("bash_extglob_pushd_time", SHELL, files=SHELL_FILES),

@@ -167,3 +167,12 @@ def test_implicit_r_entry_point_runs_as_mlflow_runs_it(tmp_path):
 
     (tmp_path / "fit.R").write_text("1\n")
     assert implicit_stage(tmp_path, "fit.R").command == "Rscript -e \"mlflow::mlflow_source('fit.R')\" --args"
+
+
+def test_a_parameter_named_outputs_is_the_parameter_in_its_entry_point(tmp_path):
+    root = project(tmp_path, "entry_points:\n  main:\n    parameters: {outputs: {default: out dir}}\n"
+                             "    command: 'echo {outputs}'\n  other: {command: 'echo {outputs}'}\n")
+    spec = load(root)
+    assert any("parameter 'outputs' is used for {outputs}" in w for w in spec.warnings)
+    assert rendered(root) == "echo 'out dir'"
+    assert rendered(root, "other") == "echo /o"  # orchestra's own output directory elsewhere

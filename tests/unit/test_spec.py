@@ -84,7 +84,6 @@ BAD = {
     "negative retries": ("entry_points:\n  main: {command: x, retries: -1}\n", "entry_points.main.retries"),
     "unknown dep": ("entry_points:\n  a: {command: x, depends_on: [zz]}\n", "unknown stage 'zz'"),
     "self dep": ("entry_points:\n  a: {command: x, depends_on: [a]}\n", "cannot depend on itself"),
-    "reserved": ("entry_points:\n  a:\n    parameters: {outputs: string}\n    command: x\n", "reserved parameter"),
     "two envs": ("conda_env: a.yaml\npython_env: b.yaml\nentry_points:\n  a: {command: x}\n", "only one of"),
     "missing env file": ("conda_env: nothere.yaml\nentry_points:\n  a: {command: x}\n", "conda_env: file not found"),
     "escaping output": ("entry_points:\n  a: {command: x, outputs: [../x]}\n", "must be relative"),

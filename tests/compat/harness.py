@@ -17,7 +17,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,8 +88,7 @@ class World:
     root: Path
     server_url: str
     venv: Path
-    values: dict[str, str] = field(default_factory=dict)  # experiment_id, run ids
-    timings: dict[str, float] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)  # experiment_id, experiment_name, run_id
 
     def case_dir(self, case: Case) -> Path:
         return self.root / case.name
@@ -164,10 +162,10 @@ class World:
         (self.root / "cases.json").write_text(json.dumps(batch))
         env = self.env(cases[0], "mlflow")
         env.pop("COMPAT_OUT")
-        log = open(self.root / "mlflow-driver.log", "wb")
-        return subprocess.Popen([str(self.venv / "bin" / "python"), str(DRIVER), str(self.root / "cases.json"),
-                                 str(self.root / "results.json")], env=env, cwd=self.root, stdout=log,
-                                stderr=subprocess.STDOUT)
+        with open(self.root / "mlflow-driver.log", "wb") as log:
+            return subprocess.Popen([str(self.venv / "bin" / "python"), str(DRIVER), str(self.root / "cases.json"),
+                                     str(self.root / "results.json")], env=env, cwd=self.root, stdout=log,
+                                    stderr=subprocess.STDOUT)
 
     def mlflow_outcomes(self, proc: subprocess.Popen[bytes], cases: Sequence[Case]) -> dict[str, Outcome]:
         code = proc.wait(600)
@@ -191,14 +189,11 @@ class World:
         """Both tools over every case: mlflow's batch runs while orchestra's cases do."""
         for case in cases:
             self.build(case)
-        started = time.monotonic()
         driver = self.start_mlflow(cases)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 mine = dict(zip((c.name for c in cases), pool.map(self.run_orchestra, cases)))
-            self.timings["orchestra"] = time.monotonic() - started
             theirs = self.mlflow_outcomes(driver, cases)
-            self.timings["mlflow"] = time.monotonic() - started
         finally:
             if driver.poll() is None:
                 driver.kill()

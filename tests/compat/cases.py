@@ -125,6 +125,12 @@ CASES = [
     Case("mlflow_bad_uri", EXAMPLE, [], uri="{outside}/not-a-project", exit=(1, 2)),
     Case("difference_version_of_a_local_git_tree", "entry_points:\n  main:\n    command: python compat_probe.py old\n",
          ["--version", "old"], git_versions=True),
+    Case("mlflow_invalid_version_local_git_repo", "entry_points:\n  main:\n    command: python compat_probe.py old\n",
+         ["--version", "nope"], git_versions=True, exit=(1, 2)),
+    Case("mlflow_repeated_param", EXAMPLE, ["-e", "greeter", "-P", "name=a", "-P", "name=b"], exit=(2, 2),
+         message="-P name given more than once"),
+    Case("mlflow_param_without_value", EXAMPLE, ["-e", "greeter", "-P", "name"], exit=(2, 2),
+         message="expected KEY=VALUE"),
     Case("mlflow_storage_dir", EXAMPLE, ["--storage-dir", "{outside}"]),
     # -- differences kept on purpose (README: "Differences from mlflow run") ----------------------
     Case("difference_path_default_resolves_against_project", DEFAULT_PATH, cwd="outside", exit=(1, 0),

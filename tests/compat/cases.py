@@ -164,6 +164,7 @@ CASES = [
     Case("flag_backend_kubernetes_without_config", EXAMPLE, ["-b", "kubernetes"], exit=(2, 2),
          message="-b/--backend kubernetes: not a backend orchestra runs"),
     Case("flag_run_id", EXAMPLE, ["--run-id", "{run_id}"]),
+    Case("difference_run_id_unknown_to_the_server", EXAMPLE, ["--run-id", "0" * 32], exit=(1, 0)),
     Case("flag_type_check_refuses", EXAMPLE, ["-e", "sleep", "-P", "duration=1.5"], exit=(0, 2),
          message="'1.5' is not an int"),
     Case("flag_no_type_check", EXAMPLE, ["-e", "sleep", "-P", "duration=1.5"], orchestra_args=["--no-type-check"]),

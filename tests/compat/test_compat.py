@@ -106,3 +106,9 @@ def test_version_of_a_local_git_tree_never_touches_it_here(world: World, outcome
     assert head("project") == "old"  # mlflow checked the version out in the user's own tree
     assert head("project-copy") == "main"  # orchestra used a separate checkout
     assert "new" in (base / "project-copy" / "MLproject").read_text()
+
+
+def test_run_id_unknown_to_the_server_is_a_notice_here(outcomes) -> None:
+    theirs, mine = outcomes["difference_run_id_unknown_to_the_server"]
+    assert "--run-id 00000000000000000000000000000000: cannot read it from" in mine.stderr
+    assert mine.records[0]["env"]["MLFLOW_RUN_ID"]  # the stage still has its run, under a new parent

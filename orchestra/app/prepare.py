@@ -50,22 +50,25 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
                 raise SpecError(
                     f"unknown entry point '{target}'", where=spec.display_file,
                     hint=("entry points: " + ", ".join(spec.entry_points)) if spec.entry_points
-                    else "the project has no MLproject: name a .py or .sh file with -e",
+                    else "the project has no MLproject: name a .py, .sh or .R file with -e",
                 )
             implicit.append(stage)
     full = graphmod.build(spec, implicit)
     graph = full.subgraph(graphmod.select(full, targets))
+    graphmod.check_runnable(graph)
     stages = [graph.stages[name] for name in graph.order]
     assignments = paramsmod.parse_assignments(options.selection.params, graph.order)
     allow_extras = len(stages) == 1 and not spec.is_pipeline
     paramsmod.check_unused(assignments, stages, allow_extras)
     cwd = Path.cwd()
     params = {s.name: paramsmod.resolve(s, assignments, cwd=cwd, project_root=project.path, allow_extras=allow_extras,
-                                        confine_to=project.confine_to)
+                                        confine_to=project.confine_to, type_check=options.selection.type_check)
               for s in stages}
     for name in options.cache.force:
         if name not in graph.stages:
             raise ParamError(f"--force {name}: not a selected stage", hint=f"selected: {', '.join(graph.order)}")
+    if options.execution.env_manager == "virtualenv" and progress is not None:
+        progress.notice("--env-manager virtualenv: python environments are built with uv here, as with --env-manager uv")
     docker = envs.DockerSettings(build_image=options.execution.build_image, args=tuple(options.execution.docker_args),
                                  project_name=spec.name, code_digest=project.code_digest)
     environments = _environments(spec, stages, project.path, options, build=build_envs, progress=progress,

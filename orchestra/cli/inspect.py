@@ -9,6 +9,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate = sub.add_parser("validate", help="check an MLproject", description="Load and validate a project.")
     validate.add_argument("uri", metavar="URI")
     validate.add_argument("-v", "--version", metavar="REF")
+    validate.add_argument("--strict", action="store_true",
+                          help="refuse what mlflow run accepts but orchestra reads leniently (the warnings): exit 2")
     validate.set_defaults(handler=_validate)
     dag = sub.add_parser("dag", help="show the stage DAG",
                          description="Render the stage DAG of a project, or of a stored run with each stage's status.")
@@ -22,10 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from orchestra.app import api
+    from orchestra.core.errors import SpecError
 
-    spec, graph = api.validate(args.uri, args.version)
+    spec, graph = api.validate(args.uri, args.version)  # the warnings are logged as the file loads
+    count = len(spec.warnings)
+    if args.strict and count:
+        raise SpecError(f"--strict: {count} warning(s), the first: {spec.warnings[0]}",
+                        hint="fix them, or validate without --strict")
     kind = "pipeline" if spec.is_pipeline else "project"
-    print(f"{spec.display_file}: valid {kind} with {len(graph.order)} entry point(s): {', '.join(graph.order)}")
+    noted = f" ({count} warning(s))" if count else ""
+    print(f"{spec.display_file}: valid {kind} with {len(graph.order)} entry point(s){noted}: {', '.join(graph.order)}")
     return 0
 
 

@@ -10,7 +10,7 @@ one-line, exit-2 errors before anything is fetched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from orchestra.core.errors import BadInputError, ParamError
@@ -18,6 +18,12 @@ from orchestra.core.tracking_uri import is_server, parse
 
 ENV_MANAGERS = ("local", "uv", "virtualenv", "conda")
 BACKENDS = ("local",)
+# -c/--backend-config keys. mlflow's local backend reads these (mlflow run overwrites all but the
+# run id with its own flags, so they change nothing there, nor here); the run id is --run-id.
+MLFLOW_LOCAL_BACKEND_KEYS = ("ENV_MANAGER", "SYNCHRONOUS", "DOCKER_ARGS", "STORAGE_DIR", "build_image", "docker_auth")
+MLFLOW_RUN_ID_KEY = "_mlflow_local_backend_run_id"
+# orchestra's own: a flag given on the command line wins over the config.
+BACKEND_CONFIG_KEYS = {"jobs": int, "keep_going": bool, "executor": str}
 EXECUTOR_CHOICES = "local or dask://HOST:PORT"
 
 
@@ -108,10 +114,33 @@ class ExecutionOptions:
             raise ParamError(f"--env-manager {self.env_manager}: unknown", hint=f"one of {', '.join(ENV_MANAGERS)}")
         if self.backend not in BACKENDS:
             raise ParamError(f"-b/--backend {self.backend}: not a backend orchestra runs",
-                             hint=f"backends: {', '.join(BACKENDS)} (stages go to a cluster with --executor dask://HOST:PORT)")
+                             hint=f"backends: {', '.join(BACKENDS)}; mlflow's databricks and kubernetes backends are "
+                                  "not supported: run stages on a cluster with --executor dask://HOST:PORT")
         if self.build_image and self.skip_image_build:
             raise ParamError("--build-image and --skip-image-build exclude each other")
+        self._apply_backend_config()
         parse_executor(self.executor)
+
+    def _apply_backend_config(self) -> None:
+        """Check -c's keys; orchestra's own (jobs, keep_going, executor) apply unless the flag is given."""
+        known = (*BACKEND_CONFIG_KEYS, *MLFLOW_LOCAL_BACKEND_KEYS, MLFLOW_RUN_ID_KEY)
+        for key, value in self.backend_config.items():
+            if key not in known:
+                raise ParamError(f"-c/--backend-config: unknown key {key!r} for the local backend",
+                                 hint=f"known: {', '.join(known)}")
+            kind = BACKEND_CONFIG_KEYS.get(key)
+            if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+                raise ParamError(f"-c/--backend-config: {key}: expected {'a number' if kind is int else kind.__name__}, "
+                                 f"got {value!r}")
+        config = self.backend_config
+        if self.jobs is None and "jobs" in config:
+            if config["jobs"] < 1:
+                raise ParamError(f"-c/--backend-config: jobs: must be at least 1, got {config['jobs']}")
+            object.__setattr__(self, "jobs", config["jobs"])
+        if not self.keep_going and config.get("keep_going"):
+            object.__setattr__(self, "keep_going", True)
+        if self.executor in ("", "local") and "executor" in config:
+            object.__setattr__(self, "executor", config["executor"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +191,9 @@ class RunOptions:
     notification: NotificationOptions = field(default_factory=NotificationOptions)
     quiet: bool = False
     color: str = "auto"
+
+    def __post_init__(self) -> None:
+        # -c '{"_mlflow_local_backend_run_id": ...}' is how mlflow's api passes --run-id to its local backend.
+        run_id = self.execution.backend_config.get(MLFLOW_RUN_ID_KEY)
+        if run_id and not self.recording.parent_run_id:
+            object.__setattr__(self, "recording", replace(self.recording, parent_run_id=str(run_id)))

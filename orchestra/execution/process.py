@@ -26,11 +26,10 @@ from orchestra.core.textlog import last_frame
 
 LineSink = Callable[[str, str], None]  # (stream, line)
 
-# Commands made only of these characters (and spaces) need no shell: exec them directly and
-# save a shell start per stage. Anything else goes through bash -c, as in MLflow.
-_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,:+@ ")
-_SHELL_WORDS = frozenset({"cd", "exit", "export", "source", ".", "exec", "set", "unset", "eval", "alias",
-                          "ulimit", "umask", "wait", "trap", "shift", "return", "readonly", "local"})
+# Every command runs through bash -c, as mlflow run runs it: builtins (`pushd`, `source`,
+# `shopt`), keywords (`time`) and bash syntax behave as under mlflow. bash execs the last simple
+# command of a -c string itself, so a plain command costs one exec more, not one fork more.
+_BASH = "/bin/bash" if os.path.exists("/bin/bash") else "bash"
 GRACE_SECONDS = 5.0
 
 
@@ -45,13 +44,8 @@ class ProcessResult:
 
 
 def argv_for(command: str) -> list[str]:
-    """The argv to start: direct exec for plain commands, else ``bash -c``."""
-    if command and set(command) <= _PLAIN:
-        words = command.split()
-        if words and words[0] not in _SHELL_WORDS:
-            return words
-    shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
-    return [shell, "-c", command]
+    """The argv that runs ``command``: ``bash -c COMMAND``, as mlflow run's local backend."""
+    return [_BASH, "-c", command]
 
 
 class ProcessRegistry:

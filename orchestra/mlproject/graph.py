@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from orchestra.core.errors import SpecError
-from orchestra.mlproject.load import placeholders
+from orchestra.mlproject.entry import placeholders
 from orchestra.mlproject.model import ProjectSpec, StageSpec
 
 
@@ -125,7 +125,7 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
 
 def _check_inputs(graph: StageGraph, where: str) -> None:
     for name, stage in graph.stages.items():
-        if stage.implicit:
+        if stage.implicit or stage.problem is not None:
             continue
         needed = [f.split(".", 1)[1] for f in placeholders(stage.command, where) if f.startswith("inputs.")]
         if not needed:
@@ -140,6 +140,15 @@ def _check_inputs(graph: StageGraph, where: str) -> None:
                     where=f"{where}: entry_points.{name}.command",
                     hint=f"add '{other}' to entry_points.{name}.depends_on" if known else f"stages: {', '.join(graph.stages)}",
                 )
+
+
+def check_runnable(graph: StageGraph) -> None:
+    """Raise the problem of the first stage that cannot run (MLflow fails on it only when it runs it,
+    so an entry point without a command is fine as long as it is not selected)."""
+    for name in graph.order:
+        problem = graph.stages[name].problem
+        if problem is not None:
+            raise problem.error()
 
 
 def select(graph: StageGraph, targets: Iterable[str]) -> tuple[str, ...]:

@@ -11,29 +11,22 @@ import hashlib
 import json
 import logging
 import os
-import string
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from orchestra.core import settings
 from orchestra.core import yamlguard
 from orchestra.core.errors import SpecError
 from orchestra.core.layout import SCHEMAS_DIR
 from orchestra.mlproject import docker_spec, fastschema
-from orchestra.mlproject.model import (
-    PARAM_TYPES,
-    RESERVED_PARAMS,
-    EnvSpec,
-    ParamSpec,
-    ProjectSpec,
-    StageSpec,
-)
-from orchestra.mlproject.params import convert
+from orchestra.mlproject.entry import build_stage, implicit_stage, placeholders
+from orchestra.mlproject.model import PARAM_TYPES, EnvSpec, ProjectSpec, StageSpec
+
+__all__ = ["find_spec_file", "implicit_stage", "load", "placeholders"]
 
 log = logging.getLogger("orchestra")
 
 SCHEMA_PATH = SCHEMAS_DIR / "mlproject.schema.json"
-_TYPE_ALIASES = {"str": "string"}
 
 
 def find_spec_file(root: Path) -> Path | None:
@@ -65,8 +58,12 @@ def load(root: Path) -> ProjectSpec:
     if data is None:
         data = _parse_yaml(text, where)
         _validate(data, text, where)
-    _warn_unknown_keys(data, where)
-    return _build(root, spec_file, data)
+    warnings: list[str] = []
+    _warn_unknown_keys(data, where, warnings.append)
+    spec = _build(root, spec_file, data, warnings)
+    for warning in spec.warnings:
+        log.warning("%s", warning)
+    return spec
 
 
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
@@ -179,7 +176,7 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
                         key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
         if errors:
             raise SpecError(_describe(errors[0]), where=f"{where}: {_key_path(errors[0].absolute_path) or '(top level)'}")
-    if marker is not None:
+    if marker is not None and _json_exact(data):
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
             tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
@@ -187,6 +184,23 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
             os.replace(tmp, marker)
         except (OSError, TypeError, ValueError):
             pass  # a cache, nothing more
+
+
+def _json_exact(data: Mapping[str, Any]) -> bool:
+    """Whether the parsed file reads back from JSON unchanged where it matters: parameter names
+    and defaults (a list, mapping or date default is rendered with ``str()``, as MLflow does,
+    and JSON would change that text: ``{1: a}`` becomes ``{'1': 'a'}``)."""
+    for entry in (data.get("entry_points") or {}).values():
+        for name, raw in ((entry or {}).get("parameters") or {}).items():
+            if not isinstance(name, str):
+                return False
+            default = raw.get("default") if isinstance(raw, dict) else None
+            if not isinstance(default, _JSON_SCALARS) or default != default:  # NaN
+                return False
+    return True
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
 
 
 def _validated_marker(digest: str) -> Path | None:
@@ -238,15 +252,18 @@ def _kind(value: Any) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
-def _warn_unknown_keys(data: Mapping[str, Any], where: str) -> None:
+def _warn_unknown_keys(data: Mapping[str, Any], where: str, warn: Any) -> None:
     schema = _schema_keys()
     for key in data:
         if key not in schema["top"]:
-            log.warning("%s: unknown key '%s' ignored (known: %s)", where, key, ", ".join(sorted(schema["top"])))
-    for name, entry in (data.get("entry_points") or {}).items():
+            warn(f"{where}: unknown key '{key}' ignored (known: {', '.join(sorted(schema['top']))})")
+    name = data.get("name")
+    if name is not None and not isinstance(name, (str, int, float)):
+        warn(f"{where}: name: expected a string, got {_kind(name)} (kept as text)")
+    for stage, entry in (data.get("entry_points") or {}).items():
         for key in entry:
             if key not in schema["entry"]:
-                log.warning("%s: entry_points.%s: unknown key '%s' ignored", where, name, key)
+                warn(f"{where}: entry_points.{stage}: unknown key '{key}' ignored")
 
 
 _SCHEMA_KEYS: dict[str, frozenset[str]] = {}
@@ -260,7 +277,7 @@ def _schema_keys() -> dict[str, frozenset[str]]:
     return _SCHEMA_KEYS
 
 
-def _build(root: Path, spec_file: Path, data: Mapping[str, Any]) -> ProjectSpec:
+def _build(root: Path, spec_file: Path, data: Mapping[str, Any], warnings: list[str]) -> ProjectSpec:
     where = spec_file.name
     env_keys = [key for key in ("conda_env", "python_env", "docker_env") if key in data]
     if len(env_keys) > 1:
@@ -271,7 +288,13 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any]) -> ProjectSpec:
     project_env = _env_from(data, root, where, prefix="") or _implicit_env(root)
     entry_points: dict[str, StageSpec] = {}
     for name, entry in (data.get("entry_points") or {}).items():
-        entry_points[str(name)] = _build_stage(str(name), entry, root, where)
+        at = f"entry_points.{name}"
+        env_keys = [key for key in ("conda_env", "python_env", "docker_env", "env") if key in entry]
+        if len(env_keys) > 1:
+            raise SpecError(f"only one of conda_env, python_env, docker_env, env may be given, found {', '.join(env_keys)}",
+                            where=f"{where}: {at}")
+        entry_points[str(name)] = build_stage(str(name), entry, where, warnings.append,
+                                              env=_env_from(entry, root, where, prefix=f"{at}."))
     for stage in entry_points.values():
         for dep in stage.depends_on:
             if dep not in entry_points:
@@ -281,17 +304,20 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any]) -> ProjectSpec:
                 )
             if dep == stage.name:
                 raise SpecError("a stage cannot depend on itself", where=f"{where}: entry_points.{stage.name}.depends_on")
+    name = data.get("name")
     return ProjectSpec(
-        root=root, spec_file=spec_file, name=data.get("name"), entry_points=entry_points,
+        root=root, spec_file=spec_file, name=None if name is None else str(name), entry_points=entry_points,
         env=project_env, hooks=data.get("hooks") or {}, schedules=data.get("schedules") or {},
+        warnings=tuple(warnings),
     )
 
 
 def _env_from(data: Mapping[str, Any], root: Path, where: str, prefix: str) -> EnvSpec | None:
-    if "docker_env" in data:
+    # A key whose value is empty (null, "") is ignored, as mlflow run ignores it.
+    if data.get("docker_env"):
         return docker_spec.env_spec(data["docker_env"], f"{where}: {prefix}docker_env")
     for key, kind in (("conda_env", "conda"), ("python_env", "python")):
-        if key in data:
+        if data.get(key):
             rel = data[key]
             file = (root / rel).resolve()
             if not file.is_file():
@@ -309,89 +335,3 @@ def _implicit_env(root: Path) -> EnvSpec | None:
         if (root / name).is_file():
             return EnvSpec(kind=kind, file=root / name, declared_at=f"{name} (implicit)")  # type: ignore[arg-type]
     return None
-
-
-def _build_stage(name: str, entry: Mapping[str, Any], root: Path, where: str) -> StageSpec:
-    at = f"entry_points.{name}"
-    env_keys = [key for key in ("conda_env", "python_env", "docker_env", "env") if key in entry]
-    if len(env_keys) > 1:
-        raise SpecError(f"only one of conda_env, python_env, docker_env, env may be given, found {', '.join(env_keys)}",
-                        where=f"{where}: {at}")
-    params = tuple(_build_param(pname, raw, where, f"{at}.parameters.{pname}")
-                   for pname, raw in (entry.get("parameters") or {}).items())
-    command = entry["command"]
-    depends_on = entry.get("depends_on") or ()
-    if isinstance(depends_on, str):
-        depends_on = (depends_on,)
-    declared = {p.name for p in params}
-    for field in placeholders(command, where=f"{where}: {at}.command"):
-        head = field.split(".", 1)[0]
-        if field == "outputs" or head == "inputs":
-            if head == "inputs" and "." not in field:
-                raise SpecError("{inputs} needs a stage name, e.g. {inputs.prepare}", where=f"{where}: {at}.command")
-            continue
-        if field not in declared:
-            raise SpecError(f"placeholder {{{field}}} is not a declared parameter", where=f"{where}: {at}.command",
-                            hint=f"declare it under {at}.parameters, or write {{{{ }}}} for literal braces")
-    for output in entry.get("outputs", ()):
-        if Path(output).is_absolute() or ".." in Path(output).parts:
-            raise SpecError(f"output path {output!r} must be relative and stay inside the output directory",
-                            where=f"{where}: {at}.outputs")
-    if entry.get("resources"):
-        from orchestra.mlproject import resources
-
-        resources.validate(entry["resources"], f"{where}: {at}.resources")
-    return StageSpec(
-        name=name, command=command, parameters=params, depends_on=tuple(dict.fromkeys(depends_on)),
-        outputs=tuple(entry.get("outputs", ())), cache=bool(entry.get("cache", True)),
-        retries=int(entry.get("retries", 0)), timeout=entry.get("timeout"),
-        env=_env_from(entry, root, where, prefix=f"{at}."), resources=dict(entry.get("resources") or {}),
-    )
-
-
-def _build_param(name: str, raw: Any, where: str, at: str) -> ParamSpec:
-    if name in RESERVED_PARAMS:
-        raise SpecError(f"'{name}' is a reserved parameter name", where=f"{where}: {at}",
-                        hint="orchestra fills {outputs} and {inputs.X} itself; rename the parameter")
-    if raw is None or isinstance(raw, str):
-        type_name, default = raw or "string", None
-    else:
-        type_name, default = raw.get("type", "string"), raw.get("default")
-    type_name = _TYPE_ALIASES.get(type_name, type_name)
-    if default is not None:
-        convert(type_name, default if not isinstance(default, bool) else str(default).lower(),
-                where=f"{where}: {at}.default", check_paths=False)
-    return ParamSpec(name=name, type=type_name, default=default)
-
-
-def placeholders(command: str, where: str) -> Iterator[str]:
-    """Field names used in a command template (``{alpha}``, ``{inputs.prepare}``, ``{outputs}``)."""
-    try:
-        parsed = list(string.Formatter().parse(command))
-    except ValueError as exc:
-        raise SpecError(f"invalid command template: {exc}", where=where,
-                        hint="use {{ and }} for literal braces") from None
-    for _literal, field, _spec, _conversion in parsed:
-        if field is not None:
-            if field == "" or field.isdigit():
-                raise SpecError("positional placeholder {} is not allowed", where=where,
-                                hint="name a parameter, e.g. {alpha}")
-            yield field
-
-
-def implicit_stage(root: Path, name: str) -> StageSpec | None:
-    """MLflow's implicit entry point: a ``.py`` or ``.sh`` file run with no declared params."""
-    import shlex
-
-    path = (root / name)
-    if not name.endswith((".py", ".sh")) or not path.is_file():
-        return None
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return None
-    if name.endswith(".py"):
-        command = f"python {shlex.quote(name)}"
-    else:
-        command = f"{os.environ.get('SHELL') or 'bash'} {shlex.quote(name)}"
-    return StageSpec(name=name, command=command.replace("{", "{{").replace("}", "}}"), implicit=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from orchestra.core.errors import SpecError
+
 ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
 EnvKind = Literal["conda", "python", "local", "docker"]
 
@@ -39,6 +41,18 @@ class EnvSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Problem:
+    """Why an entry point cannot run (MLflow, too, fails on it only when it runs it)."""
+
+    message: str
+    where: str
+    hint: str | None = None
+
+    def error(self) -> SpecError:
+        return SpecError(self.message, where=self.where, hint=self.hint)
+
+
+@dataclass(frozen=True, slots=True)
 class ParamSpec:
     """A declared parameter. ``default is None`` means required."""
 
@@ -67,6 +81,8 @@ class StageSpec:
         env: the stage's own environment, when it declares one (else the project's).
         resources: optional resource request, e.g. {"cpus": 2} (used by distributed executors).
         implicit: the stage is a ``.py``/``.sh`` file with no declared params (MLflow).
+        problem: why the stage cannot run (no command, an undeclared placeholder): an error
+            only when it is selected (None: it can run).
     """
 
     name: str
@@ -80,6 +96,7 @@ class StageSpec:
     env: EnvSpec | None = None
     resources: Mapping[str, Any] = field(default_factory=dict)
     implicit: bool = False
+    problem: Problem | None = None
 
     def param(self, name: str) -> ParamSpec | None:
         for spec in self.parameters:
@@ -102,6 +119,8 @@ class ProjectSpec:
         hooks: the raw ``hooks`` mapping (validated by the schema; interpreted by
             orchestra.integrations.hooks).
         schedules: the raw ``schedules`` mapping (interpreted by orchestra.app.schedule).
+        warnings: what MLflow accepts but orchestra reads leniently (unknown keys and types,
+            entry points that cannot run), one line each; ``orchestra validate --strict`` refuses them.
     """
 
     root: Path
@@ -111,6 +130,7 @@ class ProjectSpec:
     env: EnvSpec | None = None
     hooks: Mapping[str, Any] = field(default_factory=dict)
     schedules: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_pipeline(self) -> bool:

@@ -127,12 +127,16 @@ def _declared_hint(stage: StageSpec) -> str:
 
 
 def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, project_root: Path,
-            allow_extras: bool, confine_to: Path | None = None) -> StageParams:
+            allow_extras: bool, confine_to: Path | None = None, type_check: bool = True) -> StageParams:
     """Typed values for ``stage``: its scoped ``-P``, else a global ``-P``, else the default.
 
     ``path`` values given by the user resolve against ``cwd`` (MLflow); defaults resolve against
     the project directory, so a project runs the same from any directory. With ``confine_to`` (a
-    fetched project), a default's real path must stay inside it.
+    fetched project), a default's real path must stay inside it. The text substituted
+    into the command is the ``-P`` value as given, or ``str()`` of the YAML default, as MLflow
+    renders it (``yes`` → ``True``, ``[1, 2]`` → ``[1, 2]``). ``type_check=False``
+    (``--no-type-check``): ``float``/``int``/``bool`` values pass unchecked, as under ``mlflow
+    run`` (which checks only ``path`` and ``uri``).
 
     Raises:
         ParamError: a missing required parameter or a value of the wrong type.
@@ -154,12 +158,14 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         if spec.name in given:
             raw, base = given[spec.name], cwd
         elif spec.default is not None:
-            raw = str(spec.default).lower() if isinstance(spec.default, bool) else str(spec.default)
-            base = project_root
+            raw, base = str(spec.default), project_root
         else:
             missing.append(spec.name)
             continue
-        value = convert(spec.type, raw, where=where, base=base)
+        if type_check or spec.type in ("path", "uri"):
+            value = convert(spec.type, raw, where=where, base=base)
+        else:
+            value = raw
         if spec.type == "path" and is_remote_path(str(value)):
             remote.append((spec.name, str(value)))
             value = without_credentials(str(value))  # what is stored and logged never holds credentials
@@ -244,12 +250,12 @@ def render(stage: StageSpec, params: StageParams, *, outputs: str, inputs: Mappi
         pieces.append(literal)
         if field_name is None:
             continue
-        if field_name == "outputs":
-            value = outputs
-        elif field_name.startswith("inputs."):
-            value = inputs[field_name.split(".", 1)[1]]
-        else:
+        if field_name in params.text:  # a declared parameter, even one named outputs (MLflow)
             value = params.downloaded.get(field_name) or params.text[field_name]
+        elif field_name == "outputs":
+            value = outputs
+        else:
+            value = inputs[field_name.split(".", 1)[1]]
         if conversion == "r":
             value = repr(value)
         if spec:

@@ -171,6 +171,9 @@ def test_retries_and_timeout(cli, make_project, tmp_path):
     (("-j", "0"), "must be at least 1"),
     (("--load-stages", "train"), "--load-stages needs --load-from"),
     (("--env-manager", "pip"), "invalid choice"),
+    (("-b", "databricks"), "-b/--backend databricks: not a backend orchestra runs"),
+    (("-c", '{"jbos": 2}'), "-c/--backend-config: unknown key 'jbos'"),
+    (("-c", "{jobs"), "-c/--backend-config: not JSON"),
 ])
 def test_bad_input_is_one_line_exit_2_and_loses_nothing(cli, args, expected):
     first = cli("run", str(EXAMPLES / "quickstart"), "-q")
@@ -251,3 +254,59 @@ def test_run_name_is_recorded_as_mlflow_does(make_project, cli):
     """)
     record = json.loads(cli("run", str(project), "--run-name", "baseline v2", "--json").out)
     assert record["tags"]["mlflow.runName"] == "baseline v2"
+
+
+def test_commands_run_through_bash_as_mlflow_runs_them(cli, make_project):
+    """bash builtins and keywords work even as a whole command (tests/compat/ compares with mlflow)."""
+    root = make_project("""
+        entry_points:
+          main:
+            command: |
+              shopt -s extglob
+              pushd sub > /dev/null
+              time echo !(skip*).txt "$PWD"
+          alone:
+            command: "pushd /tmp"
+          sourced:
+            command: "source env.sh && echo $GREETING"
+    """, {"sub/a.txt": "", "sub/skip.txt": "", "env.sh": "export GREETING=hello\n"})
+    main = cli("run", str(root), "--no-cache")
+    assert main.code == 0 and f"[main] a.txt {root / 'sub'}" in main.err and "[main] real" in main.err
+    assert cli("run", str(root), "-e", "alone").code == 0  # exec'd directly, a builtin would be exit 127
+    sourced = cli("run", str(root), "-e", "sourced")
+    assert sourced.code == 0 and "[sourced] hello" in sourced.err
+
+
+def test_lenient_mlproject_runs_and_validate_reports_warnings(cli, make_project):
+    root = make_project("""
+        name: 2024
+        entry_points:
+          main:
+            parameters:
+              n: {type: integer, default: 2}
+              flag: {default: yes}
+              items: {default: [1, 2]}
+            params: epochs
+            command: "echo {n} {flag} {items}"
+          draft:
+            parameters: {a: epochs}
+    """)
+    ran = cli("run", str(root))
+    assert ran.code == 0 and "[main] 2 True [1, 2]" in ran.err
+    validated = cli("validate", str(root))
+    assert validated.code == 0 and "(4 warning(s))" in validated.out
+    assert "entry_points.draft.parameters.a: unknown type 'epochs'" in validated.err
+    strict = cli("validate", "--strict", str(root))
+    assert strict.code == 2 and strict.err.strip().splitlines()[-1].startswith("orchestra: error: --strict: 4 warning(s)")
+    selected = cli("run", str(root), "-e", "draft", "-P", "a=1")
+    assert selected.code == 2 and "MLproject: entry_points.draft: no command" in selected.err
+
+
+def test_mlflow_run_flags_that_change_nothing_here_are_accepted(cli):
+    """-b local, mlflow's local-backend keys in -c, --param-list, --experiment-id without a server."""
+    result = cli("run", str(EXAMPLES / "quickstart"), "-b", "local", "-c", '{"SYNCHRONOUS": true, "jobs": 1}',
+                 "--param-list", "alpha=0.3", "--experiment-id", "7", "-q", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["params"]["alpha"] == "0.3"
+    note = cli("run", str(EXAMPLES / "quickstart"), "--dry-run", "--env-manager", "virtualenv")
+    assert note.code == 0 and "--env-manager virtualenv: python environments are built with uv" in note.err

@@ -63,6 +63,8 @@ class MirrorListener:
         self.key = uri.display
         self.prepared = prepared
         self.experiment = options.recording.experiment
+        self.experiment_id = options.recording.experiment_id  # --experiment-id wins over the name
+        self.parent_run_id = options.recording.parent_run_id  # --run-id: attach to this run as parent
         self.upload_outputs = bool(options.recording.mlflow_artifacts)
         self.home = home
         self.quiet = options.quiet
@@ -160,6 +162,7 @@ class MirrorListener:
                                   creation_lock=self._creation_lock, reporter=self.reporter)
         if event.params:
             self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])
+        self._preset_parent(event.run_id)
         self._create_now(PARENT)
         self._sender.start()
 
@@ -168,6 +171,27 @@ class MirrorListener:
         is ``5``, on the parent and on the child alike)."""
         p = self.prepared.params.get(name)
         return {**dict(p.text), **dict(p.extras)} if p is not None else {}
+
+    def _preset_parent(self, run_id: str) -> None:
+        """mlflow run's ``--experiment-id`` (the experiment by id, not by name) and ``--run-id``
+        (an existing MLflow run becomes the parent: no new one is created, the stages' child runs
+        nest under it and it ends with the run's status)."""
+        conn = queue.open_db(self.home)
+        target = queue.get_target(conn, self.key, run_id, PARENT)
+        if target is None or target.mlflow_run_id:
+            return
+        if self.experiment_id:
+            queue.set_experiment_id(conn, target, self.experiment_id)
+        if not self.parent_run_id:
+            return
+        try:
+            info = self._sync.client.get_run(self.parent_run_id)["info"]
+        except (Unavailable, Rejected) as exc:
+            self.reporter.notice(f"--run-id {self.parent_run_id}: cannot read it from {self.key} ({exc}); "
+                                 "the run is mirrored to a new MLflow run")
+            return
+        queue.set_created(conn, target, experiment_id=str(info["experiment_id"]), mlflow_run_id=self.parent_run_id,
+                          artifact_uri=info.get("artifact_uri") or "")
 
     def _stage_ended(self, event: events.Event) -> None:
         name = event.stage

@@ -165,6 +165,12 @@ def set_created(conn: sqlite3.Connection, target: Target, *, experiment_id: str,
         " AND stage = ?", (experiment_id, mlflow_run_id, artifact_uri, target.uri, target.run_id, target.stage))
 
 
+def set_experiment_id(conn: sqlite3.Connection, target: Target, experiment_id: str) -> None:
+    """The experiment a target's run is created in, when it is known before creation (--experiment-id)."""
+    conn.execute("UPDATE targets SET experiment_id = ? WHERE uri = ? AND run_id = ? AND stage = ?",
+                 (experiment_id, target.uri, target.run_id, target.stage))
+
+
 def set_outputs_uri(conn: sqlite3.Connection, target: Target, outputs_uri: str) -> None:
     """Record where the target's outputs are on the server (once its manifest is uploaded)."""
     conn.execute("UPDATE targets SET outputs_uri = ? WHERE uri = ? AND run_id = ? AND stage = ?",

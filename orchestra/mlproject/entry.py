@@ -1,0 +1,156 @@
+"""One entry point of a validated MLproject → :class:`StageSpec` (and MLflow's implicit ones).
+
+MLflow checks an entry point only when it runs it: an entry point without ``command``, with a
+``{placeholder}`` it does not declare, or with a parameter type MLflow does not know is accepted
+as long as it is not selected. orchestra does the same: such a file loads, each leniency becomes
+a warning in ``ProjectSpec.warnings`` (``orchestra validate`` shows them, ``--strict`` refuses
+them), and what cannot run is recorded on the stage as a :class:`Problem` that becomes an error
+only when the stage is selected.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from orchestra.core.errors import SpecError
+from orchestra.mlproject.model import PARAM_TYPES, RESERVED_PARAMS, ParamSpec, Problem, StageSpec
+from orchestra.mlproject.params import convert
+
+# Type names MLflow passes through (it checks only `path` and `uri`) that mean one of orchestra's
+# checked types without doubt. Anything else is read as `string`, as MLflow reads it.
+TYPE_ALIASES = {"str": "string", "integer": "int", "long": "int", "double": "float", "number": "float",
+                "boolean": "bool"}
+_SILENT_ALIASES = frozenset({"str"})  # MLflow's own docs write `type: str`
+
+Warn = Callable[[str], None]
+
+
+def build_stage(name: str, entry: Mapping[str, Any], where: str, warn: Warn,
+                env: Any = None) -> StageSpec:
+    """The StageSpec of entry point ``name``; leniencies are reported through ``warn``."""
+    at = f"entry_points.{name}"
+    params = tuple(build_param(pname, raw, where, f"{at}.parameters.{pname}", warn)
+                   for pname, raw in (entry.get("parameters") or {}).items())
+    depends_on = entry.get("depends_on") or ()
+    if isinstance(depends_on, str):
+        depends_on = (depends_on,)
+    command = entry.get("command")
+    problem = command_problem(command, {p.name for p in params}, f"{where}: {at}")
+    if problem is not None:
+        warn(f"{problem.where}: {problem.message} (an error only if this entry point runs)")
+    for output in entry.get("outputs", ()):
+        if Path(output).is_absolute() or ".." in Path(output).parts:
+            raise SpecError(f"output path {output!r} must be relative and stay inside the output directory",
+                            where=f"{where}: {at}.outputs")
+    if entry.get("resources"):
+        from orchestra.mlproject import resources
+
+        resources.validate(entry["resources"], f"{where}: {at}.resources")
+    return StageSpec(
+        name=name, command=command if problem is None else "", parameters=params,
+        depends_on=tuple(dict.fromkeys(depends_on)), outputs=tuple(entry.get("outputs", ())),
+        cache=bool(entry.get("cache", True)), retries=int(entry.get("retries", 0)), timeout=entry.get("timeout"),
+        env=env, resources=dict(entry.get("resources") or {}), problem=problem,
+    )
+
+
+def command_problem(command: Any, declared: set[str], at: str) -> Problem | None:
+    """Why ``command`` cannot run (MLflow fails on these when it runs the entry point), or None."""
+    if command is None:
+        return Problem("no command", f"{at}", hint=f"add {at.split(': ', 1)[-1]}.command")
+    if not isinstance(command, str):
+        return Problem(f"command must be a string, got {type(command).__name__}", f"{at}.command")
+    try:
+        fields = list(placeholders(command, where=f"{at}.command"))
+        for _literal, field, spec, _conversion in string.Formatter().parse(command):
+            if field is not None and spec:
+                format("", spec)  # values are substituted as text: a spec such as :.2f cannot apply
+    except SpecError as exc:
+        return Problem(exc.message, exc.where or at, exc.hint)
+    except ValueError as exc:
+        return Problem(f"invalid format spec in the command: {exc}", f"{at}.command",
+                       hint="values are substituted as text; drop the :spec")
+    for field in fields:
+        head = field.split(".", 1)[0]
+        if field in declared:
+            continue
+        if field == "outputs" or head == "inputs":
+            if head == "inputs" and "." not in field:
+                return Problem("{inputs} needs a stage name, e.g. {inputs.prepare}", f"{at}.command")
+            continue
+        if field not in declared:
+            return Problem(f"placeholder {{{field}}} is not a declared parameter", f"{at}.command",
+                           hint=f"declare it under {at.split(': ', 1)[-1]}.parameters, or write {{{{ }}}} for literal braces")
+    return None
+
+
+def build_param(name: str, raw: Any, where: str, at: str, warn: Warn) -> ParamSpec:
+    """A parameter as MLflow reads it: ``name: TYPE`` or ``{type, default}`` (``type`` defaults to string)."""
+    if name in RESERVED_PARAMS:  # an MLflow project may declare these: its {name} is then the parameter
+        warn(f"{where}: {at}: parameter '{name}' is used for {{{name}}} in this entry point instead of "
+             f"orchestra's {{{name}}} (rename it to use orchestra's)")
+    if raw is None or isinstance(raw, str):
+        declared, default = raw or "string", None
+    else:
+        declared, default = raw.get("type", "string"), raw.get("default")
+    type_name = param_type(declared, f"{where}: {at}", warn)
+    if default is not None:
+        try:
+            convert(type_name, str(default), where=f"{where}: {at}.default", check_paths=False)
+        except SpecError as exc:
+            warn(f"{exc.render()}; a run of this entry point fails unless the value is given with -P "
+                 "or --no-type-check is used")
+    return ParamSpec(name=name, type=type_name, default=default)  # type: ignore[arg-type]
+
+
+def param_type(declared: Any, at: str, warn: Warn) -> str:
+    """orchestra's type for a declared type name; an unknown one is ``string`` with a warning."""
+    if isinstance(declared, str) and declared in PARAM_TYPES:
+        return declared
+    known = ", ".join(PARAM_TYPES)
+    if isinstance(declared, str) and declared in TYPE_ALIASES:
+        mapped = TYPE_ALIASES[declared]
+        if declared not in _SILENT_ALIASES:
+            warn(f"{at}: type {declared!r} read as {mapped!r} (known types: {known})")
+        return mapped
+    warn(f"{at}: unknown type {declared!r} read as 'string', as mlflow run does (known types: {known})")
+    return "string"
+
+
+def placeholders(command: str, where: str) -> Iterator[str]:
+    """Field names used in a command template (``{alpha}``, ``{inputs.prepare}``, ``{outputs}``)."""
+    try:
+        parsed = list(string.Formatter().parse(command))
+    except ValueError as exc:
+        raise SpecError(f"invalid command template: {exc}", where=where,
+                        hint="use {{ and }} for literal braces") from None
+    for _literal, field, _spec, _conversion in parsed:
+        if field is not None:
+            if field == "" or field.isdigit():
+                raise SpecError("positional placeholder {} is not allowed", where=where,
+                                hint="name a parameter, e.g. {alpha}")
+            yield field
+
+
+def implicit_stage(root: Path, name: str) -> StageSpec | None:
+    """MLflow's implicit entry point: a ``.py``, ``.sh`` or ``.R`` file run with no declared params
+    (the commands are mlflow's)."""
+    import shlex
+
+    path = (root / name)
+    if not name.endswith((".py", ".sh", ".R")) or not path.is_file():
+        return None
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return None
+    if name.endswith(".py"):
+        command = f"python {shlex.quote(name)}"
+    elif name.endswith(".R"):
+        command = f"Rscript -e \"mlflow::mlflow_source('{shlex.quote(name)}')\" --args"
+    else:
+        command = f"{os.environ.get('SHELL') or 'bash'} {shlex.quote(name)}"
+    return StageSpec(name=name, command=command.replace("{", "{{").replace("}", "}}"), implicit=True)

@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    args.argv = argv  # `run` keeps it on the run, to print (and `runs resume`) the exact resume line
     debug = args.debug or settings.current().debug
     _configure_logging(debug)
     try:

@@ -138,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         recording=o.RecordingOptions(experiment=args.experiment, tracking_uri=args.tracking_uri,
                                      mlflow_artifacts=args.mlflow_artifacts, experiment_id=args.experiment_id,
                                      parent_run_id=args.parent_run_id,
-                                     tags={"mlflow.runName": args.run_name} if args.run_name else {}),
+                                     tags={**({"mlflow.runName": args.run_name} if args.run_name else {}),
+                                           **_invocation(args)}),
         notification=o.NotificationOptions(hooks_uris=tuple(args.hooks_uris),
                                            trust_project_hooks=args.trust_project_hooks,
                                            hooks_drain=args.hooks_drain),
@@ -150,6 +151,16 @@ def _run(args: argparse.Namespace) -> int:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     return result.exit_code
+
+
+def _invocation(args: argparse.Namespace) -> dict[str, str]:
+    """The command line, credentials redacted, as the run tag the resume line is rebuilt from."""
+    import os
+
+    from orchestra.core import invocation
+
+    argv = getattr(args, "argv", None)
+    return {invocation.TAG: invocation.record(argv, os.getcwd())} if argv else {}
 
 
 def _plan(args: argparse.Namespace) -> int:

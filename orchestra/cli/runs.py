@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     diff.add_argument("run_ids", metavar="RUN_ID", nargs=2)
     diff.add_argument("--json", action="store_true", help="the comparison as JSON, full precision")
     diff.set_defaults(handler=_compare)
+    resume = verbs.add_parser("resume", help="run RUN_ID's command line again with --load-from RUN_ID",
+                              description="Replay the `orchestra run` command that started RUN_ID (every flag and "
+                                          "-P, from its directory) with --load-from RUN_ID: finished stages load.")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
+    resume.set_defaults(handler=_resume)
     sync = verbs.add_parser("sync", help="mirror a run to an MLflow tracking server (finish or replay it)",
                             description="Send what the MLflow mirror of RUN_ID left pending, or replay the whole "
                                         "run from the local store if it was never mirrored to this server.")
@@ -178,6 +184,34 @@ def _compare(args: argparse.Namespace) -> int:
             why = f"  ({entry['why']})" if entry["why"] else ""
             print(f"  {label:>{width}}: {entry['status'] or '-'}{why}")
     return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    import os
+
+    from orchestra.app import api
+    from orchestra.cli import main
+    from orchestra.core import invocation
+    from orchestra.core.errors import BadInputError
+
+    record = api.get_run(args.run_id)
+    kept = invocation.read(record.tags)
+    if kept is None:
+        raise BadInputError(f"run {record.run_id[:8]} did not keep its command line", where="runs resume",
+                            hint=f"run it again with --load-from {record.run_id}")
+    argv, cwd = kept
+    again = invocation.resume_argv(argv, record.run_id)
+    if args.print_only:
+        print(invocation.line(again))
+        return 0
+    if invocation.redacted(argv):
+        raise BadInputError(f"run {record.run_id[:8]}'s command line had credentials, stored redacted",
+                            where="runs resume", hint=f"run `orchestra runs resume --print {record.run_id[:8]}` "
+                                                      "and put them back")
+    print(f"orchestra: resuming: {invocation.line(again)}" + (f"  (in {cwd})" if cwd else ""), file=sys.stderr)
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)  # a relative project path means what it meant then
+    return main(again)
 
 
 def _sync(args: argparse.Namespace) -> int:

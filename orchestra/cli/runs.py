@@ -101,7 +101,7 @@ def _list(args: argparse.Namespace) -> int:
               "status": row["status"], "start": _when(row["start_time"]),
               "duration": f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else "-",
               "stages": str(row["stages"]), "loaded": str(row["loaded"]),
-              **{c: compare.readable(row[c]) for c in columns},
+              **{c: compare.readable(row[c]) for c in columns}, "project": row["project_uri"] or "-",
               **({"metrics": " ".join(f"{k}={v:g}" for k, v in r.metrics.items()) or "-"} if args.metrics else {})}
              for r, row in zip(records, rows)]
     _print_table(table)

@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
     run.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                      help="colour the progress output (auto: on a terminal, unless NO_COLOR is set)")
+    from orchestra.cli import sweeps
+
+    sweeps.add_sweep_flags(run)
     run.set_defaults(handler=_run)
 
     plan = sub.add_parser("plan", help="show what a run would do and why",
@@ -146,6 +149,10 @@ def _run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         color=args.color,
     )
+    if args.sweep or args.sweep_file:  # many runs, one pool
+        from orchestra.cli import sweeps
+
+        return sweeps.run_sweep(args, options)
     result = api.run(args.uri, options)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)

@@ -1,0 +1,136 @@
+"""Parameter sweeps: members are normal runs on one pool; stages shared by members run once.
+
+Real CLI processes, the real quickstart project, the run store read back through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from orchestra.core.layout import SCHEMAS_DIR
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "example_projects" / "quickstart"
+
+
+@pytest.fixture
+def quickstart(tmp_path):
+    root = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, root)
+    return root
+
+
+def _records(cli, *args):
+    return json.loads(cli("runs", "list", "--json", *args).out)
+
+
+def test_quickstart_sweep_runs_shared_stages_once(cli, quickstart):
+    done = cli("run", str(quickstart), "--env-manager", "local", "-P", "epochs=50", "-j", "2",
+               "--sweep", "alpha=0.1,0.5,1.0", "--sort", "evaluate.rmse")
+    assert done.code == 0, done.err
+    first = done.err.splitlines()[0]
+    assert first.startswith("orchestra: sweep ") and first.endswith(": 3 member(s)")
+    sweep_id = first.split()[2].rstrip(":")
+    members = _records(cli, "--sweep", sweep_id)
+    assert len(members) == 3 and len(_records(cli)) == 3
+    by_stage = {name: [next(s for s in m["stages"] if s["name"] == name) for m in members]
+                for name in ("prepare", "features", "train", "evaluate")}
+    for shared in ("prepare", "features"):  # once in total; the others loaded that run's outputs
+        statuses = sorted(s["status"] for s in by_stage[shared])
+        assert statuses == ["FINISHED", "LOADED", "LOADED"], (shared, statuses)
+        owner = next(m["run_id"] for m, s in zip(members, by_stage[shared]) if s["status"] == "FINISHED")
+        assert {s["loaded_from"]["run_id"] for s in by_stage[shared] if s["status"] == "LOADED"} == {owner}
+    for own in ("train", "evaluate"):  # once per member
+        assert [s["status"] for s in by_stage[own]] == ["FINISHED"] * 3
+    assert {m["params"]["alpha"] for m in members} == {"0.1", "0.5", "1.0"}
+    assert all(m["tags"]["orchestra.sweep"] == sweep_id for m in members)
+    assert {json.loads(m["tags"]["orchestra.sweep.values"])["alpha"] for m in members} == {"0.1", "0.5", "1.0"}
+    # the table, sorted by the metric, with the best named
+    lines = done.out.splitlines()
+    assert lines[0].split() == ["run_id", "alpha", "status", "evaluate.mae", "evaluate.rmse", "best"]
+    rmse = {m["run_id"][:8]: m["metrics"]["evaluate.rmse"] for m in members}
+    order = [line.split()[0] for line in lines[1:4]]
+    assert order == sorted(rmse, key=rmse.__getitem__)
+    assert lines[1].split()[-1] == "*" and f"best by evaluate.rmse: run " in lines[-1]
+    shown = json.loads(cli("sweeps", "show", sweep_id, "--sort=-evaluate.rmse", "--json").out)
+    jsonschema.validate(shown, json.loads((SCHEMAS_DIR / "sweep.schema.json").read_text()))
+    assert [m["run_id"][:8] for m in shown["members"]] == order[::-1]
+    assert shown["best"].startswith(order[-1]) and shown["counts"] == {"FINISHED": 3}
+    listed = cli("sweeps", "list")
+    assert listed.code == 0 and sweep_id in listed.out and "3 member(s): 3 finished" in listed.out
+
+
+def test_sweep_ranges_files_and_json(cli, quickstart, tmp_path):
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text("- {epochs: 10}\n- {epochs: 20}\n")
+    done = cli("run", str(quickstart), "--env-manager", "local", "--sweep-file", str(sweep_file),
+               "--sweep", "alpha=0:1:0.5", "--json", "--sort=-evaluate.rmse")
+    assert done.code == 0, done.err
+    table = json.loads(done.out)
+    jsonschema.validate(table, json.loads((SCHEMAS_DIR / "sweep.schema.json").read_text()))
+    assert sorted((m["values"]["epochs"], m["values"]["alpha"]) for m in table["members"]) == [
+        ("10", "0"), ("10", "0.5"), ("10", "1"), ("20", "0"), ("20", "0.5"), ("20", "1")]
+    values = [m["metrics"]["evaluate.rmse"] for m in table["members"]]
+    assert values == sorted(values, reverse=True)
+    members = _records(cli, "--sweep", table["sweep_id"])
+    prepares = [next(s for s in m["stages"] if s["name"] == "prepare")["status"] for m in members]
+    assert prepares.count("FINISHED") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sweep", "alpha=0.1,abc"], "abc"),
+    (["--sweep", "alpha=0:1:0"], "STEP > 0"),
+    (["--sweep", "alpha=0:2000:1"], "--yes"),
+    (["--sweep", "alpha=1,2", "-P", "alpha=3"], "also fixed"),
+    (["--sweep", "nope=1,2"], "nope"),
+    (["--sweep", "alpha=1,2", "--sort", "rmse"], "STAGE.METRIC"),
+    (["--sweep-file", "missing.yaml"], "cannot read sweep file"),
+])
+def test_bad_sweeps_are_exit_2_before_anything_runs(cli, quickstart, args, message):
+    bad = cli("run", str(quickstart), "--env-manager", "local", *args)
+    assert bad.code == 2, bad.err
+    assert message in bad.err and "Traceback" not in bad.err
+    assert _records(cli) == []
+
+
+def test_a_bad_sweep_file_names_the_item(cli, quickstart, tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("- {alpha: 0.1}\n- [1, 2]\n")
+    bad = cli("run", str(quickstart), "--sweep-file", str(path))
+    assert bad.code == 2 and "[1]" in bad.err and len(bad.err.strip().splitlines()) <= 2
+
+
+FLAKY = """
+    name: flaky
+    entry_points:
+      base: {command: "python -c \\"print('base')\\""}
+      work:
+        depends_on: [base]
+        parameters: {x: {type: int, default: 1}}
+        command: "python work.py {x}"
+"""
+WORK = {"work.py": """
+    import sys, time
+    x = int(sys.argv[1])
+    if x == 2:
+        sys.exit("two is bad")
+    time.sleep(0.5 if x > 2 else 0)
+"""}
+
+
+def test_a_failing_member_does_not_stop_the_others_unless_fail_fast(cli, make_project):
+    root = make_project(FLAKY, WORK)
+    done = cli("run", str(root), "--env-manager", "local", "--sweep", "x=1,2,3,4", "-j", "2")
+    assert done.code == 1
+    sweep_id = done.err.splitlines()[0].split()[2].rstrip(":")
+    statuses = {m["params"]["x"]: m["status"] for m in _records(cli, "--sweep", sweep_id)}
+    assert statuses == {"1": "FINISHED", "2": "FAILED", "3": "FINISHED", "4": "FINISHED"}
+    fast = cli("run", str(root), "--env-manager", "local", "--sweep", "x=2,3,5,6,7,8,9,10,11,12", "-j", "1",
+               "--fail-fast")
+    assert fast.code != 0 and "--fail-fast" in fast.err
+    sweep_id = fast.err.splitlines()[0].split()[2].rstrip(":")
+    statuses = [m["status"] for m in _records(cli, "--sweep", sweep_id)]
+    assert "FAILED" in statuses and statuses.count("FINISHED") < 9

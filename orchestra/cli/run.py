@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from orchestra.cli import sweeps
+
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``run``, ``plan`` (and ``schedule add``)."""
@@ -67,8 +69,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
     run.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                      help="colour the progress output (auto: on a terminal, unless NO_COLOR is set)")
-    from orchestra.cli import sweeps
-
     sweeps.add_sweep_flags(run)
     run.set_defaults(handler=_run)
 
@@ -150,8 +150,6 @@ def _run(args: argparse.Namespace) -> int:
         color=args.color,
     )
     if args.sweep or args.sweep_file:  # many runs, one pool
-        from orchestra.cli import sweeps
-
         return sweeps.run_sweep(args, options)
     result = api.run(args.uri, options)
     if args.json:

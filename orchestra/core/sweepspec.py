@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
 
+from orchestra.core import yamlguard
 from orchestra.core.errors import BadInputError
 
 Member = tuple[tuple[str, str], ...]
@@ -68,8 +69,6 @@ def read_file(path: str) -> list[dict[str, str]]:
     Raises:
         BadInputError: unreadable, not YAML, over the limits, or not a list of flat mappings.
     """
-    from orchestra.core import yamlguard
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

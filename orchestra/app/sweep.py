@@ -27,13 +27,14 @@ from orchestra.core.status import RunStatus
 from orchestra.core.sweepspec import Member
 
 CONFIRM_ABOVE = 1000
+SIZE_TAG = "orchestra.sweep.size"
 
 
 def new_sweep_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def member_options(options: RunOptions, member: Member, sweep_id: str, index: int) -> RunOptions:
+def member_options(options: RunOptions, member: Member, sweep_id: str, index: int, total: int = 0) -> RunOptions:
     """The run options of one member: its values as ``-P`` after the fixed ones, and its tags.
 
     Raises:
@@ -45,7 +46,8 @@ def member_options(options: RunOptions, member: Member, sweep_id: str, index: in
             raise BadInputError(f"--sweep {key}: also fixed with -P {key}", where="--sweep",
                                 hint="sweep it or fix it, not both")
     tags = {**options.recording.tags, compare.SWEEP_TAG: sweep_id,
-            compare.SWEEP_VALUES_TAG: json.dumps(dict(member), separators=(",", ":"))}
+            compare.SWEEP_VALUES_TAG: json.dumps(dict(member), separators=(",", ":")),
+            SIZE_TAG: str(total or index + 1)}
     name = options.recording.tags.get("mlflow.runName")
     if name:
         tags["mlflow.runName"] = f"{name}-{index + 1}"
@@ -66,7 +68,7 @@ def run_sweep(uri: str, options: RunOptions, members: Sequence[Member], *, sweep
     prepared = []
     try:
         for index, member in enumerate(members):
-            opts = member_options(options, member, sweep_id, index)
+            opts = member_options(options, member, sweep_id, index, len(members))
             prepared.append((opts, prepare(uri, opts, build_envs=True, progress=console if index == 0 else None)))
     except BaseException:
         for _, ready in prepared:
@@ -165,7 +167,9 @@ def summary(sweep_id: str, sort: str | None = None, records: Sequence[RunRecord]
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     swept = list(dict.fromkeys(k for row in rows for k in row["values"]))
-    return {"sweep_id": sweep_id, "sort": sort, "best": best, "swept": swept, "counts": counts, "members": rows}
+    size = max([int(r.tags.get(SIZE_TAG) or 0) for r in records] + [len(rows)])
+    return {"sweep_id": sweep_id, "sort": sort, "best": best, "swept": swept, "size": size, "counts": counts,
+            "members": rows}
 
 
 def list_sweeps(limit: int = 50) -> list[dict[str, Any]]:

@@ -79,7 +79,8 @@ def _render(table: dict[str, Any], stream: Any = None) -> None:
     for row in rows:
         print("  ".join(row[h].ljust(widths[h]) for h in headers).rstrip(), file=stream)
     counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted(table["counts"].items()))
-    print(f"sweep {table['sweep_id']}: {len(members)} member(s): {counts}", file=stream)
+    started = f"{len(members)} of {table['size']} started" if table["size"] > len(members) else f"{len(members)}"
+    print(f"sweep {table['sweep_id']}: {started} member(s): {counts}", file=stream)
     if table["best"]:
         best = next(row for row in members if row["run_id"] == table["best"])
         values = " ".join(f"{k}={v}" for k, v in best["values"].items())

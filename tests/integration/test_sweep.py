@@ -58,7 +58,7 @@ def test_quickstart_sweep_runs_shared_stages_once(cli, quickstart):
     shown = json.loads(cli("sweeps", "show", sweep_id, "--sort=-evaluate.rmse", "--json").out)
     jsonschema.validate(shown, json.loads((SCHEMAS_DIR / "sweep.schema.json").read_text()))
     assert [m["run_id"][:8] for m in shown["members"]] == order[::-1]
-    assert shown["best"].startswith(order[-1]) and shown["counts"] == {"FINISHED": 3}
+    assert shown["best"].startswith(order[-1]) and shown["counts"] == {"FINISHED": 3} and shown["size"] == 3
     listed = cli("sweeps", "list")
     assert listed.code == 0 and sweep_id in listed.out and "3 member(s): 3 finished" in listed.out
 

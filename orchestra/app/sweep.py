@@ -16,10 +16,11 @@ import uuid
 from dataclasses import replace
 from typing import Any, Sequence
 
-from orchestra.app import compare, session
+from orchestra.app import compare, session, sweep_notify
 from orchestra.app.console import Console
 from orchestra.app.prepare import prepare
 from orchestra.app.sweep_pool import SharedPool
+from orchestra.core import events
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInputError
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord
@@ -57,7 +58,7 @@ def member_options(options: RunOptions, member: Member, sweep_id: str, index: in
 
 
 def run_sweep(uri: str, options: RunOptions, members: Sequence[Member], *, sweep_id: str, fail_fast: bool = False,
-              console: Console | None = None) -> int:
+              sort: str | None = None, console: Console | None = None) -> int:
     """Prepare every member (type checks first), then drive them on one pool; the exit code.
 
     Raises:
@@ -76,14 +77,20 @@ def run_sweep(uri: str, options: RunOptions, members: Sequence[Member], *, sweep
         raise
     jobs = options.execution.jobs or os.cpu_count() or 1
     pool = SharedPool(jobs)
+    first = prepared[0][1]
+    sweep_notify.emit(events.SWEEP_STARTED, "running", first, options, {"id": sweep_id, "size": len(members)}, console)
     statuses: list[RunStatus] = []
     try:
         statuses = _drive(prepared, members, pool, fail_fast, console)
     finally:
         pool.close()
-    if any(s == RunStatus.KILLED for s in statuses):
-        return EXIT_INTERRUPTED
-    return 0 if all(s == RunStatus.FINISHED for s in statuses) else EXIT_FAILED
+    killed = any(s == RunStatus.KILLED for s in statuses)
+    ok = not killed and all(s == RunStatus.FINISHED for s in statuses)
+    table = summary(sweep_id, sort)
+    sweep_notify.emit(events.SWEEP_ENDED, "killed" if killed else "success" if ok else "failed", first, options,
+                      {"id": sweep_id, "size": len(members), "counts": table["counts"], "best": table["best"],
+                       "sort": sort}, console)
+    return EXIT_INTERRUPTED if killed else 0 if ok else EXIT_FAILED
 
 
 def _drive(prepared: list, members: Sequence[Member], pool: SharedPool, fail_fast: bool,

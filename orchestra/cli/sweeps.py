@@ -50,7 +50,8 @@ def run_sweep(args: argparse.Namespace, options: Any) -> int:
     if len(members) > sweep.CONFIRM_ABOVE and not args.yes:
         raise BadInputError(f"--sweep: {len(members)} members (more than {sweep.CONFIRM_ABOVE})", where="--sweep",
                             hint="pass --yes to run them all, or sweep fewer values")
-    code = sweep.run_sweep(args.uri, options, members, sweep_id=sweep_id, fail_fast=args.fail_fast)
+    code = sweep.run_sweep(args.uri, options, members, sweep_id=sweep_id, fail_fast=args.fail_fast,
+                           sort=args.sort)
     table = sweep.summary(sweep_id, args.sort)
     if args.json:
         json.dump(table, sys.stdout, indent=2, default=str)

@@ -134,3 +134,25 @@ def test_a_failing_member_does_not_stop_the_others_unless_fail_fast(cli, make_pr
     sweep_id = fast.err.splitlines()[0].split()[2].rstrip(":")
     statuses = [m["status"] for m in _records(cli, "--sweep", sweep_id)]
     assert "FAILED" in statuses and statuses.count("FINISHED") < 9
+
+
+def test_sweep_started_and_ended_webhooks(cli, quickstart, tmp_path):
+    from tests.hooks_receiver import Receiver
+
+    schema = json.loads((SCHEMAS_DIR / "webhook-event.schema.json").read_text())
+    with Receiver() as receiver:
+        hooks = tmp_path / "hooks.json"
+        hooks.write_text(json.dumps({"sweep_started": [{"url": receiver.url}], "sweep_ended": [{"url": receiver.url}]}))
+        done = cli("run", str(quickstart), "--env-manager", "local", "--hooks", str(hooks), "-q",
+                   "--sweep", "alpha=0.1,0.5", "--sort", "evaluate.rmse")
+        assert done.code == 0, done.err
+        got = receiver.wait_for(2, timeout=60)
+    bodies = [request.json for request in got]
+    for body in bodies:
+        jsonschema.validate(body, schema)
+    assert [b["event"] for b in bodies] == ["sweep_started", "sweep_ended"]
+    sweep_id = done.err.splitlines()[0].split()[2].rstrip(":")
+    started, ended = (b["payload"]["sweep"] for b in bodies)
+    assert started == {"id": sweep_id, "size": 2}
+    assert ended["counts"] == {"FINISHED": 2} and ended["sort"] == "evaluate.rmse" and bodies[1]["status"] == "success"
+    assert ended["best"] == json.loads(cli("sweeps", "show", sweep_id, "--sort", "evaluate.rmse", "--json").out)["best"]

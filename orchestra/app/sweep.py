@@ -20,7 +20,7 @@ from orchestra.app import compare, session, sweep_notify
 from orchestra.app.console import Console
 from orchestra.app.prepare import prepare
 from orchestra.app.sweep_pool import SharedPool
-from orchestra.core import events
+from orchestra.core import events, invocation
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInputError
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord
@@ -49,6 +49,10 @@ def member_options(options: RunOptions, member: Member, sweep_id: str, index: in
     tags = {**options.recording.tags, compare.SWEEP_TAG: sweep_id,
             compare.SWEEP_VALUES_TAG: json.dumps(dict(member), separators=(",", ":")),
             SIZE_TAG: str(total or index + 1)}
+    kept = invocation.read(tags)
+    if kept is not None:  # `runs resume MEMBER` replays this member alone
+        tags[invocation.TAG] = json.dumps({"argv": invocation.member_argv(kept[0], member), "cwd": kept[1]},
+                                          separators=(",", ":"))
     name = options.recording.tags.get("mlflow.runName")
     if name:
         tags["mlflow.runName"] = f"{name}-{index + 1}"

@@ -86,6 +86,9 @@ def _render(table: dict[str, Any], stream: Any = None) -> None:
         best = next(row for row in members if row["run_id"] == table["best"])
         values = " ".join(f"{k}={v}" for k, v in best["values"].items())
         print(f"best by {table['sort']}: run {table['best']} ({values})", file=stream)
+    unfinished = [row["run_id"] for row in members if row["status"] in ("FAILED", "KILLED")]
+    if unfinished:
+        print(f"to resume a member: orchestra runs resume {unfinished[0]}", file=stream)
 
 
 def _last_stage(members: list[dict[str, Any]]) -> str | None:

@@ -64,6 +64,28 @@ def resume_argv(argv: Sequence[str], run_id: str) -> list[str]:
     return [*out, "--load-from", run_id]
 
 
+_SWEEP_VALUED = ("--sweep", "--sweep-file", "--sort")
+_SWEEP_FLAGS = ("--fail-fast", "--yes")
+
+
+def member_argv(argv: Sequence[str], values: Sequence[tuple[str, str]]) -> list[str]:
+    """The command line of one sweep member: the sweep's without its sweep flags, plus its values as ``-P``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _SWEEP_VALUED:
+            skip = True
+        elif arg in _SWEEP_FLAGS or any(arg.startswith(flag + "=") for flag in _SWEEP_VALUED):
+            continue
+        else:
+            out.append(arg)
+    for key, value in values:
+        out += ["-P", f"{key}={value}"]
+    return out
+
+
 def line(argv: Sequence[str]) -> str:
     """``orchestra ARGV`` shell-quoted."""
     return " ".join(shlex.quote(part) for part in ["orchestra", *argv])

@@ -156,3 +156,17 @@ def test_sweep_started_and_ended_webhooks(cli, quickstart, tmp_path):
     assert started == {"id": sweep_id, "size": 2}
     assert ended["counts"] == {"FINISHED": 2} and ended["sort"] == "evaluate.rmse" and bodies[1]["status"] == "success"
     assert ended["best"] == json.loads(cli("sweeps", "show", sweep_id, "--sort", "evaluate.rmse", "--json").out)["best"]
+
+
+def test_a_failed_member_resumes_alone(cli, make_project):
+    root = make_project(FLAKY, WORK)
+    done = cli("run", str(root), "--env-manager", "local", "--sweep", "x=1,2")
+    assert done.code == 1 and "to resume a member: orchestra runs resume " in done.out
+    failed = done.out.split("to resume a member: orchestra runs resume ")[1].split()[0]
+    printed = cli("runs", "resume", failed, "--print").out.strip()
+    assert "--sweep" not in printed and printed.endswith(f"-P x=2 --load-from {failed}")
+    again = cli("runs", "resume", failed)
+    assert again.code == 1 and "two is bad" in again.err  # x=2 fails again, alone, its base stage loaded
+    record = json.loads(cli("runs", "list", "--json", "--limit", "1").out)[0]
+    assert record["params"]["x"] == "2" and record["stages"][0]["status"] == "LOADED"
+    assert "orchestra.sweep" not in record["tags"]

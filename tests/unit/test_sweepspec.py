@@ -65,3 +65,10 @@ def test_the_stored_command_line_is_redacted_and_resumes_with_load_from():
     assert again == ["run", ".", "-P", "alpha=a b", "-j", "2", "--load-from", "f" * 32]
     assert invocation.line(again) == f"orchestra run . -P 'alpha=a b' -j 2 --load-from {'f' * 32}"
     assert invocation.read({}) is None and invocation.read({invocation.TAG: "{bad"}) is None
+
+
+def test_a_member_keeps_its_own_command_line():
+    argv = ["run", ".", "--sweep", "alpha=1,2", "--sweep=l1=0:1:0.5", "--sweep-file", "s.yaml", "--sort=-e.rmse",
+            "--fail-fast", "--yes", "-j", "2", "-P", "epochs=3"]
+    assert invocation.member_argv(argv, [("alpha", "2"), ("l1", "0.5")]) == [
+        "run", ".", "-j", "2", "-P", "epochs=3", "-P", "alpha=2", "-P", "l1=0.5"]

@@ -77,20 +77,27 @@ class SharedPool:
         """None: this member owns ``key`` now (it runs it); else the flight to wait for."""
         with self._lock:
             flight = self._flights.get(key)
-            if flight is not None and flight.run_id != run_id and not (flight.done.is_set() and not _ok(flight)):
-                return flight
+            if flight is not None and flight.run_id != run_id and (not flight.done.is_set() or _ok(flight)):
+                return flight  # another member computes (or computed) it
+            if flight is not None and flight.run_id == run_id and not flight.done.is_set():
+                return None  # decided again (there was no free slot the first time): still ours
             self._flights[key] = _Flight(run_id, stage, components=components, outputs_dir=outputs_dir)
             self._owned[(run_id, stage)] = key
             return None
 
-    def finished(self, run_id: str, stage: str, outcome: TaskOutcome | None) -> None:
+    def finished(self, run_id: str, stage: str, outcome: TaskOutcome | None, *, only_if_waiting: bool = False) -> None:
         """An attempt's worker returned (None: it was cancelled): wake the members waiting for its key."""
         with self._lock:
             key = self._owned.get((run_id, stage))
             flight = self._flights.get(key) if key else None
-        if flight is not None and flight.run_id == run_id:
+            if flight is None or flight.run_id != run_id or (only_if_waiting and flight.done.is_set()):
+                return
             flight.outcome = outcome
             flight.done.set()
+
+    def release(self, run_id: str, stage: str) -> None:
+        """The member's stage ended (maybe without an attempt: skipped, killed): its waiters stop waiting."""
+        self.finished(run_id, stage, None, only_if_waiting=True)
 
 
 def _ok(flight: _Flight) -> bool:
@@ -150,6 +157,11 @@ class _SharingDriver:
             if self.shared.cancelled.is_set():
                 raise KeyboardInterrupt  # the engine kills this member's stages
             # the owner failed: claim it again (this member runs it)
+
+
+    def ended(self, name: str, status: Any, decision: Any, outcome: Any, message: Any) -> None:
+        self.inner.ended(name, status, decision, outcome, message)
+        self.shared.release(self.run_id, name)
 
 
 def _load_from(decision: planmod.StagePlan, flight: _Flight) -> planmod.StagePlan:

@@ -170,3 +170,30 @@ def test_a_failed_member_resumes_alone(cli, make_project):
     record = json.loads(cli("runs", "list", "--json", "--limit", "1").out)[0]
     assert record["params"]["x"] == "2" and record["stages"][0]["status"] == "LOADED"
     assert "orchestra.sweep" not in record["tags"]
+
+
+DIAMOND = """
+    name: diamond
+    entry_points:
+      a: {command: "python -c \\"import time; time.sleep(0.3)\\""}
+      b: {command: "python -c \\"import time; time.sleep(0.3)\\""}
+      c:
+        depends_on: [a, b]
+        parameters: {x: {type: int, default: 1}}
+        command: "python -c \\"print({x})\\""
+"""
+
+
+def test_one_slot_for_many_members_with_parallel_shared_stages(cli, make_project):
+    """-j 1: a member decides b while a holds the only slot, then decides it again later (still
+    its own); every other member waits for a and b and loads them. Nothing hangs."""
+    root = make_project(DIAMOND, {})
+    done = cli("run", str(root), "--env-manager", "local", "--sweep", "x=1:6:1", "-j", "1", timeout=180)
+    assert done.code == 0, done.err
+    sweep_id = done.err.splitlines()[0].split()[2].rstrip(":")
+    members = _records(cli, "--sweep", sweep_id)
+    assert len(members) == 6
+    for name in ("a", "b"):
+        statuses = [next(s for s in m["stages"] if s["name"] == name)["status"] for m in members]
+        assert statuses.count("FINISHED") == 1 and statuses.count("LOADED") == 5, (name, statuses)
+    assert all(next(s for s in m["stages"] if s["name"] == "c")["status"] == "FINISHED" for m in members)

@@ -15,6 +15,7 @@ from orchestra.core import events
 from orchestra.core.layout import orchestra_home
 from orchestra.core.options import RunOptions
 from orchestra.core.report import Reporter
+from orchestra.integrations.hooks import resume_pending
 from orchestra.planning.prepared import Prepared
 
 
@@ -24,8 +25,6 @@ def emit(name: str, status: str, prepared: Prepared, options: RunOptions, sweep:
     try:
         _emit(name, status, prepared, options, sweep)
         if name == events.SWEEP_ENDED:
-            from orchestra.integrations.hooks import resume_pending
-
             resume_pending(options.notification.hooks_drain)
     except Exception as exc:  # noqa: BLE001 - a webhook never changes a sweep's outcome
         reporter.line(f"orchestra: warning: {name} webhook not sent: {exc}")

@@ -191,7 +191,13 @@ def _install_sigterm() -> Any:
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
+install_sigterm = _install_sigterm  # a sweep's main thread cancels its members the same way
+
+
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+restore_sigterm = _restore_sigterm

@@ -84,9 +84,11 @@ def run_sweep(uri: str, options: RunOptions, members: Sequence[Member], *, sweep
     first = prepared[0][1]
     sweep_notify.emit(events.SWEEP_STARTED, "running", first, options, {"id": sweep_id, "size": len(members)}, console)
     statuses: list[RunStatus] = []
+    previous = session.install_sigterm()  # SIGTERM cancels the sweep as SIGINT does
     try:
         statuses = _drive(prepared, members, pool, fail_fast, console)
     finally:
+        session.restore_sigterm(previous)
         pool.close()
     killed = any(s == RunStatus.KILLED for s in statuses)
     ok = not killed and all(s == RunStatus.FINISHED for s in statuses)

@@ -57,6 +57,8 @@ class SharedPool:
         member = _MemberExecutor(self, run_id, pgid_file=pgid_file, sink_for=sink_for)
         with self._lock:
             self._executors.append(member)
+        if self.cancelled.is_set():  # started after the sweep was cancelled: runs nothing
+            member.cancel()
         return member, self.jobs
 
     def driver(self, inner: Any, run_id: str) -> _SharingDriver:
@@ -125,6 +127,12 @@ class _MemberExecutor(LocalExecutor):
     def _done(self, stage: str, future: cf.Future[TaskOutcome]) -> None:
         ok = not future.cancelled() and future.exception() is None
         self._shared.finished(self._run_id, stage, future.result() if ok else None)
+
+    def cancel(self) -> None:
+        """Kill this member's stage processes. Its attempts still queued in the shared pool are not
+        cancelled as futures (the engine expects an outcome for each): they start, find the
+        registry cancelled, and end KILLED without running."""
+        self.registry.terminate_all()
 
     def close(self) -> None:  # the pool is the sweep's
         pass

@@ -197,3 +197,51 @@ def test_one_slot_for_many_members_with_parallel_shared_stages(cli, make_project
         statuses = [next(s for s in m["stages"] if s["name"] == name)["status"] for m in members]
         assert statuses.count("FINISHED") == 1 and statuses.count("LOADED") == 5, (name, statuses)
     assert all(next(s for s in m["stages"] if s["name"] == "c")["status"] == "FINISHED" for m in members)
+
+
+SLOW = """
+    name: slow
+    entry_points:
+      base: {command: "python -c \\"print('base')\\""}
+      work:
+        depends_on: [base]
+        parameters: {x: {type: int, default: 1}}
+        command: "python work.py {x}"
+"""
+SLOW_WORK = {"work.py": """
+    import os, sys, time, pathlib
+    pathlib.Path(os.environ["STARTED_DIR"], sys.argv[1]).write_text(str(os.getpid()))
+    time.sleep(120)
+"""}
+
+
+def test_interrupting_a_sweep_kills_every_member(make_project, tmp_path):
+    """SIGINT to orchestra: running members are killed, members whose attempts wait in the shared
+    pool end KILLED without running, the exit code is 130 and no stage process is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import run_cli
+
+    root = make_project(SLOW, SLOW_WORK)
+    started = tmp_path / "started"
+    started.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra", "run", str(root), "--env-manager", "local",
+                             "--sweep", "x=1:5:1", "-j", "2"], env={**os.environ, "STARTED_DIR": str(started)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list(started.iterdir())) == 2  # two slots: two members' work stages run, three wait
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    records = json.loads(run_cli("runs", "list", "--json").out)
+    assert len(records) == 5 and {r["status"] for r in records} == {"KILLED"}, [r["status"] for r in records]
+    assert "5 killed" in out
+    for pid_file in started.iterdir():
+        pid = int(pid_file.read_text())
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()

@@ -16,15 +16,18 @@ Members are normal runs, each driven by its own engine in its own thread; what t
 from __future__ import annotations
 
 import concurrent.futures as cf
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from orchestra.core.pids import signal_group
 from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import TaskOutcome, execute, latest_metrics
 from orchestra.execution.executors.local import LocalExecutor
+from orchestra.execution.process import ProcessRegistry
 from orchestra.planning import plan as planmod
 from orchestra.store.runs import Candidate
 
@@ -107,6 +110,16 @@ def _ok(flight: _Flight) -> bool:
     return outcome is not None and outcome.status == AttemptStatus.OK and outcome.manifest is not None
 
 
+class _Registry(ProcessRegistry):
+    """A member's process registry: a process that registers after the sweep was cancelled (its
+    attempt passed the cancelled check just before) is killed at once, not left running."""
+
+    def add(self, proc: Any, cleanup: Any = ()) -> None:
+        super().add(proc, cleanup)
+        if self.cancelled.is_set():  # terminate_all took its list before this process was in it
+            signal_group(proc.pid, signal.SIGKILL)
+
+
 class _MemberExecutor(LocalExecutor):
     """A member's executor: its own process registry and futures, the sweep's worker pool."""
 
@@ -115,6 +128,7 @@ class _MemberExecutor(LocalExecutor):
         super().__init__(1, pgid_file=pgid_file, sink_for=sink_for)
         self._pool.shutdown(wait=False)
         self._pool = shared.pool
+        self.registry = _Registry(pgid_file)
         self._shared, self._run_id = shared, run_id
 
     def submit(self, task: Any) -> None:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from orchestra.integrations.tracking import TrackingURI
     from orchestra.integrations.tracking.sync import SyncReport
 
-__all__ = ["RunOptions", "RunRecord", "RunResult", "get_run", "list_runs", "plan", "run", "sync_run", "validate"]
+__all__ = ["RunOptions", "RunRecord", "RunResult", "get_run", "list_runs", "plan", "run", "runs_frame", "sync_run",
+           "validate"]
 
 
 def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
@@ -87,6 +88,41 @@ def list_runs(experiment: str | None = None, status: str | None = None, limit: i
     """Stored runs, newest first."""
     reaper.reap_stale_runs()
     return runs.list_runs(experiment, status, limit)
+
+
+def runs_frame(filter: str = "",  # noqa: A002 - the name mlflow.search_runs users know
+               columns: Sequence[str] | None = None, *, sort: str = "-start_time",
+               limit: int = 1000, sweep: str | None = None):  # -> pandas.DataFrame
+    """Stored runs as a pandas DataFrame, one row per run, like ``mlflow.search_runs``: the
+    attributes (``run_id``, ``run_name``, ``status``, ``start_time``, ``duration_s``…) then
+    ``params.*``, ``metrics.<stage>.<metric>`` and ``tags.*`` columns.
+
+    Args:
+        filter: the runs filter grammar (``"metrics.evaluate.rmse < 0.3 and params.alpha = '0.5'"``).
+        columns: keep only the attributes and these ``params.``/``metrics.``/``tags.`` columns.
+        sort: ``[-]COLUMN`` as ``orchestra runs list --sort``.
+        sweep: only the members of this sweep.
+
+    Raises:
+        BadInputError: a bad filter, column or sort key.
+    """
+    import pandas as pd
+
+    from orchestra.app import compare
+
+    wanted = compare.parse_columns(",".join(columns)) if columns else None
+    records = compare.select(filter, sort, limit, sweep=sweep)
+    rows = [compare.flat(record) for record in records]
+    frame = pd.DataFrame(rows, columns=list(compare.ATTRIBUTES) + sorted({k for r in rows for k in r if "." in k and k.split(".")[0] in compare.PREFIXES},
+                                                                         key=_column_order))
+    if wanted is not None:
+        frame = frame.reindex(columns=[c for c in frame.columns if "." not in c or c in wanted] +
+                              [c for c in wanted if c not in frame.columns])
+    return frame
+
+
+def _column_order(column: str) -> tuple[int, str]:
+    return ({"params": 0, "metrics": 1, "tags": 2}[column.split(".")[0]], column)
 
 
 def sync_run(run_id: str, uri: TrackingURI, *, upload_outputs: bool = False, timeout_s: float = 300.0,

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from orchestra.app.console import Console
 from orchestra.app.summary import StageSummary, table
-from orchestra.core import events
+from orchestra.core import events, invocation
 from orchestra.core.layout import RunLayout
 from orchestra.core.options import RunOptions
 from orchestra.core.status import RunStatus, StageStatus
@@ -154,7 +154,11 @@ class ConsoleReporter:
 
 
 def resume_command(prepared: Prepared, options: RunOptions, run_id: str) -> str:
-    """The ``orchestra run`` command that resumes ``run_id`` (``--load-from`` it)."""
+    """The ``orchestra run`` command that resumes ``run_id`` (``--load-from`` it): the run's own
+    command line with every flag when it kept one (``orchestra run`` does), else rebuilt."""
+    kept = invocation.read(options.recording.tags)
+    if kept is not None:
+        return invocation.line(invocation.resume_argv(kept[0], run_id))
     parts = ["orchestra", "run", prepared.project.uri]
     if options.selection.version:
         parts += ["--version", options.selection.version]

@@ -66,6 +66,20 @@ def run(uri: str, options: RunOptions, *, console: Console | None = None,
         prepared.project.cleanup()
 
 
+def run_prepared(prepared: Prepared, options: RunOptions, *, console: Console, share: Any = None) -> RunResult:
+    """Drive an already prepared run (a sweep member; ``share`` is the sweep's
+    :class:`~orchestra.app.sweep_pool.SharedPool`) and clean up its checkout."""
+    try:
+        return _execute(prepared, options, console, share=share)
+    finally:
+        prepared.project.cleanup()
+
+
+def check_tracking(options: RunOptions) -> None:
+    """A bad tracking URI is exit 2 before anything is fetched or built."""
+    _check_tracking(options)
+
+
 def _check_tracking(options: RunOptions) -> None:
     if options.recording.tracking_uri or options.recording.mlflow_artifacts or settings.current().tracking_uri:
         from orchestra.integrations import tracking
@@ -91,17 +105,22 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
 
 
 def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
-             extra: Sequence[events.Listener] = ()) -> RunResult:
+             extra: Sequence[events.Listener] = (), share: Any = None) -> RunResult:
     listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
     graph = prepared.graph
     run_id = prepared.run_id or runstore.new_run_id()
     layout = RunLayout(home_path("runs") / run_id)  # not made yet: a bad executor leaves no trace
     # The executor is checked (reachable, resources satisfiable) before anything is stored.
-    executor, jobs = executors.create(
-        options.execution.executor, jobs=options.execution.jobs, pgid_file=layout.run_dir / "pgids",
-        sink_for=lambda name: (lambda stream, line: console.stage_output(name, line)) if not options.quiet else None,
-        requests={name: graph.stages[name].resources for name in graph.order},
-        probe=home_path("runs") / f".probe-{run_id}", project_dir=prepared.project.path)
+    def sink_for(name: str) -> Any:
+        return (lambda stream, line: console.stage_output(name, line)) if not options.quiet else None
+
+    if share is not None:  # a sweep member: the sweep's one pool of workers
+        executor, jobs = share.executor(run_id, pgid_file=layout.run_dir / "pgids", sink_for=sink_for)
+    else:
+        executor, jobs = executors.create(
+            options.execution.executor, jobs=options.execution.jobs, pgid_file=layout.run_dir / "pgids",
+            sink_for=sink_for, requests={name: graph.stages[name].resources for name in graph.order},
+            probe=home_path("runs") / f".probe-{run_id}", project_dir=prepared.project.path)
     for environment in {e for e in prepared.environments.values() if e is not None and e.notice}:
         console.line(f"orchestra: note: {environment.notice}")
     home_path("runs", run_id)  # makes the run directory (stage directories and the pgid file go there)
@@ -115,6 +134,8 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         steps=_step_settings(prepared, options))
     driver = EventDriver(prepared, context, identity, bus, notes=console,
                          env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
+    if share is not None:
+        driver = share.driver(driver, run_id)
     before = project_writes.take(prepared.project)
     bus.publish(identity.event(events.RUN_STARTED))
     status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
@@ -170,7 +191,13 @@ def _install_sigterm() -> Any:
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
+install_sigterm = _install_sigterm  # a sweep's main thread cancels its members the same way
+
+
 def _restore_sigterm(previous: Any) -> None:
     if previous is not None:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+restore_sigterm = _restore_sigterm

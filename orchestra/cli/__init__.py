@@ -17,7 +17,7 @@ from orchestra.core import settings
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
 
 # Verb modules, in help order. Each defines register(subparsers).
-_COMMAND_MODULES = ("run", "runs", "inspect", "view", "env", "hooks", "schedule", "gc")
+_COMMAND_MODULES = ("run", "runs", "sweeps", "inspect", "view", "env", "hooks", "schedule", "gc")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 # Which module registers each top-level verb: parsing `orchestra run ...` builds only that verb's
 # parser (argparse for every verb costs ~20 ms, a tenth of a warm 200-stage run).
-_VERB_MODULE = {"run": "run", "plan": "run", "runs": "runs", "validate": "inspect", "dag": "inspect", "ui": "view",
+_VERB_MODULE = {"run": "run", "plan": "run", "runs": "runs", "sweeps": "sweeps", "validate": "inspect", "dag": "inspect", "ui": "view",
                 "report": "view", "logs": "view",
                 "env": "env", "hooks": "hooks", "schedule": "schedule", "scheduler": "schedule", "gc": "gc"}
 
@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
+    args.argv = argv  # `run` keeps it on the run, to print (and `runs resume`) the exact resume line
     debug = args.debug or settings.current().debug
     _configure_logging(debug)
     try:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from orchestra.cli import sweeps
+
 
 MLFLOW_GROUP = "mlflow run's flags"
 MLFLOW_DIFFERENCES = (
@@ -92,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     own.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
     own.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                      help="colour the progress output (auto: on a terminal, unless NO_COLOR is set)")
+    sweeps.add_sweep_flags(run)
     run.set_defaults(handler=_run)
 
     plan = sub.add_parser("plan", help="show what a run would do and why",
@@ -177,18 +180,31 @@ def _run(args: argparse.Namespace) -> int:
         recording=o.RecordingOptions(experiment=experiment, tracking_uri=args.tracking_uri,
                                      mlflow_artifacts=args.mlflow_artifacts, experiment_id=experiment_id,
                                      parent_run_id=args.parent_run_id,
-                                     tags={"mlflow.runName": args.run_name} if args.run_name else {}),
+                                     tags={**({"mlflow.runName": args.run_name} if args.run_name else {}),
+                                           **_invocation(args)}),
         notification=o.NotificationOptions(hooks_uris=tuple(args.hooks_uris),
                                            trust_project_hooks=args.trust_project_hooks,
                                            hooks_drain=args.hooks_drain),
         quiet=args.quiet,
         color=args.color,
     )
+    if args.sweep or args.sweep_file:  # many runs, one pool
+        return sweeps.run_sweep(args, options)
     result = api.run(args.uri, options)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     return result.exit_code
+
+
+def _invocation(args: argparse.Namespace) -> dict[str, str]:
+    """The command line, credentials redacted, as the run tag the resume line is rebuilt from."""
+    import os
+
+    from orchestra.core import invocation
+
+    argv = getattr(args, "argv", None)
+    return {invocation.TAG: invocation.record(argv, os.getcwd())} if argv else {}
 
 
 def _plan(args: argparse.Namespace) -> int:

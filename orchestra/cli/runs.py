@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from orchestra.core.status import RunStatus, StageStatus
+from orchestra.core.status import RunStatus
 
 if TYPE_CHECKING:
     from orchestra.core.records import RunRecord, StageRecord
@@ -22,6 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--experiment")
     listing.add_argument("--status", choices=[s.value for s in RunStatus if s is not RunStatus.PLANNED], type=str.upper)
     listing.add_argument("-n", "--limit", type=int, default=50)
+    listing.add_argument("--filter", default="", metavar="EXPR",
+                         help="MLflow search subset, e.g. \"metrics.evaluate.rmse < 0.3 and params.alpha = '0.5'\"")
+    listing.add_argument("--sort", default="-start_time", metavar="[-]COLUMN",
+                         help="start_time, run_name, status, duration, params.KEY or metrics.STAGE.KEY; - for descending")
+    listing.add_argument("--columns", default="", metavar="A,B", help="extra columns: params.KEY, metrics.STAGE.KEY, tags.KEY")
+    listing.add_argument("--sweep", metavar="SWEEP_ID", help="only the members of this sweep")
+    listing.add_argument("--format", choices=("table", "csv"), default="table", help="table (default) or csv")
     listing.add_argument("--json", action="store_true", help="the runs as JSON (with their <stage>.<metric> metrics)")
     listing.add_argument("--metrics", action="store_true", help="a column with each run's <stage>.<metric> values")
     listing.set_defaults(handler=_list)
@@ -29,10 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_show)
-    diff = verbs.add_parser("diff", help="params, metrics and key components of two runs side by side")
-    diff.add_argument("run_a", metavar="RUN_A")
-    diff.add_argument("run_b", metavar="RUN_B")
-    diff.set_defaults(handler=_diff)
+    compare = verbs.add_parser("compare", help="params that differ, metrics with deltas, how each stage came to be")
+    compare.add_argument("run_ids", metavar="RUN_ID", nargs="+")
+    compare.add_argument("--json", action="store_true", help="the comparison as JSON, full precision")
+    compare.set_defaults(handler=_compare)
+    diff = verbs.add_parser("diff", help="runs compare of two runs")
+    diff.add_argument("run_ids", metavar="RUN_ID", nargs=2)
+    diff.add_argument("--json", action="store_true", help="the comparison as JSON, full precision")
+    diff.set_defaults(handler=_compare)
+    resume = verbs.add_parser("resume", help="run RUN_ID's command line again with --load-from RUN_ID",
+                              description="Replay the `orchestra run` command that started RUN_ID (every flag and "
+                                          "-P, from its directory) with --load-from RUN_ID: finished stages load.")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
+    resume.set_defaults(handler=_resume)
     sync = verbs.add_parser("sync", help="mirror a run to an MLflow tracking server (finish or replay it)",
                             description="Send what the MLflow mirror of RUN_ID left pending, or replay the whole "
                                         "run from the local store if it was never mirrored to this server.")
@@ -56,27 +73,47 @@ def _duration(record: RunRecord | StageRecord) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from orchestra.app import api
+    from orchestra.app import compare
 
-    records = api.list_runs(args.experiment, args.status, args.limit)
+    columns = compare.parse_columns(args.columns)
+    records = compare.select(args.filter, args.sort, args.limit, sweep=args.sweep, experiment=args.experiment,
+                             status=args.status)
     if args.json:
-        json.dump([r.to_json() for r in records], sys.stdout, indent=2, default=str)
+        rows = [{**r.to_json(), "run_name": compare.run_name(r),
+                 **({"columns": {c: compare.value_of(r, c) for c in columns}} if columns else {})} for r in records]
+        json.dump(rows, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
-    if not records:
-        print("no runs yet", file=sys.stderr)
-        return 0
-    import pandas as pd
+    rows = [compare.row(r, columns) for r in records]
+    if args.format == "csv":
+        import csv
 
-    table = pd.DataFrame([{
-        "run_id": r.run_id, "experiment": r.experiment, "status": str(r.status), "start": _when(r.start_time),
-        "duration": _duration(r), "stages": len(r.stages),
-        "loaded": sum(1 for s in r.stages if s.status == StageStatus.LOADED),
-        "project": r.project_uri,
-        **({"metrics": " ".join(f"{k}={v:g}" for k, v in r.metrics.items()) or "-"} if args.metrics else {}),
-    } for r in records])
-    print(table.to_string(index=False))
+        headers = list(rows[0]) if rows else ["run_id", "run_name", "experiment", "status", "start_time", "duration_s",
+                                               "stages", "loaded", "project_uri", *columns]
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows([["" if row[h] is None else row[h] for h in headers] for row in rows])
+        return 0
+    if not records:
+        print("no runs match" if args.filter or args.sweep else "no runs yet", file=sys.stderr)
+        return 0
+    table = [{"run_id": row["run_id"][:12], "name": row["run_name"] or "-", "experiment": row["experiment"],
+              "status": row["status"], "start": _when(row["start_time"]),
+              "duration": f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else "-",
+              "stages": str(row["stages"]), "loaded": str(row["loaded"]),
+              **{c: compare.readable(row[c]) for c in columns}, "project": row["project_uri"] or "-",
+              **({"metrics": " ".join(f"{k}={v:g}" for k, v in r.metrics.items()) or "-"} if args.metrics else {})}
+             for r, row in zip(records, rows)]
+    _print_table(table)
     return 0
+
+
+def _print_table(rows: list[dict[str, str]]) -> None:
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
+    print("  ".join(h.ljust(widths[h]) for h in headers).rstrip())
+    for r in rows:
+        print("  ".join(r[h].ljust(widths[h]) for h in headers).rstrip())
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -118,30 +155,63 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _diff(args: argparse.Namespace) -> int:
-    from orchestra.app import api
-    from orchestra.planning.fingerprint import differences
+def _compare(args: argparse.Namespace) -> int:
+    from orchestra.app import api, compare
 
-    a, b = api.get_run(args.run_a), api.get_run(args.run_b)
-    print(f"{'':24} {a.run_id[:12]:>16} {b.run_id[:12]:>16}")
-    print(f"{'status':24} {a.status:>16} {b.status:>16}")
-    for key in sorted(set(a.params) | set(b.params)):
-        va, vb = a.params.get(key, "-"), b.params.get(key, "-")
-        mark = "  *" if va != vb else ""
-        print(f"{'param ' + key:24} {str(va):>16} {str(vb):>16}{mark}")
-    stages_a = {s.name: s for s in a.stages}
-    stages_b = {s.name: s for s in b.stages}
-    for name in list(dict.fromkeys([*stages_a, *stages_b])):
-        sa, sb = stages_a.get(name), stages_b.get(name)
-        print(f"stage {name}: {sa.status if sa else '-'} / {sb.status if sb else '-'}")
-        metrics_a, metrics_b = (sa.metrics if sa else {}), (sb.metrics if sb else {})
-        for key in sorted(set(metrics_a) | set(metrics_b)):
-            va, vb = metrics_a.get(key, "-"), metrics_b.get(key, "-")
-            print(f"  {'metric ' + key:22} {str(va):>16} {str(vb):>16}")
-        if sa and sb and sa.components and sb.components:
-            changes = differences(sa.components, sb.components)
-            print("  key: " + ("same" if not changes else "; ".join(changes)))
+    records = [api.get_run(run_id) for run_id in args.run_ids]
+    result = compare.compare(records)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    names = [(r["run_name"] or r["run_id"][:8])[:16] for r in result["runs"]]
+    width = max(16, *(len(n) for n in names))
+    cell = lambda text: f"{text:>{width}}"  # noqa: E731
+    print(f"{'':28}" + " ".join(cell(n) for n in names))
+    print(f"{'status':28}" + " ".join(cell(r["status"]) for r in result["runs"]))
+    for key, values in result["params"].items():
+        print(f"{'param ' + key:28}" + " ".join(cell(compare.readable(v)) for v in values))
+    if result["same_params"]:
+        print("same params: " + ", ".join(f"{k}={v}" for k, v in result["same_params"].items()))
+    for key, entry in result["metrics"].items():
+        shown = [compare.readable(entry["values"][0])] + [
+            compare.readable(v) + (f" ({d:+.3g})" if d is not None else "")
+            for v, d in zip(entry["values"][1:], entry["deltas"][1:])]
+        print(f"{'metric ' + key:28}" + " ".join(cell(text) for text in shown))
+    for name, per_run in result["stages"].items():
+        print(f"stage {name}:")
+        for label, entry in zip(names, per_run):
+            why = f"  ({entry['why']})" if entry["why"] else ""
+            print(f"  {label:>{width}}: {entry['status'] or '-'}{why}")
     return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    import os
+
+    from orchestra.app import api
+    from orchestra.cli import main
+    from orchestra.core import invocation
+    from orchestra.core.errors import BadInputError
+
+    record = api.get_run(args.run_id)
+    kept = invocation.read(record.tags)
+    if kept is None:
+        raise BadInputError(f"run {record.run_id[:8]} did not keep its command line", where="runs resume",
+                            hint=f"run it again with --load-from {record.run_id}")
+    argv, cwd = kept
+    again = invocation.resume_argv(argv, record.run_id)
+    if args.print_only:
+        print(invocation.line(again))
+        return 0
+    if invocation.redacted(argv):
+        raise BadInputError(f"run {record.run_id[:8]}'s command line had credentials, stored redacted",
+                            where="runs resume", hint=f"run `orchestra runs resume --print {record.run_id[:8]}` "
+                                                      "and put them back")
+    print(f"orchestra: resuming: {invocation.line(again)}" + (f"  (in {cwd})" if cwd else ""), file=sys.stderr)
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)  # a relative project path means what it meant then
+    return main(again)
 
 
 def _sync(args: argparse.Namespace) -> int:

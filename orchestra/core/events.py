@@ -26,6 +26,9 @@ STAGE_ENDED = "stage_ended"
 # Scheduler events: a slot was launched (or failed to), or skipped/missed.
 SCHEDULE_FIRED = "schedule_fired"
 SCHEDULE_SKIPPED = "schedule_skipped"
+# Sweep events: before the first member starts, after the last one ends.
+SWEEP_STARTED = "sweep_started"
+SWEEP_ENDED = "sweep_ended"
 
 
 @dataclass(frozen=True, slots=True)

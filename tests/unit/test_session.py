@@ -226,7 +226,10 @@ def test_runs_show_list_and_diff_render_the_typed_records(project: Path, cli) ->
     assert "    metrics: loss=0.25\n" in shown.out and "  params: code=0, n=1\n" in shown.out
     diff = cli("runs", "diff", first.run_id, second.run_id)
     assert diff.code == 0, diff.err
-    assert "stage a: FINISHED / LOADED\n  metric loss" in diff.out and "  key: same\n" in diff.out
+    assert f"stage a:\n          {first.run_id[:8]}: FINISHED\n          {second.run_id[:8]}: LOADED  (loaded from run " \
+        f"{first.run_id[:8]}, key same)\n" in diff.out and "metric a.loss" in diff.out
     listing = cli("runs", "list", "--status", "finished").out.splitlines()
-    assert listing[0].split() == ["run_id", "experiment", "status", "start", "duration", "stages", "loaded", "project"]
-    assert listing[1].split()[:3] == [second.run_id, "Default", "FINISHED"] and listing[1].split()[-2:] == ["3", str(project)]
+    assert listing[0].split() == ["run_id", "name", "experiment", "status", "start", "duration", "stages", "loaded",
+                                  "project"]
+    assert listing[1].split()[:4] == [second.run_id[:12], "-", "Default", "FINISHED"]
+    assert listing[1].split()[-2:] == ["3", str(project)]

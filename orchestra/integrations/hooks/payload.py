@@ -37,6 +37,7 @@ _IMPLIED_STATUS = {ev.RUN_STARTED: EventStatus.RUNNING, ev.STAGE_STARTED: EventS
                    ev.STAGE_RETRYING: EventStatus.FAILED, PING: EventStatus.TEST}
 # Tags the scheduler sets on the runs it launches; copied into ``payload.schedule``.
 SCHEDULE_TAG, SCHEDULED_FOR_TAG = "orchestra.schedule", "orchestra.scheduled_for"
+SWEEP_TAG = "orchestra.sweep.payload"  # sweep events: the payload's `sweep` object, as JSON
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -103,6 +104,8 @@ def build_body(event: ev.Event, event_id: str, sequence: int, *, include_params:
     schedule = event.tags.get(SCHEDULE_TAG) if event.tags else None
     if schedule:
         payload["schedule"] = {"name": schedule, "scheduled_for": event.tags.get(SCHEDULED_FOR_TAG)}
+    if event.name.startswith("sweep_") and event.tags and event.tags.get(SWEEP_TAG):
+        payload["sweep"] = json.loads(event.tags[SWEEP_TAG])
     if include_params:
         payload["params"] = {str(k): _jsonable(v) for k, v in (event.params or {}).items()}
     body = {

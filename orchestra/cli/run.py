@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     own.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
     own.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                      help="colour the progress output (auto: on a terminal, unless NO_COLOR is set)")
-    sweeps.add_sweep_flags(run)
+    sweeps.add_sweep_flags(run.add_argument_group("sweeps"))
     run.set_defaults(handler=_run)
 
     plan = sub.add_parser("plan", help="show what a run would do and why",

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 
-def add_sweep_flags(run: argparse.ArgumentParser) -> None:
+def add_sweep_flags(run: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     run.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2|KEY=LO:HI:STEP",
                      help="run one member per value (repeatable: the cartesian product); -P fixes the others")
     run.add_argument("--sweep-file", metavar="FILE", help="a YAML list of explicit combinations to run")

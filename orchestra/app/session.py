@@ -118,7 +118,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     before = project_writes.take(prepared.project)
     bus.publish(identity.event(events.RUN_STARTED))
     status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
-    project_writes.warn(before, prepared.project, runstore.get_run(run_id), console)
+    project_writes.warn(before, prepared.project, lambda: runstore.get_run(run_id), console)
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
                                message=f"{failed} stage(s) failed" if failed else None))
     bus.close(options.notification.hooks_drain)

@@ -28,7 +28,7 @@ from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunResult
 from orchestra.core.status import RunStatus, run_event
-from orchestra.execution import executors, process
+from orchestra.execution import executors
 from orchestra.execution.engine import drive
 from orchestra.execution.task import StepSettings, TaskContext
 from orchestra.integrations import hooks
@@ -140,8 +140,7 @@ def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorde
            jobs: int, layout: RunLayout) -> tuple[RunStatus, int, float]:
     """Run the engine under the run's watchdog and signal handlers; return (status, failed stages, seconds)."""
     graph = prepared.graph
-    pgid_file = layout.run_dir / "pgids"
-    watchdog = process.start_watchdog(pgid_file)
+    pgid_file = layout.run_dir / "pgids"  # its watchdog starts with the first stage process
     started = time.monotonic()
     previous = _install_sigterm()
     try:
@@ -150,10 +149,7 @@ def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorde
     finally:
         recorder.flush()
         _restore_sigterm(previous)
-        executor.close()
-        if watchdog is not None:
-            watchdog.kill()
-            watchdog.wait()
+        executor.close()  # stops the watchdog
         pgid_file.unlink(missing_ok=True)
     return RunStatus(result.status), len(result.failed), time.monotonic() - started
 

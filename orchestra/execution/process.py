@@ -66,6 +66,16 @@ class ProcessRegistry:
         self._fd: int | None = None  # the pgid file, written in place (see _write_in_place)
         self._size = 0
         self._cleanup_written = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    def arm(self) -> None:
+        """Start the watchdog over the pgid file before the first stage process starts (a run
+        whose stages all load never starts one)."""
+        if self.pgid_file is None or self._watchdog is not None:
+            return
+        with self._lock:
+            if self._watchdog is None:
+                self._watchdog = start_watchdog(self.pgid_file)
 
     def add(self, proc: subprocess.Popen[bytes], cleanup: Sequence[str] = ()) -> None:
         with self._lock:
@@ -135,7 +145,11 @@ class ProcessRegistry:
                 pass
 
     def close(self) -> None:
-        """Close the pgid file (the executor is done with it)."""
+        """Close the pgid file and stop the watchdog (the executor is done: no stage is left)."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
         if self._fd is not None:
             try:
                 os.close(self._fd)
@@ -191,6 +205,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     if registry.cancelled.is_set():
         return ProcessResult(None, AttemptStatus.KILLED, 0.0)
     descendants.become_subreaper()
+    registry.arm()
     mark = descendants.new_mark()
     env = {**env, descendants.MARK: mark}  # what the stage detaches still carries it
     deadline = None if timeout is None else started + timeout

@@ -221,6 +221,8 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             registry.add(proc, cleanup)
         else:
             registry.add(proc)
+        if registry.cancelled.is_set():  # cancelled while it started: terminate_all did not see it
+            _stop(proc)
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []

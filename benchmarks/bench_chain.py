@@ -162,6 +162,8 @@ def main() -> None:
     start = time.perf_counter()
     if "help" in rows:
         row("orchestra --help", None, [timed([*ORCHESTRA, "--help"]) for _ in range(args.repeat * 2)])
+        row("python -c pass (the interpreter's own start)", None,
+            [timed([sys.executable, "-c", "pass"]) for _ in range(args.repeat * 2)])
     if "one" in rows:
         bench_chain(1, args.repeat, warm_variants=False)
     if "c20" in rows:

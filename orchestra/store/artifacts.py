@@ -271,7 +271,8 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
     try:
         for rel, entry in manifest.items():
             target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if "/" in rel:  # (a top-level file's directory is tmp itself)
+                target.parent.mkdir(parents=True, exist_ok=True)
             obj = object_path(str(entry["sha256"]), bool(int(entry["mode"]) & 0o100))
             try:
                 os.link(obj, target)

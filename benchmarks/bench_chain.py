@@ -11,6 +11,7 @@ the stage's own command). Every orchestra run is ``-j 2 -q``. Rows:
     c200      200-stage chain: cold, everything loads, last stage's param changed
     c2000     2,000-stage chain: cold and warm
     fanout    1 -> 16 x sleep 0.5 -> 1 with -j 2 (floor: the same with two bash slots)
+    noop      200-stage chain of no-op commands (``true``, exec'd without a shell): cold and loaded
     plan      planning 10,000 and 100,000 stages (time and peak RSS, in a fresh process each; their
               MLprojects, 1.8 and 19 MB, are over the 1 MiB limit of a project file, which the
               benchmark lifts in its own process)
@@ -32,8 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import ORCHESTRA, bench_env, fresh_home, timed  # noqa: E402
+from _util import chain_project as noop_chain  # noqa: E402
 
-ROWS = ("help", "one", "c20", "c200", "c2000", "fanout", "plan")
+ROWS = ("help", "one", "c20", "c200", "c2000", "fanout", "plan", "noop")
 RUN = [*ORCHESTRA, "run", "-j", "2", "-q"]
 
 
@@ -149,6 +151,20 @@ def bench_plan(repeat: int) -> None:
             f"  peak RSS {statistics.median(rss):.0f} MB")
 
 
+def bench_noop(repeat: int) -> None:
+    root = Path(tempfile.mkdtemp()) / "noop"
+    project = noop_chain(root, 200)
+    (root / "floor.sh").write_text("set -e\n" + "/bin/true\n" * 200)
+    floor = [timed(["bash", str(root / "floor.sh")]) for _ in range(repeat)]
+    cold, warm = [], []
+    for _ in range(repeat):
+        env = {"ORCHESTRA_HOME": fresh_home()}
+        cold.append(timed([*RUN, str(project)], env))
+        warm.append(timed([*RUN, str(project)], env))
+    row("200-stage chain of no-op commands, cold", floor, cold)
+    row("200-stage chain of no-op commands, loaded", floor, warm)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("rows", nargs="*", help=f"any of {', '.join(ROWS)} (default: all)")
@@ -176,6 +192,8 @@ def main() -> None:
         bench_fanout(max(1, args.repeat // 2))
     if "plan" in rows:
         bench_plan(max(1, args.repeat // 2))
+    if "noop" in rows:
+        bench_noop(args.repeat)
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; took {time.perf_counter() - start:.0f} s")
 
 

@@ -7,7 +7,7 @@ changed are blamed on the stages that were running when they were written (by mt
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from orchestra.core.records import RunRecord
 from orchestra.core.report import Reporter
@@ -26,9 +26,11 @@ def take(project: ProjectDir) -> snapshot.Snapshot | None:
         return None
 
 
-def warn(before: snapshot.Snapshot | None, project: ProjectDir, record: RunRecord | None,
-         reporter: Reporter) -> list[str]:
-    """Compare with ``before`` and warn once naming the written paths; returns them (for tests)."""
+def warn(before: snapshot.Snapshot | None, project: ProjectDir,
+         record: RunRecord | Callable[[], RunRecord | None] | None, reporter: Reporter) -> list[str]:
+    """Compare with ``before`` and warn once naming the written paths; returns them (for tests).
+
+    ``record`` may be a function that reads it: it is read only when something was written."""
     if before is None:
         return []
     try:
@@ -39,7 +41,7 @@ def warn(before: snapshot.Snapshot | None, project: ProjectDir, record: RunRecor
         return []
     paths = list(written)
     shown = ", ".join(paths[:_SHOWN]) + (f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else "")
-    who = _writers(written, record)
+    who = _writers(written, record() if callable(record) else record)
     subject = f"stage {', '.join(who)}" if who else "stage code"
     reporter.line(f"orchestra: warning: {subject} wrote into the project directory {project.path}: {shown}; "
                   "these count as project code, so the next run sees changed code and runs every stage again "

@@ -28,7 +28,7 @@ from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunResult
 from orchestra.core.status import RunStatus, run_event
-from orchestra.execution import executors, process
+from orchestra.execution import executors
 from orchestra.execution.engine import drive
 from orchestra.execution.task import StepSettings, TaskContext
 from orchestra.integrations import hooks
@@ -139,7 +139,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     before = project_writes.take(prepared.project)
     bus.publish(identity.event(events.RUN_STARTED))
     status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
-    project_writes.warn(before, prepared.project, runstore.get_run(run_id), console)
+    project_writes.warn(before, prepared.project, lambda: runstore.get_run(run_id), console)
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
                                message=f"{failed} stage(s) failed" if failed else None))
     bus.close(options.notification.hooks_drain)
@@ -161,8 +161,7 @@ def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorde
            jobs: int, layout: RunLayout) -> tuple[RunStatus, int, float]:
     """Run the engine under the run's watchdog and signal handlers; return (status, failed stages, seconds)."""
     graph = prepared.graph
-    pgid_file = layout.run_dir / "pgids"
-    watchdog = process.start_watchdog(pgid_file)
+    pgid_file = layout.run_dir / "pgids"  # its watchdog starts with the first stage process
     started = time.monotonic()
     previous = _install_sigterm()
     try:
@@ -171,10 +170,7 @@ def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorde
     finally:
         recorder.flush()
         _restore_sigterm(previous)
-        executor.close()
-        if watchdog is not None:
-            watchdog.kill()
-            watchdog.wait()
+        executor.close()  # stops the watchdog
         pgid_file.unlink(missing_ok=True)
     return RunStatus(result.status), len(result.failed), time.monotonic() - started
 

@@ -3,6 +3,7 @@ inside a run directory (``runs/RUN/STAGE/{out,logs,.staging-N,tracking.jsonl}``)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ def safe_name(name: str) -> str:
     return safe
 
 
+@functools.lru_cache(maxsize=65536)  # a chain's stage i names all i ancestors
 def input_variable(stage: str) -> str:
     """The variable naming an upstream stage's outputs: ``ORCHESTRA_INPUT_<STAGE>``."""
     return "ORCHESTRA_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", stage).upper()

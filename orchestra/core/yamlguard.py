@@ -38,7 +38,7 @@ def _walk(events: Any, where: str, error: type[Exception]) -> None:
 
     weights: dict[str, int] = {}  # anchor → the number of nodes it expands to
     stack: list[list[Any]] = []  # per open collection: [nodes so far, its anchor]
-    aliases = total = 0
+    aliases = expanded = 0  # expanded: the nodes aliases stand for (written-out nodes are bounded by the size)
     hint = "write the values out instead of nesting anchors and aliases"
     for event in events:
         if isinstance(event, yaml.AliasEvent):
@@ -46,6 +46,7 @@ def _walk(events: Any, where: str, error: type[Exception]) -> None:
             if aliases > MAX_ALIASES:
                 raise error(f"the YAML uses more than {MAX_ALIASES} aliases", where=where, hint=hint)
             nodes = weights.get(event.anchor, 1)
+            expanded += nodes
         elif isinstance(event, yaml.ScalarEvent):
             nodes = 1
             if event.anchor:
@@ -61,8 +62,7 @@ def _walk(events: Any, where: str, error: type[Exception]) -> None:
                 weights[anchor] = nodes
         else:
             continue
-        total += nodes
         if stack:
             stack[-1][0] += nodes
-        if total > MAX_NODES or (stack and stack[-1][0] > MAX_NODES):
+        if expanded > MAX_NODES:
             raise error(f"the YAML's aliases expand to more than {MAX_NODES} nodes", where=where, hint=hint)

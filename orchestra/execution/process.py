@@ -57,6 +57,19 @@ class ProcessRegistry:
         self._cleanups: dict[int, Sequence[str]] = {}
         self.pgid_file = pgid_file
         self.cancelled = threading.Event()
+        self._fd: int | None = None  # the pgid file, written in place (see _write_in_place)
+        self._size = 0
+        self._cleanup_written = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    def arm(self) -> None:
+        """Start the watchdog over the pgid file before the first stage process starts (a run
+        whose stages all load never starts one)."""
+        if self.pgid_file is None or self._watchdog is not None:
+            return
+        with self._lock:
+            if self._watchdog is None:
+                self._watchdog = start_watchdog(self.pgid_file)
 
     def add(self, proc: subprocess.Popen[bytes], cleanup: Sequence[str] = ()) -> None:
         with self._lock:
@@ -79,6 +92,41 @@ class ProcessRegistry:
         if self.pgid_file is None:
             return
         text = "".join(f"{pid}\n" for pid in self._procs)
+        if not self._write_in_place(text.encode()):
+            self._replace(text)
+        # What the watchdog runs after killing the groups (a stage's docker container).
+        if self._cleanups or self._cleanup_written:
+            cleanup_file = self.pgid_file.with_name(self.pgid_file.name + ".cleanup")
+            tmp = self.pgid_file.with_suffix(".tmp")
+            try:
+                tmp.write_text("".join(f"{quote_argv(argv)}\n" for argv in self._cleanups.values()))
+                os.replace(tmp, cleanup_file)
+                self._cleanup_written = True
+            except OSError:
+                tmp.unlink(missing_ok=True)
+
+    def _write_in_place(self, data: bytes) -> bool:
+        """Overwrite the list with one ``pwrite`` into the open file, padded with blanks over a
+        longer earlier list (readers split on whitespace). The watchdog and the reaper read it
+        only once this process is dead, and a dead process's write of one page either happened
+        or did not: no new inode, no rename, per stage start and end. Longer lists (or an error)
+        take the temporary file and rename."""
+        if len(data) > 4096:
+            return False
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.pgid_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._size = os.fstat(self._fd).st_size
+            os.pwrite(self._fd, data.ljust(self._size, b" "), 0)
+        except OSError:
+            self.close()
+            return False
+        self._size = max(self._size, len(data))
+        return True
+
+    def _replace(self, text: str) -> None:
+        assert self.pgid_file is not None
+        self.close()  # the rename makes a new inode: the open one is no longer the list
         tmp = self.pgid_file.with_suffix(".tmp")
         try:
             tmp.write_text(text)
@@ -89,14 +137,19 @@ class ProcessRegistry:
                 self.pgid_file.write_text(text)
             except OSError:
                 pass
-        # What the watchdog runs after killing the groups (a stage's docker container).
-        cleanup_file = self.pgid_file.with_name(self.pgid_file.name + ".cleanup")
-        if self._cleanups or cleanup_file.exists():
+
+    def close(self) -> None:
+        """Close the pgid file and stop the watchdog (the executor is done: no stage is left)."""
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
+        if self._fd is not None:
             try:
-                tmp.write_text("".join(f"{quote_argv(argv)}\n" for argv in self._cleanups.values()))
-                os.replace(tmp, cleanup_file)
+                os.close(self._fd)
             except OSError:
-                tmp.unlink(missing_ok=True)
+                pass
+            self._fd = None
 
     def terminate_all(self, grace: float = GRACE_SECONDS) -> None:
         """SIGTERM every stage group, then SIGKILL what is left after ``grace`` seconds."""
@@ -146,6 +199,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
     if registry.cancelled.is_set():
         return ProcessResult(None, AttemptStatus.KILLED, 0.0)
     descendants.become_subreaper()
+    registry.arm()
     mark = descendants.new_mark()
     env = {**env, descendants.MARK: mark}  # what the stage detaches still carries it
     deadline = None if timeout is None else started + timeout
@@ -161,6 +215,8 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             registry.add(proc, cleanup)
         else:
             registry.add(proc)
+        if registry.cancelled.is_set():  # cancelled while it started: terminate_all did not see it
+            _stop(proc)
         if on_start:
             on_start(proc.pid)
         tail: list[str] = []

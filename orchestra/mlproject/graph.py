@@ -123,16 +123,48 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
     return tuple(order)
 
 
+def _is_ancestor(graph: StageGraph, other: str, name: str, rank: Mapping[str, int],
+                 below: dict[str, set[str]]) -> bool:
+    """Whether ``other`` is upstream of ``name``: a walk up from ``name`` that skips every stage
+    ordered before ``other`` (none of those can be downstream of it) — a parent is one step, a
+    chain's far reference as many as stages between; past 256 steps, the descendants of
+    ``other``, computed once (``below``) for every stage that refers to it."""
+    if other in graph.parents[name]:
+        return True
+    floor = rank.get(other)
+    if floor is None:
+        return False
+    if other in below:
+        return name in below[other]
+    seen: set[str] = set()
+    stack = [p for p in graph.parents[name] if rank[p] > floor]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if len(seen) > 256:
+            below[other] = graph.descendants(other)
+            return name in below[other]
+        for parent in graph.parents[node]:
+            if parent == other:
+                return True
+            if rank[parent] > floor:
+                stack.append(parent)
+    return False
+
+
 def _check_inputs(graph: StageGraph, where: str) -> None:
+    rank = {name: i for i, name in enumerate(graph.order)}
+    below: dict[str, set[str]] = {}
     for name, stage in graph.stages.items():
         if stage.implicit or stage.problem is not None:
             continue
         needed = [f.split(".", 1)[1] for f in placeholders(stage.command, where) if f.startswith("inputs.")]
         if not needed:
             continue
-        ancestors = graph.ancestors(name)
         for other in needed:
-            if other not in ancestors:
+            if not _is_ancestor(graph, other, name, rank, below):
                 known = other in graph.stages
                 raise SpecError(
                     f"{{inputs.{other}}} refers to " + (f"stage '{other}', which is not upstream of '{name}'" if known

@@ -123,7 +123,10 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
     """
     staging = staging.resolve()
     if not declared and not any(os.scandir(staging)):
-        dest.mkdir(parents=True, exist_ok=True)  # nothing to hash, move or link
+        try:  # nothing to hash, move or link: the empty staging directory becomes the outputs
+            os.rename(staging, dest)
+        except OSError:
+            dest.mkdir(parents=True, exist_ok=True)
         return {}
     for name in declared:
         if not (staging / name).exists():
@@ -179,7 +182,10 @@ def _publish_files(staging: Path, dest: Path, paths: list[Path], links: list[Pat
             if record:
                 placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
         # a link to a directory: its files are published under their real paths
-    link_tree(manifest, dest)  # records every object's token, the new ones included
+    # Every file moved out and nothing else left: the staging directory itself becomes the
+    # tree of links (no second directory to make, none to remove).
+    empty = not links and not any(os.scandir(staging))
+    link_tree(manifest, dest, into=staging if empty else None)  # records every object's token, the new ones included
 
 
 def _refuse_special(staging: Path, paths: list[Path]) -> None:
@@ -251,16 +257,22 @@ def _place_object(source: Path, obj: Path, *, move: bool, executable: bool) -> N
             tmp.unlink()
 
 
-def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path) -> None:
+def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into: Path | None = None) -> None:
     """Create ``dest`` as hardlinks to the manifest's (just verified or placed) objects,
     atomically (tmp dir + rename), and record the objects' stat tokens after linking (a new link
-    changes an inode's ctime, which the token holds)."""
+    changes an inode's ctime, which the token holds).
+
+    Args:
+        into: an empty directory on ``dest``'s filesystem to build the tree in (a stage's emptied
+            staging directory, which the reaper sweeps like a tmp dir); default: a new tmp dir.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = into if into is not None else Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         for rel, entry in manifest.items():
             target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if "/" in rel:  # (a top-level file's directory is tmp itself)
+                target.parent.mkdir(parents=True, exist_ok=True)
             obj = object_path(str(entry["sha256"]), bool(int(entry["mode"]) & 0o100))
             try:
                 os.link(obj, target)

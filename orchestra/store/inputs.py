@@ -11,25 +11,31 @@ attempt, and its object is quarantined so no later run links it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from orchestra.core.digest import sha256_file, stat_token
+from orchestra.core.layout import orchestra_home
 from orchestra.store import artifacts, runs as runstore
 
 
-@dataclass(frozen=True, slots=True)
-class _Input:
+class _Input(NamedTuple):  # a tuple: a long chain builds one per ancestor file per attempt
     stage: str
     rel: str
     path: str
     sha: str
     executable: bool
+    key: str
 
-    @property
-    def key(self) -> str:
-        return self.sha + (".x" if self.executable else "")
+
+# Stat tokens this process read from the store or recorded itself, by home, then object key. A
+# token is only ever recorded for bytes that were hashed, and a file whose stat equals one is
+# unchanged since (ctime cannot be set back), so a match here is as good as one in the store; a
+# mismatch asks the store again (another process may have linked the object since) before
+# hashing. It spares a long chain one query over every ancestor's objects per attempt.
+_TOKENS: dict[str, dict[str, str]] = {}
+_TOKENS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +47,12 @@ class InputWatch:
 
     def check(self) -> str | None:
         """After the attempt: None, or one line naming the input that changed."""
+        lstat = os.lstat
         for item, before in zip(self.files, self.seen):
             if before is None:  # already absent before the attempt: nothing of the store was there
                 continue
             try:
-                st = os.lstat(item.path)
+                st = lstat(item.path)
             except FileNotFoundError:
                 return f"input {item.stage}/{item.rel} was removed while the stage ran ({item.path})"
             if before == (st.st_size, st.st_mtime_ns, st.st_ctime_ns):
@@ -59,20 +66,39 @@ class InputWatch:
 def watch(input_dirs: Mapping[str, str], manifests: Mapping[str, Mapping[str, Mapping[str, Any]]]
           ) -> tuple[InputWatch | None, str | None]:
     """Before the attempt: the watch over its inputs, or the line naming an input already damaged."""
-    files = [_Input(stage, rel, os.path.join(input_dirs[stage], rel), str(entry["sha256"]),
-                    bool(int(entry["mode"]) & 0o100))
-             for stage, manifest in manifests.items() if stage in input_dirs
-             for rel, entry in manifest.items()]
-    known = runstore.object_stats(sorted({item.key for item in files})) if files else {}
-    seen: list[tuple[int, int, int] | None] = []
-    fresh: list[tuple[str, int, str]] = []
+    files: list[_Input] = []
+    join = os.path.join
+    for stage, manifest in manifests.items():
+        base = input_dirs.get(stage)
+        if base is None:
+            continue
+        for rel, entry in manifest.items():
+            sha = str(entry["sha256"])
+            executable = bool(int(entry["mode"]) & 0o100)
+            files.append(_Input(stage, rel, join(base, rel), sha, executable, sha + ".x" if executable else sha))
+    if not files:
+        return InputWatch((), ()), None
+    lstat = os.lstat
+    stats: list[os.stat_result | None] = []
     for item in files:
         try:
-            st = os.lstat(item.path)
+            stats.append(lstat(item.path))
         except FileNotFoundError:
+            stats.append(None)
+    tokens = [stat_token(st) if st is not None else None for st in stats]
+    with _TOKENS_LOCK:
+        known = _TOKENS.setdefault(str(orchestra_home()), {})
+        unsure = sorted({item.key for item, token in zip(files, tokens) if token is not None and known.get(item.key) != token})
+    if unsure:
+        stored = runstore.object_stats(unsure)
+        with _TOKENS_LOCK:
+            known.update(stored)
+    fresh: list[tuple[str, int, str]] = []
+    seen: list[tuple[int, int, int] | None] = []
+    for item, st, token in zip(files, stats, tokens):
+        if st is None:
             seen.append(None)
             continue
-        token = stat_token(st)
         if known.get(item.key) != token:
             problem = _damage(item, "does not match its manifest: it was changed before this stage started")
             if problem:
@@ -80,6 +106,8 @@ def watch(input_dirs: Mapping[str, str], manifests: Mapping[str, Mapping[str, Ma
             fresh.append((item.key, st.st_size, token))
         seen.append((st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     runstore.record_objects(fresh)
+    with _TOKENS_LOCK:
+        known.update((key, token) for key, _size, token in fresh)
     return InputWatch(tuple(files), tuple(seen)), None
 
 
@@ -91,6 +119,8 @@ def _damage(item: _Input, what: str) -> str | None:
         intact = False
     if intact:
         return None
+    with _TOKENS_LOCK:
+        _TOKENS.get(str(orchestra_home()), {}).pop(item.key, None)
     obj = artifacts.object_path(item.sha, item.executable)
     try:
         same = os.path.samefile(obj, item.path)

@@ -23,3 +23,15 @@ def test_no_cleanup_after_a_clean_exit(tmp_path):
                          stderr_path=tmp_path / "err", timeout=None, registry=process.ProcessRegistry(),
                          cleanup=("touch", str(marker)))
     assert result.status == AttemptStatus.OK and not marker.exists()
+
+
+def test_a_stage_cancelled_while_it_starts_is_stopped(tmp_path, monkeypatch):
+    """Cancellation that lands between run()'s first check and the process start (here: while the
+    watchdog is armed) finds no process to signal; the starting stage sees the flag and stops."""
+    monkeypatch.setattr(process, "GRACE_SECONDS", 0.5)
+    registry = process.ProcessRegistry(tmp_path / "pgids")
+    monkeypatch.setattr(registry, "arm", lambda: registry.terminate_all(grace=0.1))
+    result = process.run("sleep 120", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, stdout_path=tmp_path / "out",
+                         stderr_path=tmp_path / "err", timeout=None, registry=registry)
+    assert result.status == AttemptStatus.KILLED  # unstopped, it would end OK after 120 s
+    registry.close()

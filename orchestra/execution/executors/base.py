@@ -133,6 +133,8 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     if not (status == AttemptStatus.OK and manifest is None and publisher is not None):
         try:
             staging.rmdir()  # empty after a publish: files moved into the object store
+        except FileNotFoundError:
+            pass  # the publish made it the outputs directory
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
     return TaskOutcome(

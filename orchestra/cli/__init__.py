@@ -24,7 +24,21 @@ class _Parser(argparse.ArgumentParser):
     """argparse with orchestra's one-line, exit-2 usage errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"orchestra: error: {message} (see '{self.prog} --help')\n")
+        usage = " ".join(self.format_usage().split())  # one line; a long one is left to --help
+        shown = f"{usage}; " if len(usage) <= 160 else ""
+        self.exit(EXIT_BAD_INPUT, f"orchestra: error: {message} ({shown}see '{self.prog} --help')\n")
+
+
+def _innermost(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub)parser of the verb ``argv`` names: its usage is the one a wrong flag should show."""
+    for arg in argv:
+        choices = next((action.choices for action in parser._actions  # noqa: SLF001 - argparse has no public way
+                        if isinstance(action, argparse._SubParsersAction)), None)  # noqa: SLF001
+        if choices is None:
+            break
+        if arg in choices:
+            parser = choices[arg]
+    return parser
 
 
 # Which module registers each top-level verb: parsing `orchestra run ...` builds only that verb's
@@ -39,7 +53,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="orchestra",
         description="Run the entry points of an MLproject as the stages of a cached, parallel DAG.",
     )
-    parser.add_argument("--version", action="version", version=f"orchestra {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"orchestra {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     modules = (only,) if only else _COMMAND_MODULES
@@ -65,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "value, path and parameter as UTF-8; re-encode it or rename the path)", file=sys.stderr)
         return EXIT_BAD_INPUT
     parser = build_parser(_verb(argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top-level parser; show the verb's own usage instead
+        _innermost(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT

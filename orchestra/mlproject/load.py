@@ -19,6 +19,7 @@ from orchestra.core import settings
 from orchestra.core import yamlguard
 from orchestra.core.errors import SpecError
 from orchestra.core.layout import SCHEMAS_DIR
+from orchestra.core.suggest import did_you_mean
 from orchestra.mlproject import docker_spec, fastschema
 from orchestra.mlproject.model import (
     PARAM_TYPES,
@@ -242,11 +243,13 @@ def _warn_unknown_keys(data: Mapping[str, Any], where: str) -> None:
     schema = _schema_keys()
     for key in data:
         if key not in schema["top"]:
-            log.warning("%s: unknown key '%s' ignored (known: %s)", where, key, ", ".join(sorted(schema["top"])))
+            log.warning("%s: unknown key '%s' ignored%s (known: %s)", where, key, did_you_mean(key, schema["top"]),
+                        ", ".join(sorted(schema["top"])))
     for name, entry in (data.get("entry_points") or {}).items():
         for key in entry:
             if key not in schema["entry"]:
-                log.warning("%s: entry_points.%s: unknown key '%s' ignored", where, name, key)
+                log.warning("%s: entry_points.%s: unknown key '%s' ignored%s", where, name, key,
+                            did_you_mean(key, schema["entry"]))
 
 
 _SCHEMA_KEYS: dict[str, frozenset[str]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,8 @@ def test_signal_kills_stage_groups_and_marks_run_killed(cli, killable, sig):
     assert record["status"] == "KILLED"
     assert {s["name"]: s["status"] for s in record["stages"]} == {"slow": "KILLED", "other": "KILLED", "after": "KILLED"}
     assert "--load-from" in err.decode()
+    # Stages cut off by the signal were killed, not run: the closing line does not count them as ran.
+    assert re.search(r"KILLED in [\d.]+s \(0 ran, 0 loaded, 3 killed\)", err.decode()), err.decode()
 
 
 def test_sigkill_of_orchestra_leaves_no_orphan_and_nothing_loadable(cli, killable):

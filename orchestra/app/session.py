@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from orchestra.app import project_writes, reaper
+from orchestra.app import firstrun, project_writes, reaper
 from orchestra.app.console import Console
 from orchestra.app.driver import EventDriver
 from orchestra.app.identity import identify
@@ -125,6 +125,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
                                message=f"{failed} stage(s) failed" if failed else None, metrics=record.metrics))
     closing = time.monotonic()
     bus.close(options.notification.hooks_drain)
+    firstrun.tell(console, run_id)  # before the closing line, which stays the last
     reporter.finish(time.monotonic() - closing, [getattr(listener, "waits_for", "") for listener in listeners])
     stored = tracking_uri.store_notice(options.recording.tracking_uri, run_id)
     if stored:  # sqlite:, file:, … : nothing was mirrored; say how to

@@ -17,7 +17,7 @@ from orchestra.core import settings
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
 
 # Verb modules, in help order. Each defines register(subparsers).
-_COMMAND_MODULES = ("run", "runs", "inspect", "view", "env", "hooks", "schedule", "gc")
+_COMMAND_MODULES = ("run", "runs", "inspect", "view", "env", "hooks", "schedule", "gc", "completion")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +45,7 @@ def _innermost(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
 # parser (argparse for every verb costs ~20 ms, a tenth of a warm 200-stage run).
 _VERB_MODULE = {"run": "run", "plan": "run", "runs": "runs", "validate": "inspect", "dag": "inspect", "ui": "view",
                 "report": "view", "logs": "view",
-                "env": "env", "hooks": "hooks", "schedule": "schedule", "scheduler": "schedule", "gc": "gc"}
+                "env": "env", "hooks": "hooks", "schedule": "schedule", "scheduler": "schedule", "gc": "gc", "completion": "completion"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -72,6 +72,10 @@ def _verb(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["__complete"]:  # the shell completion's helper: no parser, no logging, no webhooks
+        from orchestra.cli.completion import complete
+
+        return complete(argv[1:])
     bad = next((arg for arg in argv if not _utf8(arg)), None)
     if bad is not None:  # before anything is parsed, fetched or stored
         shown = _cut(bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))

@@ -88,8 +88,8 @@ def _print_script(args: argparse.Namespace) -> int:
 
 
 def _assoc(name: str, items: dict[str, str]) -> str:
-    body = "\n".join(f"    [{shlex.quote(key)}]={shlex.quote(value)}" for key, value in items.items())
-    return f"{name}=(\n{body}\n)\n"
+    # One assignment a line, keys joined with ':' (no quoting): the same text works in bash and zsh.
+    return "".join(f"{name}[{key.replace(' ', ':')}]={shlex.quote(value)}\n" for key, value in items.items())
 
 
 def bash_script(table: dict[str, Verb], *, zsh: bool = False) -> str:
@@ -106,32 +106,32 @@ def bash_script(table: dict[str, Verb], *, zsh: bool = False) -> str:
 
 _BASH_FUNCTION = r'''
 _orchestra() {
-    local cur="${COMP_WORDS[COMP_CWORD]}" prev="" path=orchestra word kind="" uri="" npos=0 i
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="" at=orchestra word kind="" uri="" npos=0 i
     ((COMP_CWORD > 0)) && prev="${COMP_WORDS[COMP_CWORD-1]}"
     COMPREPLY=()
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         if [[ "$word" == -* ]]; then
-            [[ -n "${_orchestra_kinds["$path $word"]}" ]] && ((i++))  # the flag's value
+            [[ -n "${_orchestra_kinds[$at:$word]}" ]] && ((i++))  # the flag's value
             continue
         fi
-        if [[ " ${_orchestra_subs[$path]} " == *" $word "* ]]; then
-            path="$path $word"; npos=0
+        if [[ " ${_orchestra_subs[$at]} " == *" $word "* ]]; then
+            at="$at:$word"; npos=0
         else
             ((npos++))
-            [[ "${_orchestra_kinds["$path @$npos"]}" == uri ]] && uri="$word"
+            [[ "${_orchestra_kinds[$at:@$npos]}" == uri ]] && uri="$word"
         fi
     done
-    if [[ "$prev" == -* && -n "${_orchestra_kinds["$path $prev"]}" ]]; then
-        kind="${_orchestra_kinds["$path $prev"]}"
+    if [[ "$prev" == -* && -n "${_orchestra_kinds[$at:$prev]}" ]]; then
+        kind="${_orchestra_kinds[$at:$prev]}"
     elif [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "${_orchestra_flags[$path]}" -- "$cur"))
+        COMPREPLY=($(compgen -W "${_orchestra_flags[$at]}" -- "$cur"))
         return 0
-    elif [[ -n "${_orchestra_subs[$path]}" && $npos == 0 ]]; then
-        COMPREPLY=($(compgen -W "${_orchestra_subs[$path]}" -- "$cur"))
+    elif [[ -n "${_orchestra_subs[$at]}" && $npos == 0 ]]; then
+        COMPREPLY=($(compgen -W "${_orchestra_subs[$at]}" -- "$cur"))
         return 0
     else
-        kind="${_orchestra_kinds["$path @$((npos + 1))"]}"
+        kind="${_orchestra_kinds[$at:@$((npos + 1))]}"
     fi
     case "$kind" in
         run) COMPREPLY=($(compgen -W "$(command "${COMP_WORDS[0]}" __complete runs 2>/dev/null)" -- "$cur")) ;;
@@ -167,8 +167,8 @@ def fish_script(table: dict[str, Verb]) -> str:
         for flag in verb.flags:
             option = f"-l {flag[2:]}" if flag.startswith("--") else f"-s {flag[1:]}"
             kind = verb.kinds.get(flag, "")
-            values = (f" -r -a {shlex.quote(kind.removeprefix('choice:'))}" if kind.startswith("choice:")
-                      else f" -r -a {shlex.quote(dynamic[kind])}" if kind in dynamic
+            values = (f" -x -a {shlex.quote(kind.removeprefix('choice:'))}" if kind.startswith("choice:")
+                      else f" -x -a {shlex.quote(dynamic[kind])}" if kind in dynamic
                       else " -r -F" if kind in ("uri", "file") else " -r" if kind else "")
             described = f" -d {shlex.quote(verb.short[flag][:60])}" if flag in verb.short else ""
             lines.append(f"complete -c orchestra{condition} {option}{values}{described}")

@@ -66,17 +66,59 @@ def test_bash_completes_verbs_flags_choices_entry_points_and_run_ids(shell, cli,
     assert shell("run", str(root.parent / root.name[:-1])) != []  # a URI completes as a path
 
 
-def test_zsh_and_fish_scripts_name_the_same_verbs(cli):
-    zsh = cli("completion", "zsh").out
-    assert zsh.startswith("#compdef orchestra\n") and "bashcompinit" in zsh and "complete -F _orchestra orchestra" in zsh
-    fish = cli("completion", "fish").out
-    assert "complete -c orchestra -n __fish_use_subcommand -a 'run plan runs" in fish
-    assert "-l load-from -r -a '(orchestra __complete runs)'" in fish
-    for shell_name in ("zsh", "fish"):
-        if shutil.which(shell_name):  # syntax-checked when the shell is here
-            checked = subprocess.run([shell_name, "-n"], input=cli("completion", shell_name).out, text=True,
-                                     capture_output=True, timeout=60)
-            assert checked.returncode == 0, checked.stderr
+def _script(cli, tmp_path, shell_name: str) -> Path:
+    script = tmp_path / f"orchestra.{shell_name}"
+    generated = cli("completion", shell_name)
+    assert generated.code == 0, generated.err
+    script.write_text(generated.out)
+    return script
+
+
+def _run_shell(argv: list[str], tmp_path: Path, cwd: Path) -> list[str]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    wrapper = bindir / "orchestra"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -m orchestra \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t")[0] for line in result.stdout.splitlines() if line]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed (.ci/run installs it)")
+def test_zsh_runs_the_same_function_through_bashcompinit(cli, make_project, tmp_path):
+    """Called directly (zsh's completion system filters by the typed prefix itself)."""
+    root = make_project(PIPELINE)
+    run_id = json.loads(cli("run", str(root), "--json", "-e", "prepare").out)["run_id"]
+    script = _script(cli, tmp_path, "zsh")
+    program = (f"autoload -U compinit && compinit -u; source {script}; setopt ksharrays; "
+               "COMP_WORDS=(orchestra run . -e t); COMP_CWORD=4; _orchestra; print -l -- \"${COMPREPLY[@]}\"; "
+               "print -- ---; COMP_WORDS=(orchestra runs show ''); COMP_CWORD=3; _orchestra; "
+               "print -l -- \"${COMPREPLY[@]}\"")
+    offered = _run_shell(["zsh", "-c", program], tmp_path, root)
+    assert offered == ["prepare", "train", "---", run_id]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed (.ci/run installs it)")
+def test_fish_completes_verbs_flags_entry_points_and_run_ids(cli, make_project, tmp_path):
+    root = make_project(PIPELINE)
+    run_id = json.loads(cli("run", str(root), "--json", "-e", "prepare").out)["run_id"]
+    script = _script(cli, tmp_path, "fish")
+    assert subprocess.run(["fish", "-n", str(script)], capture_output=True, timeout=60).returncode == 0
+    asks = ["orchestra ru", "orchestra runs ", "orchestra run . --load-f", "orchestra run . -e ",
+            "orchestra run . --load-from ", "orchestra runs show ", "orchestra run . --env-manager u"]
+    program = f"source {script}; " + "; ".join(f"complete -C {a!r}; echo ---" for a in asks)
+    offered = _run_shell(["fish", "-c", program], tmp_path, root)
+    answers, current = [], []
+    for line in offered:
+        if line == "---":
+            answers.append(current)
+            current = []
+        else:
+            current.append(line)
+    assert answers == [["run", "runs"], ["diff", "list", "show", "sync"], ["--load-from"], ["prepare", "train"],
+                       [run_id], [run_id], ["uv"]]
 
 
 def test_complete_helper_is_quiet_on_a_broken_project_and_an_empty_home(cli, make_project):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from orchestra.mlproject import load as specload
+
 RUN_IDS_SHOWN = 200
 
 
@@ -26,8 +28,6 @@ def run_ids(limit: int = RUN_IDS_SHOWN) -> list[str]:
 def entry_points(uri: str | None) -> list[str]:
     """The entry point names of the local project at ``uri`` (a directory, its MLproject file, or
     the current directory), in file order; nothing for remote URIs or an unreadable project."""
-    from orchestra.mlproject import load as specload
-
     root = Path(uri or ".").expanduser()
     if root.is_file() and root.name.lower() == "mlproject":
         root = root.parent

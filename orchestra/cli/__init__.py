@@ -55,6 +55,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"orchestra {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.set_defaults(build_parser=build_parser)  # `orchestra completion` walks the whole tree
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     modules = (only,) if only else _COMMAND_MODULES
     for name in modules:

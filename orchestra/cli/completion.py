@@ -79,9 +79,7 @@ def verbs(parser: argparse.ArgumentParser) -> dict[str, Verb]:
 
 
 def _print_script(args: argparse.Namespace) -> int:
-    from orchestra.cli import build_parser
-
-    table = verbs(build_parser())
+    table = verbs(args.build_parser())
     script = fish_script(table) if args.shell == "fish" else bash_script(table, zsh=args.shell == "zsh")
     sys.stdout.write(script)
     return 0

@@ -1,7 +1,8 @@
 """The first run in an ORCHESTRA_HOME says where runs are kept and how to look at them, once.
 
-A marker file in the home remembers that it was said; a quiet run (``-q``) says nothing and
-leaves the marker unwritten, so the first run that prints anything still tells.
+It is said to a person: on a terminal only (a run whose output goes to a pipe or a log file, as
+in scripts and CI, says nothing and leaves the marker unwritten, and so does ``-q``), so the first
+run someone watches tells. A marker file in the home remembers that it was said.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ MARKER = ".first-run-told"
 
 def tell(console: Console, run_id: str) -> None:
     """Print the note when this home has never shown it (and remember that it did)."""
-    if console.quiet:
+    if console.quiet or not console.live:
         return
     home = orchestra_home()
     try:

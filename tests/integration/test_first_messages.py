@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from orchestra import __version__
 from tests.conftest import REPO_ROOT
 from tests.hooks_receiver import Receiver, Reply
+from tests.integration.test_terminal import _run_in_pty
 from tests.mlflow_server import mlflow_server  # noqa: F401 - the session's real server (a fixture)
 
 EVENT_SCHEMA = json.loads((REPO_ROOT / "schemas" / "webhook-event.schema.json").read_text())
@@ -173,18 +175,22 @@ def test_closing_line_says_it_waited_for_the_mlflow_mirror(cli, make_project, ml
     assert re.search(r"FINISHED in [\d.]+s \(\+[\d.]+s waiting for the MLflow mirror\) \(1 ran, 0 loaded\)", line), line
 
 
-def test_the_first_run_says_where_runs_are_kept_once_per_home(cli, make_project, orchestra_home):
+def test_the_first_run_on_a_terminal_says_where_runs_are_kept_once_per_home(cli, make_project, orchestra_home):
     root = make_project(TRAIN_ONLY)
-    quiet = cli("run", str(root), "-e", "train", "-q")
-    assert quiet.code == 0 and quiet.err == ""  # -q says nothing, and the note waits for a run that speaks
-    first = cli("run", str(root), "-e", "train", "--json")
-    run_id = json.loads(first.out)["run_id"]
-    note = [line for line in first.err.splitlines() if "runs are kept in" in line]
+    env = {**os.environ, "TERM": "xterm", "PYTHONPATH": str(REPO_ROOT)}
+    piped = cli("run", str(root), "-e", "train")
+    assert piped.code == 0 and "runs are kept in" not in piped.err  # scripts and CI logs: nothing
+    quiet_code, quiet = _run_in_pty(["run", str(root), "-e", "train", "-q"], env)
+    assert quiet_code == 0 and "runs are kept in" not in quiet
+    code, first = _run_in_pty(["run", str(root), "-e", "train"], env)
+    assert code == 0, first
+    run_id = json.loads(cli("runs", "list", "--json").out)[0]["run_id"]
+    note = [line.strip() for line in first.splitlines() if "runs are kept in" in line]
     assert note == [f"orchestra: runs are kept in {orchestra_home} (set ORCHESTRA_HOME to move them); to see this "
                     f"one: orchestra runs show {run_id[:8]}, all of them in a browser: orchestra ui"]
     assert cli("runs", "show", run_id[:8]).code == 0  # the command it gives works
-    again = cli("run", str(root), "-e", "train")
-    assert again.code == 0 and "runs are kept in" not in again.err
+    code, again = _run_in_pty(["run", str(root), "-e", "train"], env)
+    assert code == 0 and "runs are kept in" not in again
     other_home = orchestra_home.parent / f"{orchestra_home.name}-other"
-    elsewhere = cli("run", str(root), "-e", "train", env={"ORCHESTRA_HOME": str(other_home)})
-    assert f"runs are kept in {other_home}" in elsewhere.err
+    code, elsewhere = _run_in_pty(["run", str(root), "-e", "train"], {**env, "ORCHESTRA_HOME": str(other_home)})
+    assert f"runs are kept in {other_home}" in elsewhere

@@ -88,3 +88,18 @@ def project(make_project):
         return make_project(template.mlproject, {**template.files, **(files or {})}, name)
 
     return make
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The mlflow virtualenv takes minutes to build on a fresh machine: build it (once, then it is
+    reused) before the first test, outside any test's timeout, when a selected test needs it."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        fixtures = getattr(item, "fixturenames", ())
+        module = getattr(item, "module", None)
+        if "mlflow_server" in fixtures or "mlflow_env" in fixtures or hasattr(module, "require_venv"):
+            from tests.mlflow_server import mlflow_venv
+
+            mlflow_venv()
+            return

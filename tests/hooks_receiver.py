@@ -100,7 +100,7 @@ class Receiver:
     def url(self) -> str:
         return self.base + "/hook"
 
-    def wait_for(self, count: int, timeout: float = 10.0, *, path: str | None = None) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 60.0, *, path: str | None = None) -> list[Received]:
         """Wait until ``count`` requests (to ``path``, if given) arrived; fail after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -125,7 +125,7 @@ class Receiver:
         self.close()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until truthy (returned) or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

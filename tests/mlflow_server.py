@@ -1,8 +1,8 @@
 """A real ``mlflow server`` (SQLite backend, artifact proxy, 127.0.0.1, free port) for the tests.
 
-mlflow lives in its own virtualenv so it never touches orchestra's environment: ``.ci/run``
-builds it and exports ``ORCHESTRA_TEST_MLFLOW_VENV``; on a developer machine the same path
-(``.ci/.venvs/mlflow``) is used when present. Without it the MLflow tests skip, saying so.
+mlflow lives in its own virtualenv so it never touches orchestra's environment: the first test
+that needs it builds it (``.ci/.venvs/mlflow``, once, then reused; ``.ci/run`` does the same and
+exports ``ORCHESTRA_TEST_MLFLOW_VENV``). Nothing skips for want of it.
 The tests read everything back through the server's REST API with requests.
 """
 
@@ -25,22 +25,63 @@ VENV_VAR = "ORCHESTRA_TEST_MLFLOW_VENV"
 START_TIMEOUT_S = 180.0
 
 
-def mlflow_venv() -> Path | None:
+MLFLOW_PACKAGES = ("mlflow", "scikit-learn", "pandas")
+BUILD_TIMEOUT_S = 1800.0
+
+
+def mlflow_venv() -> Path:
+    """The mlflow virtualenv: ``$ORCHESTRA_TEST_MLFLOW_VENV`` when set, else built on first use
+    under ``.ci/.venvs/mlflow`` (or the user's cache dir when the repository is read-only) and
+    reused; a file lock lets parallel test processes wait for one build instead of racing."""
     configured = os.environ.get(VENV_VAR)
-    venv = Path(configured) if configured else REPO_ROOT / ".ci" / ".venvs" / "mlflow"
-    if (venv / "bin" / "mlflow").exists():
-        return venv
     if configured:  # CI said where it is: a broken venv is a failure, not a skip
-        pytest.fail(f"{VENV_VAR}={configured} has no bin/mlflow")
-    return None
+        venv = Path(configured)
+        if not (venv / "bin" / "mlflow").exists():
+            pytest.fail(f"{VENV_VAR}={configured} has no bin/mlflow")
+        return venv
+    venv = _default_venv()
+    if not (venv / ".complete").exists():
+        _build(venv)
+    return venv
+
+
+def _default_venv() -> Path:
+    venvs = REPO_ROOT / ".ci" / ".venvs"
+    try:
+        venvs.mkdir(parents=True, exist_ok=True)
+        if os.access(venvs, os.W_OK):
+            return venvs / "mlflow"
+    except OSError:
+        pass
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "orchestra-tests"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache / "mlflow"
+
+
+def _build(venv: Path) -> None:
+    import fcntl
+    import shutil
+    import sys
+
+    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it: wait, then reuse
+        if (venv / ".complete").exists():
+            return
+        shutil.rmtree(venv, ignore_errors=True)  # a build cut short is started again
+        log = venv.parent / f"{venv.name}.build.log"
+        with open(log, "wb") as out:
+            steps = [[sys.executable, "-m", "venv", *([] if MLFLOW_PACKAGES else ["--without-pip"]), str(venv)]]
+            if MLFLOW_PACKAGES:
+                steps.append([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                              *MLFLOW_PACKAGES])
+            for step in steps:
+                if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S).returncode:
+                    pytest.fail(f"building the mlflow venv failed ({' '.join(step[:3])}…): see {log}")
+        (venv / ".complete").write_text("mlflow venv built by tests/mlflow_server.py\n")
 
 
 def require_venv() -> Path:
-    venv = mlflow_venv()
-    if venv is None:
-        pytest.skip(f"no mlflow virtualenv: set {VENV_VAR} (.ci/run builds .ci/.venvs/mlflow with mlflow, "
-                    "scikit-learn and pandas)")
-    return venv
+    return mlflow_venv()
 
 
 def free_port() -> int:

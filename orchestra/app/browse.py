@@ -30,7 +30,7 @@ def resolve_run_id(run_id: str) -> str:
     """Full id of ``run_id`` (a unique prefix of 6+ characters), read-only."""
     text = run_id.strip().lower()
     if not text or any(c not in "0123456789abcdef" for c in text) or len(text) > 32:
-        raise RunNotFoundError(f"invalid run id {run_id!r}", hint="32 hex characters, see 'orchestra runs list'")
+        raise RunNotFoundError(f"invalid run id {run_id!r}", hint="the 32-hex id or a unique prefix of 6+ characters, such as the 8 the output shows; see 'orchestra runs list'")
     if len(text) >= 6:
         rows = readonly.query("runs", "SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? LIMIT 2",
                               (text, text + "g"))

@@ -69,7 +69,9 @@ def run_tags(prepared: Prepared, options: RunOptions) -> dict[str, str]:
     if project.archive_sha256:
         tags["orchestra.source.archive.sha256"] = project.archive_sha256
     if prepared.options.load_from:
-        tags["orchestra.loaded_from"] = prepared.options.load_from
+        # Every run the plan loads from: --load-from first, then the runs stages fell back to.
+        planned = (decision.source.run_id for decision in prepared.plan.stages if decision.source is not None)
+        tags["orchestra.loaded_from"] = ",".join(dict.fromkeys((prepared.options.load_from, *planned)))
     if prepared.options.load_stages:
         tags["orchestra.trusted_stages"] = ",".join(sorted(prepared.options.load_stages))
     tags.update(options.recording.tags)

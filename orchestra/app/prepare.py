@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from orchestra import envs, source
 from orchestra.app.console import Console
@@ -38,6 +39,11 @@ def prepare(uri: str, options: RunOptions, *, build_envs: bool,
         raise
 
 
+def _entry_hint(names: Iterable[str]) -> str:
+    names = list(names)
+    return f"entry points: {', '.join(names)}; run one with -e {shlex.quote(names[0])}"
+
+
 def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: bool,
              progress: Console | None = None) -> Prepared:
     spec = specload.load(project.path)
@@ -49,7 +55,7 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
             if stage is None:
                 raise SpecError(
                     f"unknown entry point '{target}'", where=spec.display_file,
-                    hint=("entry points: " + ", ".join(spec.entry_points)) if spec.entry_points
+                    hint=_entry_hint(spec.entry_points) if spec.entry_points
                     else "the project has no MLproject: name a .py, .sh or .R file with -e",
                 )
             implicit.append(stage)

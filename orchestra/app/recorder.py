@@ -34,6 +34,7 @@ class RunRecorder:
         self.stages = tuple(stages)
         self._deferred: list[tuple[str, StageUpdate]] = []
         self._attempt_started: dict[str, float] = {}
+        self._loaded_from: dict[str, None] = {}  # the runs stages were loaded from, in order
 
     def handle(self, event: events.Event) -> None:
         if event.name == events.RUN_STARTED:
@@ -49,12 +50,15 @@ class RunRecorder:
             self._stage(event.stage, event)
         elif event.name == events.RUN_ENDED:
             self.flush()
+            self._tag_loaded_from()
             runstore.finish_run(self.run_id, event.run_status or RunStatus.FAILED)
 
     def _stage(self, name: str, event: events.Event) -> None:
         change = event.change
         assert change is not None
         if change.status == StageStatus.LOADED:
+            if change.loaded_from is not None:
+                self._loaded_from.setdefault(change.loaded_from.run_id)
             self._deferred.append((name, change))
             return
         self.flush()
@@ -63,6 +67,15 @@ class RunRecorder:
         if event.name == events.STAGE_ENDED and event.outcome is not None:
             runstore.log_metrics(self.run_id, name, event.outcome.metrics)
         runstore.update_stage(self.run_id, name, change)
+
+    def _tag_loaded_from(self) -> None:
+        """With ``--load-from``, the tag names every run stages were loaded from (stages decided
+        during the run may fall back to runs the plan did not name)."""
+        planned = self.identity.tags.get("orchestra.loaded_from")
+        if planned:
+            actual = ",".join(dict.fromkeys((planned.split(",")[0], *self._loaded_from)))
+            if actual != planned:
+                runstore.merge_run_tags(self.run_id, {"orchestra.loaded_from": actual})
 
     def flush(self) -> None:
         """Write the deferred LOADED stages (one transaction)."""

@@ -21,13 +21,15 @@ from orchestra.planning.prepared import Prepared
 
 
 class Tally:
-    """How many stages are in each status, and how many ran and loaded: the one count of a run."""
+    """How many stages are in each status, and how many ran (to an outcome), loaded and were killed:
+    the one count of a run."""
 
     def __init__(self, stages: Sequence[str]) -> None:
         self.total = len(stages)
         self.counts: dict[str, int] = {StageStatus.PENDING: self.total}
         self.ran = 0
         self.loaded = 0
+        self.killed = 0
         self._started: set[str] = set()
 
     def count(self, event: events.Event) -> None:
@@ -41,7 +43,9 @@ class Tally:
         elif event.name == events.STAGE_ENDED and event.change is not None and event.change.status is not None:
             status = event.change.status
             self._move(StageStatus.RUNNING if name in self._started else StageStatus.PENDING, status)
-            if event.outcome is not None:
+            if status == StageStatus.KILLED:
+                self.killed += 1  # it started, but a killed stage did not run to an outcome
+            elif event.outcome is not None:
                 self.ran += 1
             if status == StageStatus.LOADED:
                 self.loaded += 1
@@ -68,6 +72,7 @@ class ConsoleReporter:
         self.layout = layout
         self.tally = Tally(prepared.graph.order)
         self.ended: dict[str, StageSummary] = {}
+        self._closing: tuple[events.Event, RunStatus] | None = None
         console.total = self.tally.total
 
     def handle(self, event: events.Event) -> None:
@@ -146,9 +151,19 @@ class ConsoleReporter:
                 for name in order]
         for text in table(rows, console.color, event.run_id):
             console.line(text)
-        tally = self.tally
+        self._closing = (event, status)
+
+    def finish(self, waited_s: float = 0.0, waited_for: Sequence[str] = ()) -> None:
+        """The run's closing line, once its listeners are closed: ``waited_s`` is how long closing
+        them took (the MLflow mirror or webhooks draining), said when it is noticeable."""
+        if self._closing is None:
+            return
+        (event, status), self._closing = self._closing, None
+        console, tally = self.console, self.tally
+        what = " and ".join(dict.fromkeys(label for label in waited_for if label))
+        waited = f" (+{waited_s:.1f}s waiting for {what})" if what and waited_s >= 0.05 else ""
         console.line(f"orchestra: run {event.run_id} {console.color(status, status)} in {event.duration_s or 0.0:.2f}s"
-                     f" ({tally.ran} ran, {tally.loaded} loaded)")
+                     f"{waited} ({tally.ran} ran, {tally.loaded} loaded{f', {tally.killed} killed' if tally.killed else ''})")
         if status in (RunStatus.FAILED, RunStatus.KILLED):
             console.line(f"orchestra: to resume: {resume_command(self.prepared, self.options, event.run_id)}")
 

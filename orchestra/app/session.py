@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from orchestra.app import project_writes, reaper
+from orchestra.app import firstrun, project_writes, reaper
 from orchestra.app.console import Console
 from orchestra.app.driver import EventDriver
 from orchestra.app.identity import identify
@@ -126,7 +126,8 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     home_path("runs", run_id)  # makes the run directory (stage directories and the pgid file go there)
     identity = identify(run_id, prepared, options)
     recorder = RunRecorder(identity, targets=prepared.targets, stages=graph.order)
-    bus = events.EventBus(listeners, essential=[recorder, ConsoleReporter(console, prepared, options, layout)])
+    reporter = ConsoleReporter(console, prepared, options, layout)
+    bus = events.EventBus(listeners, essential=[recorder, reporter])
     context = TaskContext(
         run_id=run_id, layout=layout, project_dir=prepared.project.path,
         base_env={**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"},
@@ -139,10 +140,14 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     before = project_writes.take(prepared.project)
     bus.publish(identity.event(events.RUN_STARTED))
     status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
-    project_writes.warn(before, prepared.project, lambda: runstore.get_run(run_id), console)
+    record = runstore.get_run(run_id)
+    project_writes.warn(before, prepared.project, lambda: record, console)
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
-                               message=f"{failed} stage(s) failed" if failed else None))
+                               message=f"{failed} stage(s) failed" if failed else None, metrics=record.metrics))
+    closing = time.monotonic()
     bus.close(options.notification.hooks_drain)
+    firstrun.tell(console, run_id)  # before the closing line, which stays the last
+    reporter.finish(time.monotonic() - closing, [getattr(listener, "waits_for", "") for listener in listeners])
     stored = tracking_uri.store_notice(options.recording.tracking_uri, run_id)
     if stored:  # sqlite:, file:, … : nothing was mirrored; say how to
         console.notice(stored)

@@ -17,21 +17,35 @@ from orchestra.core import settings
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError
 
 # Verb modules, in help order. Each defines register(subparsers).
-_COMMAND_MODULES = ("run", "runs", "sweeps", "inspect", "view", "env", "hooks", "schedule", "gc")
+_COMMAND_MODULES = ("run", "runs", "sweeps", "inspect", "view", "env", "hooks", "schedule", "gc", "completion")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with orchestra's one-line, exit-2 usage errors."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"orchestra: error: {message} (see '{self.prog} --help')\n")
+        usage = " ".join(self.format_usage().split())  # one line; a long one is left to --help
+        shown = f"{usage}; " if len(usage) <= 160 else ""
+        self.exit(EXIT_BAD_INPUT, f"orchestra: error: {message} ({shown}see '{self.prog} --help')\n")
+
+
+def _innermost(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub)parser of the verb ``argv`` names: its usage is the one a wrong flag should show."""
+    for arg in argv:
+        choices = next((action.choices for action in parser._actions  # noqa: SLF001 - argparse has no public way
+                        if isinstance(action, argparse._SubParsersAction)), None)  # noqa: SLF001
+        if choices is None:
+            break
+        if arg in choices:
+            parser = choices[arg]
+    return parser
 
 
 # Which module registers each top-level verb: parsing `orchestra run ...` builds only that verb's
 # parser (argparse for every verb costs ~20 ms, a tenth of a warm 200-stage run).
 _VERB_MODULE = {"run": "run", "plan": "run", "runs": "runs", "sweeps": "sweeps", "validate": "inspect", "dag": "inspect", "ui": "view",
                 "report": "view", "logs": "view",
-                "env": "env", "hooks": "hooks", "schedule": "schedule", "scheduler": "schedule", "gc": "gc"}
+                "env": "env", "hooks": "hooks", "schedule": "schedule", "scheduler": "schedule", "gc": "gc", "completion": "completion"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -39,8 +53,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="orchestra",
         description="Run the entry points of an MLproject as the stages of a cached, parallel DAG.",
     )
-    parser.add_argument("--version", action="version", version=f"orchestra {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"orchestra {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.set_defaults(build_parser=build_parser)  # `orchestra completion` walks the whole tree
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     modules = (only,) if only else _COMMAND_MODULES
     for name in modules:
@@ -58,6 +73,10 @@ def _verb(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["__complete"]:  # the shell completion's helper: no parser, no logging, no webhooks
+        from orchestra.cli.completion import complete
+
+        return complete(argv[1:])
     bad = next((arg for arg in argv if not _utf8(arg)), None)
     if bad is not None:  # before anything is parsed, fetched or stored
         shown = _cut(bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
@@ -65,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "value, path and parameter as UTF-8; re-encode it or rename the path)", file=sys.stderr)
         return EXIT_BAD_INPUT
     parser = build_parser(_verb(argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top-level parser; show the verb's own usage instead
+        _innermost(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT

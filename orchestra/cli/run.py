@@ -85,8 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     own.add_argument("--mlflow-artifacts", action="store_true",
                      help="with a tracking server: upload stage outputs and their manifest, so --load-from "
                           "<MLflow run id> works from another machine")
-    own.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URI",
-                     help="webhook config source (URL, JSON/YAML file, or project dir)")
+    own.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URL|FILE",
+                     help="an http(s) URL that receives every event, or a hooks config file / project dir")
+    own.add_argument("--hooks-config", dest="hooks_uris", action="append", type=lambda uri: f"config:{uri}",
+                     metavar="FILE|URL", help="a hooks configuration: JSON/YAML file, project dir, or URL answering JSON")
     own.add_argument("--trust-project-hooks", action="store_true", help="honour hooks declared inside a git project")
     own.add_argument("--hooks-drain", type=float, default=10.0, metavar="SECONDS",
                      help="wait at most this long for webhook deliveries at the end (default 10)")

@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="slots missed while no scheduler ran: run the newest (default), none, or all (at most 5)")
     add.add_argument("--jitter", type=float, default=0.0, metavar="SECONDS", help="fixed per-slot start delay, up to this")
     add.add_argument("--experiment", default="Default")
-    add.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URI",
-                     help="webhook config source for the runs and the schedule events")
+    add.add_argument("--hooks", dest="hooks_uris", action="append", default=[], metavar="URL|FILE",
+                     help="webhook receiver URL (every event) or config file, for the runs and the schedule events")
+    add.add_argument("--hooks-config", dest="hooks_uris", action="append", type=lambda uri: f"config:{uri}",
+                     metavar="FILE|URL", help="a hooks configuration: JSON/YAML file, project dir, or URL answering JSON")
     add.add_argument("--credentials-env", metavar="NAME",
                      help="environment variable (USER:PASSWORD) the scheduler reads the git credentials from")
     add.add_argument("--replace", action="store_true", help="change an existing schedule of that name")

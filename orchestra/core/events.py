@@ -62,6 +62,7 @@ class Event:
         reasons: with ``stage_started``, why the stage runs (the plan's reasons).
         trusted: with a ``loaded`` ``stage_ended``, it was loaded by ``--load-stages``.
         run_status: with ``run_ended``, the run's recorded final status.
+        metrics: with ``run_ended``, the run's headline metrics (``<stage>.<metric>``).
     """
 
     name: str
@@ -84,6 +85,7 @@ class Event:
     reasons: tuple[str, ...] = ()
     trusted: bool = False
     run_status: RunStatus | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 class Listener(Protocol):

@@ -18,6 +18,7 @@ from orchestra.core import settings
 from orchestra.core import yamlguard
 from orchestra.core.errors import SpecError
 from orchestra.core.layout import SCHEMAS_DIR
+from orchestra.core.suggest import did_you_mean
 from orchestra.mlproject import docker_spec, fastschema
 from orchestra.mlproject.entry import build_stage, implicit_stage, placeholders
 from orchestra.mlproject.model import PARAM_TYPES, EnvSpec, ProjectSpec, StageSpec
@@ -256,14 +257,15 @@ def _warn_unknown_keys(data: Mapping[str, Any], where: str, warn: Any) -> None:
     schema = _schema_keys()
     for key in data:
         if key not in schema["top"]:
-            warn(f"{where}: unknown key '{key}' ignored (known: {', '.join(sorted(schema['top']))})")
+            warn(f"{where}: unknown key '{key}' ignored{did_you_mean(key, schema['top'])} "
+                 f"(known: {', '.join(sorted(schema['top']))})")
     name = data.get("name")
     if name is not None and not isinstance(name, (str, int, float)):
         warn(f"{where}: name: expected a string, got {_kind(name)} (kept as text)")
     for stage, entry in (data.get("entry_points") or {}).items():
         for key in entry:
             if key not in schema["entry"]:
-                warn(f"{where}: entry_points.{stage}: unknown key '{key}' ignored")
+                warn(f"{where}: entry_points.{stage}: unknown key '{key}' ignored{did_you_mean(key, schema['entry'])}")
 
 
 _SCHEMA_KEYS: dict[str, frozenset[str]] = {}

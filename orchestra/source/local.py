@@ -30,13 +30,15 @@ def local_path(base: str) -> Path | None:
         return None
     else:
         candidate = Path(base).expanduser()
+    if candidate.is_file() and candidate.name.lower() == "mlproject":
+        candidate = candidate.parent  # the project's MLproject file names its directory
     if candidate.is_dir():
         if _is_bare_repository(candidate):
             return None  # a bare repository has no work tree to run in: clone it (source/git.py)
         return candidate.resolve()
     if "://" in base:
         return None  # file:// URL of something else (e.g. a bare repo) goes to git
-    raise SourceError(f"no such project directory: {base}", hint="a local directory or a git URL")
+    raise SourceError(f"no such project directory: {base}", hint="a project directory, its MLproject file, a .zip or a git URL")
 
 
 def _is_bare_repository(path: Path) -> bool:

@@ -266,7 +266,7 @@ def resolve_run_id(run_id: str) -> str:
     """
     text = run_id.strip().lower()
     if not text or any(c not in "0123456789abcdef" for c in text) or len(text) > 32:
-        raise RunNotFoundError(f"invalid run id {run_id!r}", hint="32 hex characters, see 'orchestra runs list'")
+        raise RunNotFoundError(f"invalid run id {run_id!r}", hint="the 32-hex id or a unique prefix of 6+ characters, such as the 8 the output shows; see 'orchestra runs list'")
     if len(text) == 32:
         if db().execute("SELECT 1 FROM runs WHERE run_id = ?", (text,)).fetchone():
             return text

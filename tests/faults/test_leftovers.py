@@ -31,7 +31,7 @@ def test_a_sigkilled_run_leaves_no_staging_directory_after_the_next_command(cli,
                             stderr=subprocess.DEVNULL)
     wait_for(marker.exists, what="the stage to write")
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.wait(timeout=60)
     assert list((orchestra_home / "runs").glob("*/*/.staging-*"))  # what the killed run left
     assert cli("runs", "list").code == 0  # any command that reads runs finishes the dead one
     assert not list((orchestra_home / "runs").glob("*/*/.staging-*"))
@@ -48,7 +48,7 @@ def test_env_gc_sweeps_a_killed_build(tmp_path, cli, make_project, orchestra_hom
     try:
         wait_for(lambda: Path(f"{gate}.started").exists(), what="the build to start")
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
     finally:
         gate.unlink(missing_ok=True)
         try:

@@ -57,7 +57,7 @@ def test_a_setsid_detached_process_dies_with_its_stage(cli, make_project, tmp_pa
     result = cli("run", str(make_project(text)), timeout=60)
     assert result.code == 0, result.err
     pid = int(pidfile.read_text())
-    wait_for(lambda: not alive(pid), timeout=10, what="the detached process to die")
+    wait_for(lambda: not alive(pid), timeout=60, what="the detached process to die")
 
 
 def test_a_setsid_detached_process_dies_when_orchestra_is_interrupted(make_project, tmp_path):
@@ -69,4 +69,4 @@ def test_a_setsid_detached_process_dies_when_orchestra_is_interrupted(make_proje
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    wait_for(lambda: not alive(pid), timeout=10, what="the detached process to die")
+    wait_for(lambda: not alive(pid), timeout=60, what="the detached process to die")

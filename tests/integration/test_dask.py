@@ -293,7 +293,7 @@ def test_sigkill_of_the_driver_kills_its_remote_stages(project, dask_cluster, tm
              what="stage start")
     child = int(Path(f"{marker}.child").read_text())
     proc.kill()
-    proc.wait(10)
+    proc.wait(60)
     # The scheduler drops the dead client's tasks; each worker's supervisor kills their groups.
     wait_for(lambda: not alive(child), what="the remote stage to be killed")
     assert json.loads(cli("runs", "list", "--json").out)[0]["status"] == "KILLED"

@@ -243,7 +243,7 @@ def test_sigkilled_orchestra_is_closed_by_sync(make_project, mlflow_server: Mlfl
             assert proc.poll() is None and time.monotonic() < deadline, "the slow stage never started"
             time.sleep(0.05)
         proc.kill()
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -69,7 +69,7 @@ def _run_in_pty(args: list[str], env: dict[str, str], timeout: float = 120) -> t
                 break
     finally:
         os.close(master)
-    return proc.wait(30), b"".join(chunks).decode(errors="replace")
+    return proc.wait(60), b"".join(chunks).decode(errors="replace")
 
 
 def test_a_tty_shows_one_live_line_per_running_stage_with_the_bars_latest_frame(tmp_path):

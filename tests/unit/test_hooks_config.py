@@ -123,8 +123,10 @@ def test_unreadable_sources_are_errors(tmp_path: Path) -> None:
 
 def test_get_url_failures_are_errors() -> None:
     with Receiver(lambda request, index: Reply(404) if request.path == "/404" else Reply(body=b"<html>")) as server:
-        assert "HTTP 404" in load_error(None, [server.base + "/404"], environ={})
-        assert "not JSON" in load_error(None, [server.base + "/html"], environ={})
+        assert "HTTP 404" in load_error(None, [cfg.CONFIG_PREFIX + server.base + "/404"], environ={})
+        assert "not JSON" in load_error(None, [cfg.CONFIG_PREFIX + server.base + "/html"], environ={})
+        assert load_error(None, [cfg.CONFIG_PREFIX + server.base + "/404"], environ={}).startswith(
+            f"--hooks-config {server.base}/404: ")
         closed = server.base
     text = load_error(None, [], environ={"ORCHESTRA_HOOKS_URI": "http://user:pw@" + closed[7:] + "/x"})
     assert "cannot fetch hooks: ConnectionError" in text and "pw" not in text
@@ -221,3 +223,14 @@ def test_retry_schedule_and_retry_after() -> None:
     assert policy.next_delay(3) is None  # out of retries: dead
     assert policy.next_delay(1, retry_after_s=40) == 40
     assert policy.next_delay(1, retry_after_s=4000) == 60
+
+
+def test_a_plain_url_is_a_target_for_every_event() -> None:
+    """``--hooks URL`` (no GET: nothing listens on the port) posts every event to the URL itself."""
+    config = cfg.load(None, ["http://127.0.0.1:9/h", "https://user:pw@hooks.example/h"], environ={})
+    assert [(h.event, h.url) for h in config.hooks] == [("*", "http://127.0.0.1:9/h"),
+                                                         ("*", "https://user:pw@hooks.example/h")]
+    assert config.hooks[1].where == "--hooks https://hooks.example/h"
+    assert [h.url for h in config.matching("stage_ended", "failed")] == ["http://127.0.0.1:9/h",
+                                                                         "https://user:pw@hooks.example/h"]
+    assert "plain http" in load_error(None, ["http://hooks.example/h"], environ={})

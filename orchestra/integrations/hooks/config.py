@@ -1,10 +1,11 @@
 """Where hooks come from, and what a valid hook is.
 
-Sources, merged in this order: the MLproject ``hooks`` mapping, each ``--hooks URI``,
-``ORCHESTRA_HOOKS_URI``, ``MLFLOW_HOOKS_URI``. A URI's kind is decided by its scheme, never by
-catching exceptions (mlflow_client's bug): ``http(s)://`` is fetched with GET and must answer
-JSON; anything else is a path — a directory holding an MLproject with ``hooks``, or a JSON/YAML
-file. A source that cannot be read is a :class:`HooksConfigError` (exit 2): a run never silently
+Sources, merged in this order: the MLproject ``hooks`` mapping, each ``--hooks`` /
+``--hooks-config`` value, ``ORCHESTRA_HOOKS_URI``, ``MLFLOW_HOOKS_URI``. ``--hooks URL`` (http or
+https) is a receiver of every event; ``--hooks PATH`` and ``--hooks-config URI`` are
+configurations. A configuration URI's kind is decided by its scheme, never by catching
+exceptions (mlflow_client's bug): ``http(s)://`` is fetched with GET and must answer JSON;
+anything else is a path — a directory holding an MLproject with ``hooks``, or a JSON/YAML file. A source that cannot be read is a :class:`HooksConfigError` (exit 2): a run never silently
 goes ahead without the hooks its user configured.
 
 Each source is validated against schemas/hooks-config.schema.json, then built into frozen
@@ -33,6 +34,9 @@ ENV_VARS = ("ORCHESTRA_HOOKS_URI", "MLFLOW_HOOKS_URI")
 ALL_EVENTS = "*"
 FETCH_TIMEOUT_S = 10.0
 SECRET_PREFIX = "whsec_"
+# A hooks source given with --hooks-config is kept with this prefix beside the --hooks values (so
+# one list of strings records both, in command-line order, in options and stored schedules).
+CONFIG_PREFIX = "config:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +117,38 @@ def load(spec_hooks: Mapping[str, Any] | None, uris: Iterable[str] = (), *,
     hooks: list[Hook] = []
     if spec_hooks:
         hooks += parse(spec_hooks, where=spec_where)
-    sources = [(f"--hooks {strip_credentials(uri)}", uri) for uri in uris]
+    sources: list[tuple[str, str]] = []
+    for uri in uris:
+        uri = uri.strip()
+        if uri.startswith(CONFIG_PREFIX):
+            uri = uri.removeprefix(CONFIG_PREFIX)
+            sources.append((f"--hooks-config {strip_credentials(uri)}", uri))
+        elif is_url(uri):
+            hooks.append(url_target(uri))
+        else:
+            sources.append((f"--hooks {strip_credentials(uri)}", uri))
     sources += [(f"{var}={strip_credentials(env[var])}", env[var]) for var in ENV_VARS if env.get(var, "").strip()]
     for label, uri in sources:
         hooks += parse(read_source(uri.strip(), label), where=label)
     return HooksConfig(tuple(hooks))
+
+
+def is_url(uri: str) -> bool:
+    return "://" in uri and urlsplit(uri).scheme.lower() in ("http", "https")
+
+
+def url_target(url: str) -> Hook:
+    """``--hooks URL``: the URL itself receives every event (its own configuration is ``--hooks-config``).
+
+    Raises:
+        HooksConfigError: plain http to a non-loopback host, or a link-local address.
+    """
+    where = f"--hooks {strip_credentials(url)}"
+    refusal = url_refusal(url, allow_http=False)
+    if refusal:
+        raise HooksConfigError(refusal, where=where,
+                               hint="use https, or a --hooks-config file with allow_http: true for a trusted receiver")
+    return Hook(event=ALL_EVENTS, url=url, name="hooks-url", where=where)
 
 
 def read_source(uri: str, label: str) -> Any:

@@ -33,6 +33,8 @@ class HookListener:
         reporter: where the end-of-run notice goes (the run's console).
     """
 
+    waits_for = "webhook deliveries"  # what the run's closing line says it waited for while closing
+
     def __init__(self, config: HooksConfig, *, home: Path, policy: Policy = Policy(),
                  reporter: Reporter = STDERR) -> None:
         self.config = config

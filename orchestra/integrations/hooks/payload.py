@@ -9,11 +9,14 @@ environment, URLs without credentials, ``message`` capped — receivers are ofte
 from __future__ import annotations
 
 import json
+import math
 import os
+import shlex
 import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from orchestra.core import settings
 from orchestra.core import status as status_map
 from orchestra.core.status import EventStatus
 from orchestra.core import events as ev
@@ -108,6 +111,9 @@ def build_body(event: ev.Event, event_id: str, sequence: int, *, include_params:
         payload["sweep"] = json.loads(event.tags[SWEEP_TAG])
     if include_params:
         payload["params"] = {str(k): _jsonable(v) for k, v in (event.params or {}).items()}
+    if event.name == ev.RUN_ENDED and event.run_id:
+        payload["metrics"] = {str(k): float(v) for k, v in event.metrics.items() if math.isfinite(v)}
+        payload["report"] = report_of(event.run_id)
     body = {
         "id": event_id,
         "event": event.name,
@@ -121,7 +127,16 @@ def build_body(event: ev.Event, event_id: str, sequence: int, *, include_params:
         # Parameter values are the only unbounded part; receivers can fetch them from the run.
         payload["params"] = {}
         payload["params_truncated"] = True
+    if len(payload.get("metrics") or ()) and len(encode(body)) > BODY_CAP_BYTES:
+        payload["metrics"] = {}  # the run's page has them all
+        payload["metrics_truncated"] = True
     return body
+
+
+def report_of(run_id: str) -> dict[str, str]:
+    """Where ``orchestra report`` writes the run's page (beside the run's logs), and the command."""
+    path = settings.home() / "runs" / run_id / "report.html"
+    return {"command": f"orchestra report {run_id} -o {shlex.quote(str(path))}", "path": str(path)}
 
 
 def ping_body(hook_name: str, event_id: str | None = None) -> dict[str, Any]:

@@ -57,6 +57,8 @@ class MirrorListener:
         reporter: where notices go (the run's console).
     """
 
+    waits_for = "the MLflow mirror"  # what the run's closing line says it waited for while closing
+
     def __init__(self, uri: TrackingURI, prepared: Prepared, options: RunOptions, *, home: Path,
                  policy: Policy = Policy(), reporter: Reporter = STDERR) -> None:
         self.uri = uri

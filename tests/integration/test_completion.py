@@ -50,7 +50,7 @@ def shell(cli, tmp_path):
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completes_verbs_flags_choices_entry_points_and_run_ids(shell, cli, make_project):
     assert shell("ru") == ["run", "runs"]
-    assert shell("runs", "") == ["list", "show", "diff", "sync"]
+    assert shell("runs", "") == ["list", "show", "compare", "diff", "resume", "sync"]
     assert "--load-from" in shell("run", ".", "--lo") and "--load-stages" in shell("run", ".", "--lo")
     assert shell("run", ".", "--env-manager", "u") == ["uv"]
     root = make_project(PIPELINE)
@@ -117,7 +117,7 @@ def test_fish_completes_verbs_flags_entry_points_and_run_ids(cli, make_project, 
             current = []
         else:
             current.append(line)
-    assert answers == [["run", "runs"], ["diff", "list", "show", "sync"], ["--load-from"], ["prepare", "train"],
+    assert answers == [["run", "runs"], ["compare", "diff", "list", "resume", "show", "sync"], ["--load-from"], ["prepare", "train"],
                        [run_id], [run_id], ["uv"]]
 
 

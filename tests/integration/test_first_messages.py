@@ -66,8 +66,7 @@ def test_bad_load_from_says_short_prefixes_work(cli, make_project):
 
 
 @pytest.mark.parametrize("argv, usage", [
-    (("runs", "diff", "a" * 8, "b" * 8, "--json"), "(usage: orchestra runs diff [-h] RUN_A RUN_B; "
-                                                   "see 'orchestra runs diff --help')"),
+    (("runs", "show", "a" * 8, "--bogus"), "(usage: orchestra runs show [-h] "),
     (("logs", "abcdef12", "--bogus"), "(usage: orchestra logs [-h] "),
     (("run", ".", "--frob"), "(see 'orchestra run --help')"),  # a long usage is left to --help
 ])

@@ -107,7 +107,7 @@ def test_pipeline_stage_without_command_fails_when_a_target_needs_it(tmp_path):
 def test_numeric_name_and_unknown_entry_keys(tmp_path):
     spec = load(project(tmp_path, "name: 2024\nentry_points:\n  main:\n    params: epochs\n    command: 'true'\n"))
     assert spec.name == "2024"
-    assert spec.warnings == ("MLproject: entry_points.main: unknown key 'params' ignored",)
+    assert spec.warnings == ("MLproject: entry_points.main: unknown key 'params' ignored (did you mean 'parameters'?)",)
 
 
 @pytest.mark.parametrize("text, expected", [

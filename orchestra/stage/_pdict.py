@@ -9,6 +9,7 @@ a last-seen id — not for data: outputs and steps are what carry data between r
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -42,11 +43,15 @@ class PersistentDict(MutableMapping):
         if not all(c.isalnum() or c in "-_" for c in key):
             raise ValueError(f"persistent_dict: project key {key!r} must be letters, digits, - or _")
         self.path = folder / f"{key}.sqlite"
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute("CREATE TABLE IF NOT EXISTS items (dict TEXT NOT NULL, key TEXT NOT NULL, "
-                         "value TEXT NOT NULL, PRIMARY KEY (dict, key))")
+        # Opening is serialised by a lock file: two processes switching a new file to WAL at once
+        # get "database is locked" at once (that switch does not wait on the busy timeout).
+        with open(folder / f"{key}.sqlite.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout=60000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS items (dict TEXT NOT NULL, key TEXT NOT NULL, "
+                             "value TEXT NOT NULL, PRIMARY KEY (dict, key))")
         self._mutex = threading.RLock()
         self._depth = 0
 

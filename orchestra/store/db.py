@@ -8,6 +8,7 @@ Each subsystem keeps its tables in its own file (``runs.sqlite``, ``hooks.sqlite
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from pathlib import Path
@@ -36,13 +37,18 @@ def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connect
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout=30000")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable against process crashes in WAL mode (only an OS crash can lose the
         # last transactions), and it keeps per-stage commits well under a millisecond.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(schema)
+        # Switching a new file to WAL and applying the schema are serialised across processes by
+        # a lock file: two processes doing it at once on a rollback-journal file get "database is
+        # locked" at once (SQLite does not wait on the busy timeout where waiting could deadlock).
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(schema)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open store {path}: {exc}", hint="check ORCHESTRA_HOME") from exc
     cache[key] = cache[fast_key] = conn

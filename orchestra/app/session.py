@@ -31,6 +31,7 @@ from orchestra.execution import executors, process
 from orchestra.execution.engine import drive
 from orchestra.execution.task import TaskContext
 from orchestra.integrations import hooks
+from orchestra.integrations.endpoint import Endpoint, bind_host
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
 from orchestra.store import runs as runstore
@@ -111,14 +112,30 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         run_id=run_id, layout=layout, project_dir=prepared.project.path,
         base_env={**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"},
         extra_env=options.execution.extra_env, env_manager=options.execution.env_manager)
-    driver = EventDriver(prepared, context, identity, bus, notes=console,
+    endpoint = Endpoint(identity.experiment, remote=_remote(options), host=bind_host(options.execution.executor))
+    driver = EventDriver(prepared, context, identity, bus, notes=console, endpoint=endpoint,
                          env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
     bus.publish(identity.event(events.RUN_STARTED))
-    status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
+    try:
+        status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
+    finally:
+        endpoint.stop()
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
                                message=f"{failed} stage(s) failed" if failed else None))
     bus.close(options.notification.hooks_drain)
     return RunResult(run_id, status, _EXIT_CODES[status], runstore.get_run(run_id))
+
+
+def _remote(options: RunOptions) -> Any:
+    """The http(s) tracking server reads of the endpoint fall back to (None: none configured)."""
+    if not (options.recording.tracking_uri or settings.current().tracking_uri):
+        return None
+    from orchestra.integrations import tracking
+
+    try:
+        return tracking.configured(options.recording.tracking_uri)
+    except tracking.TrackingURIError:
+        return None
 
 
 def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorder: RunRecorder, executor: Any,

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from orchestra.integrations.endpoint.server import EndpointServer
 from orchestra.integrations.endpoint.state import Registry, StageData
 
 if TYPE_CHECKING:
     from orchestra.core.tracking_uri import TrackingURI
-    from orchestra.integrations.endpoint.server import EndpointServer
 
 __all__ = ["Endpoint", "StageData", "bind_host"]
 log = logging.getLogger(__name__)
@@ -83,8 +83,6 @@ class Endpoint:
             if self._server is not None:
                 return
             began = time.perf_counter()
-            from orchestra.integrations.endpoint.server import EndpointServer
-
             self._server = EndpointServer((self.host, 0), self.registry, self.remote)
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                             name="orchestra-endpoint", daemon=True)

@@ -11,8 +11,10 @@ import base64
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from orchestra.core.tracking_uri import TrackingURI
+if TYPE_CHECKING:
+    from orchestra.core.tracking_uri import TrackingURI
 
 READ_POSTS = frozenset({"api/2.0/mlflow/runs/search", "api/2.0/mlflow/experiments/search",
                         "api/2.0/mlflow/logged-models/search"})

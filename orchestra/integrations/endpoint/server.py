@@ -12,13 +12,15 @@ import json
 import logging
 import shutil
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.endpoint import files, models, passthrough, tracking
 from orchestra.integrations.endpoint.shapes import ApiError, NotHere
 from orchestra.integrations.endpoint.state import Registry, StageSlot
+
+if TYPE_CHECKING:
+    from orchestra.core.tracking_uri import TrackingURI
 
 log = logging.getLogger(__name__)
 _API = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")

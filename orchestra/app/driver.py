@@ -39,7 +39,7 @@ class EventDriver:
         context: what every task of the run shares (its layout among them).
         identity: the run, stamped on every event.
         bus: where the events go.
-        env_providers: listeners that give each stage variables (the MLflow mirror's run ids).
+        env_providers: listeners that give each stage variables of their own.
         notes: where a failed load is reported (the console).
         endpoint: the run's MLflow tracking endpoint: each attempt's MLFLOW_* variables, and what
             its code logged there, recorded with the stage when it ends.
@@ -77,7 +77,7 @@ class EventDriver:
         stage = prepared.graph.stages[name]
         inputs = {parent: self.out_strs[parent] for parent in prepared.graph.ancestors(name)}
         provided: dict[str, str] = {}
-        for provider in self.env_providers:  # MLFLOW_RUN_ID & co. of the stage's mirrored run
+        for provider in self.env_providers:
             provided.update(provider.stage_env(name, decision))
         if self.endpoint is not None:
             provided.update(self.endpoint.open_stage(name, staging=self.layout.staging_dir(name, attempt),

@@ -241,3 +241,30 @@ def test_token_unknown_paths_and_passthrough_reads(tmp_path: Path, mlflow_server
 
 
 
+
+
+DASK_STAGE = """
+entry_points:
+  main:
+    command: "$ORCHESTRA_TEST_MLFLOW_VENV/bin/python logs_on_a_worker.py"
+"""
+
+ON_WORKER = """
+import os, tempfile, mlflow
+mlflow.log_metric("worker_metric", 3.0)
+note = os.path.join(tempfile.mkdtemp(), "where.txt")
+open(note, "w").write("worker")
+mlflow.log_artifact(note)
+"""
+
+
+def test_stage_on_a_dask_worker_reaches_the_endpoint(make_project, venv_env):
+    """The local 2-worker cluster: a stage on a worker logs through the driver's endpoint (token required)."""
+    from tests.integration.daskcluster import cluster
+
+    dask = cluster()
+    project = make_project(DASK_STAGE, {"logs_on_a_worker.py": ON_WORKER})
+    result = run_cli("run", str(project), "--executor", dask.url, "--json", env=venv_env, timeout=300)
+    assert result.code == 0, result.err
+    stage = _show(json.loads(result.out)["run_id"])["stages"][0]
+    assert stage["metrics"] == {"worker_metric": 3.0} and stage["artifacts"] == ["where.txt"]

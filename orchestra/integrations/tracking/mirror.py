@@ -207,8 +207,9 @@ class MirrorListener:
                 self._catch_up(conn, deadline)
             parent = queue.get_target(conn, self.key, self.run_id, PARENT)
             if pending:
+                why = f" ({sender.last_error})" if sender.last_error else ""
                 self.reporter.notice(f"{pending} MLflow mirror operation(s) of run {self.run_id} not sent to "
-                                     f"{self.key}; send them with: orchestra runs sync {self.run_id} "
+                                     f"{self.key}{why}; send them with: orchestra runs sync {self.run_id} "
                                      f"--tracking-uri {self.key}")
             elif parent is not None and parent.mlflow_run_id and not self.quiet:
                 self.reporter.notice(f"mirrored to {self.key} as MLflow run {parent.mlflow_run_id} "

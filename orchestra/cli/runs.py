@@ -99,6 +99,10 @@ def _show(args: argparse.Namespace) -> int:
             print(f"    cache key {stage.cache_key}")
         if stage.metrics:
             print("    metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(stage.metrics.items())))
+        if stage.params:
+            print("    params: " + ", ".join(f"{k}={v}" for k, v in sorted(stage.params.items())))
+        for model in stage.models:
+            print(f"    model {model.get('name')} ({model.get('model_id')})  files {model.get('files')}")
         for rel, entry in sorted((stage.manifest or {}).items()):
             print(f"    output {rel}  {entry['size']} B  sha256:{entry['sha256'][:12]}")
         if stage.outputs_dir:
@@ -128,6 +132,10 @@ def _diff(args: argparse.Namespace) -> int:
         for key in sorted(set(metrics_a) | set(metrics_b)):
             va, vb = metrics_a.get(key, "-"), metrics_b.get(key, "-")
             print(f"  {'metric ' + key:22} {str(va):>16} {str(vb):>16}")
+        params_a, params_b = (sa.params if sa else {}), (sb.params if sb else {})
+        for key in sorted(set(params_a) | set(params_b)):
+            va, vb = params_a.get(key, "-"), params_b.get(key, "-")
+            print(f"  {'param ' + key:22} {str(va):>16} {str(vb):>16}{'  *' if va != vb else ''}")
         if sa and sb and sa.components and sb.components:
             changes = differences(sa.components, sb.components)
             print("  key: " + ("same" if not changes else "; ".join(changes)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import dataclasses
+import shutil
 from typing import Any, Mapping, Protocol, Sequence
 
 from orchestra.app.identity import RunIdentity
@@ -153,6 +154,9 @@ class EventDriver:
         """The outcome with what the stage logged through the endpoint added (``orchestra.stage``'s
         values win a tie), and its logged models (kept only with published outputs)."""
         data = self.endpoint.close_stage(name, published=published)  # type: ignore[union-attr]
+        # Published or discarded by now; still here only when the attempt ran on a worker with its
+        # own scratch directory (an artifact store), where these files cannot be kept yet.
+        shutil.rmtree(self.layout.staging_dir(name, outcome.attempt), ignore_errors=True)
         if not (data.metrics or data.params or data.tags or data.models):
             return outcome, None
         merged = dataclasses.replace(outcome, metrics=(*data.metrics, *outcome.metrics),

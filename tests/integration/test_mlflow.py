@@ -454,3 +454,6 @@ def test_mlflow_tutorial_project_runs_unchanged(mlflow_server: MlflowServer, mlf
     assert params(main) == {"alpha": "0.4", "l1_ratio": "0.1"}
     assert params(parent) == {"alpha": "0.4", "l1_ratio": "0.1"}
     assert "Elasticnet model (alpha=0.400000" in mlflow_server.artifact(main, "logs/stdout.log").text
+    # The model the stage logged (through the run's endpoint) is a logged model of its child run.
+    found = mlflow_server.api("logged-models/search", {"experiment_ids": [mlflow_server.experiment_id(experiment)]})
+    assert [m for m in found.get("models", []) if m["info"].get("source_run_id") == main["info"]["run_id"]]

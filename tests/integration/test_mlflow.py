@@ -224,6 +224,20 @@ def test_killed_run(make_project, mlflow_server: MlflowServer, tmp_path: Path):
     assert children["slow"]["info"]["status"] == "KILLED"
 
 
+def _wait_for_child(server: MlflowServer, experiment: str, stage: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = server.api("runs/search", {"experiment_ids": [server.experiment_id(experiment)],
+                                               "filter": f"tags.`orchestra.stage` = '{stage}'"}).get("runs")
+        except AssertionError:  # the experiment is not there yet
+            found = None
+        if found:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no child run of {stage} on the server after {timeout:g}s")
+
+
 def test_sigkilled_orchestra_is_closed_by_sync(make_project, mlflow_server: MlflowServer, tmp_path: Path):
     """orchestra itself SIGKILLed: no end events at all. The next command marks the run KILLED
     locally, and sync closes its MLflow runs from the run store instead of leaving them RUNNING."""
@@ -241,6 +255,7 @@ def test_sigkilled_orchestra_is_closed_by_sync(make_project, mlflow_server: Mlfl
         while not marker.exists():
             assert proc.poll() is None and time.monotonic() < deadline, "the slow stage never started"
             time.sleep(0.05)
+        _wait_for_child(mlflow_server, experiment, "slow")  # created by the mirror's sender, not the stage
         proc.kill()
         _, err = proc.communicate(timeout=30)
     finally:

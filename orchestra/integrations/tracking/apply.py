@@ -102,6 +102,8 @@ class Applier:
         run_id = target.mlflow_run_id
         assert run_id is not None
         payload = op.payload
+        if op.kind == "create":  # the run exists now (RUNNING in the MLflow UI while its stage runs)
+            return None
         if op.kind == "params":
             return self._params(run_id, dict(payload["params"]))
         if op.kind == "batch":

@@ -84,6 +84,7 @@ class MirrorListener:
                                                 env_kind=environment.kind if environment else None,
                                                 cache_key=event.cache_key))
         self._children.add(name)
+        self._enqueue(name, [("create", {})])
 
     # -- events --------------------------------------------------------------------------
     def handle(self, event: events.Event) -> None:
@@ -116,6 +117,7 @@ class MirrorListener:
                          tags=opsmod.parent_tags(event.tags, event.run_id))
         self._sender = dispatcher(self.uri, self.home, event.run_id, breaker=self.breaker, policy=self.policy,
                                   creation_lock=self._creation_lock)
+        self._enqueue(PARENT, [("create", {})])
         if event.params:
             self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])
         self._sender.start()

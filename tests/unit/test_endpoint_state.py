@@ -80,3 +80,10 @@ def test_nothing_listens_until_a_stage_runs():
     assert idle.close_stage("s", published=True).metrics == ()
     assert idle._server is None
     idle.stop()
+
+
+def test_a_chunked_upload_is_kept_whole(endpoint, tmp_path: Path):
+    env = endpoint.open_stage("a", staging=tmp_path / "staging", outputs=tmp_path / "out")
+    root = f"/api/2.0/mlflow-artifacts/artifacts/{env['MLFLOW_EXPERIMENT_ID']}/{env['MLFLOW_RUN_ID']}/artifacts"
+    assert _call(env, "PUT", f"{root}/streamed.bin", data=iter([b"ab", b"cd" * 1000])).status_code == 200
+    assert (tmp_path / "staging/mlflow-artifacts/streamed.bin").read_bytes() == b"ab" + b"cd" * 1000

@@ -8,6 +8,7 @@ something this pipeline did not create goes to the configured tracking server (p
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -159,7 +160,11 @@ class Handler(BaseHTTPRequestHandler):
         location = unquote(path[len(_ARTIFACTS):]).strip("/")
         registry = self.server.registry
         if method == "PUT":
-            self._json(200, files.upload(registry, slot, location, self.rfile, self._length()))
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                data = self._chunked()
+                self._json(200, files.upload(registry, slot, location, io.BytesIO(data), len(data)))
+            else:
+                self._json(200, files.upload(registry, slot, location, self.rfile, self._length()))
             return
         if not location:  # a listing: ?path=<location>
             self._json(200, files.listing(registry, unquote(parse_qs(query).get("path", [""])[0]).strip("/")))
@@ -172,6 +177,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(size))
             self.end_headers()
             shutil.copyfileobj(handle, self.wfile, 1 << 20)
+
+    def _chunked(self) -> bytes:
+        """A body sent with ``Transfer-Encoding: chunked`` (a client streaming an upload)."""
+        parts = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
 
     def _not_here(self, method: str, exc: NotHere, body: bytes | None) -> None:
         remote = self.server.remote

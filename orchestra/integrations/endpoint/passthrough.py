@@ -8,8 +8,6 @@ few seconds: MLflow's ``RESOURCE_DOES_NOT_EXIST`` answer, as a server without th
 from __future__ import annotations
 
 import base64
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +34,9 @@ def forwardable(method: str, path: str) -> bool:
 def forward(remote: TrackingURI, method: str, path_and_query: str, body: bytes | None,
             content_type: str | None) -> Forwarded | None:
     """The server's answer, or None when it cannot be reached."""
+    import urllib.error  # only runs that read what they did not create pay for it
+    import urllib.request
+
     request = urllib.request.Request(f"{remote.base}/{path_and_query.lstrip('/')}", data=body, method=method)
     if content_type:
         request.add_header("Content-Type", content_type)

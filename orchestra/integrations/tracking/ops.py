@@ -118,7 +118,8 @@ def stage_row(conn: Any, run_id: str, name: str) -> dict[str, Any] | None:
     record["manifest"] = json.loads(record["manifest"]) if record["manifest"] else None
     record["loaded_from"] = ({"run_id": record["loaded_from_run"], "stage": record["loaded_from_stage"]}
                              if record["loaded_from_run"] else None)
-    record["models"] = logged.models_of(conn, run_id, name)
+    owner = (record["loaded_from_run"], record["loaded_from_stage"]) if record["loaded_from_run"] else (run_id, name)
+    record["models"] = logged.models_of(conn, *owner)  # a loaded stage has those of its source
     return record
 
 

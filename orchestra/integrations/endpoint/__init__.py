@@ -107,6 +107,16 @@ class Endpoint:
     def stop(self) -> None:
         with self._lock:
             server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        if server is None:
+            return
+        # shutdown() waits for the serve loop to look at its flag, which it does only between
+        # polls (0.2 s): wake it with a connection so a run does not end 0.2 s later than it could.
+        stopper = threading.Thread(target=server.shutdown, name="orchestra-endpoint-stop", daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            try:
+                socket.create_connection(server.server_address[:2], timeout=0.5).close()
+            except OSError:
+                pass
+            stopper.join(0.01)
+        server.server_close()

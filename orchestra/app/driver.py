@@ -8,7 +8,9 @@ need: the stage's record change for the recorder, the attempt's outcome for the 
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+import dataclasses
+import shutil
+from typing import Any, Mapping, Protocol, Sequence
 
 from orchestra.app.identity import RunIdentity
 from orchestra.core import events
@@ -23,6 +25,14 @@ from orchestra.planning.prepared import Prepared
 from orchestra.store import artifacts
 
 
+class StageEndpoint(Protocol):
+    """The run's tracking endpoint as the driver uses it (:class:`orchestra.integrations.endpoint.Endpoint`)."""
+
+    def open_stage(self, stage: str, *, staging: Any, outputs: Any) -> Mapping[str, str]: ...
+
+    def close_stage(self, stage: str, *, published: bool) -> Any: ...
+
+
 class EventDriver:
     """Decides, builds tasks, loads; reports the rest as events (see the module docstring).
 
@@ -31,12 +41,15 @@ class EventDriver:
         context: what every task of the run shares (its layout among them).
         identity: the run, stamped on every event.
         bus: where the events go.
-        env_providers: listeners that give each stage variables (the MLflow mirror's run ids).
+        env_providers: listeners that give each stage variables of their own.
         notes: where a failed load is reported (the console).
+        endpoint: the run's MLflow tracking endpoint: each attempt's MLFLOW_* variables, and what
+            its code logged there, recorded with the stage when it ends.
     """
 
     def __init__(self, prepared: Prepared, context: TaskContext, identity: RunIdentity, bus: events.EventBus, *,
-                 env_providers: Sequence[events.StageEnvProvider] = (), notes: Reporter = STDERR) -> None:
+                 env_providers: Sequence[events.StageEnvProvider] = (), notes: Reporter = STDERR,
+                 endpoint: StageEndpoint | None = None) -> None:
         self.prepared = prepared
         self.context = context
         self.layout = context.layout
@@ -44,6 +57,7 @@ class EventDriver:
         self.bus = bus
         self.env_providers = tuple(env_providers)
         self.notes = notes
+        self.endpoint = endpoint
         self.view = planmod.LiveStoreView(prepared.project.uri)
         self.planned = {decision.name: decision for decision in prepared.plan.stages}
         # Computed once: a long chain asks for every ancestor's paths at every stage.
@@ -65,8 +79,11 @@ class EventDriver:
         stage = prepared.graph.stages[name]
         inputs = {parent: self.out_strs[parent] for parent in prepared.graph.ancestors(name)}
         provided: dict[str, str] = {}
-        for provider in self.env_providers:  # MLFLOW_RUN_ID & co. of the stage's mirrored run
+        for provider in self.env_providers:
             provided.update(provider.stage_env(name, decision))
+        if self.endpoint is not None:
+            provided.update(self.endpoint.open_stage(name, staging=self.layout.staging_dir(name, attempt),
+                                                     outputs=self.layout.outputs_dir(name)))
         task = build_task(self.context, stage, attempt, params=prepared.params[name],
                           environment=prepared.environments[name], env_spec=prepared.spec.env_for(stage),
                           inputs=inputs, input_manifests=self.manifests, provided_env=provided,
@@ -101,6 +118,9 @@ class EventDriver:
         now = time.time()
         stage_status = StageStatus(status)
         loaded = decision if decision is not None and stage_status == StageStatus.LOADED else None
+        models = None
+        if outcome is not None and self.endpoint is not None:
+            outcome, models = self._with_endpoint(name, outcome, published=stage_status == StageStatus.FINISHED)
         source = loaded.source if loaded is not None else None
         if loaded is not None and source is not None:
             change = StageUpdate(
@@ -116,7 +136,7 @@ class EventDriver:
                 metrics=latest_metrics(outcome.metrics), params=dict(outcome.params), tags=dict(outcome.tags),
                 manifest=outcome.manifest if finished else None,
                 manifest_digest=outcome.manifest_digest if finished else None,
-                outputs_dir=self.out_strs[name] if finished else None)
+                outputs_dir=self.out_strs[name] if finished else None, models=models)
             if finished:
                 self.manifests[name] = outcome.manifest or {}
         else:
@@ -130,6 +150,20 @@ class EventDriver:
             cache_key=decision.key if decision else None, change=change,
             outcome=_report(outcome) if outcome is not None else None,
             trusted=bool(source is not None and loaded is not None and loaded.trusted)))
+
+    def _with_endpoint(self, name: str, outcome: TaskOutcome, *, published: bool
+                       ) -> tuple[TaskOutcome, tuple[Mapping[str, Any], ...] | None]:
+        """The outcome with what the stage logged through the endpoint added (``orchestra.stage``'s
+        values win a tie), and its logged models (kept only with published outputs)."""
+        data = self.endpoint.close_stage(name, published=published)  # type: ignore[union-attr]
+        # Published or discarded by now; still here only when the attempt ran on a worker with its
+        # own scratch directory (an artifact store), where these files cannot be kept yet.
+        shutil.rmtree(self.layout.staging_dir(name, outcome.attempt), ignore_errors=True)
+        if not (data.metrics or data.params or data.tags or data.models):
+            return outcome, None
+        merged = dataclasses.replace(outcome, metrics=(*data.metrics, *outcome.metrics),
+                                     params={**data.params, **outcome.params}, tags={**data.tags, **outcome.tags})
+        return merged, tuple(data.models) or None
 
     def _env_key(self, name: str) -> str | None:
         environment = self.prepared.environments[name]

@@ -32,6 +32,7 @@ from orchestra.execution import executors
 from orchestra.execution.engine import drive
 from orchestra.execution.task import StepSettings, TaskContext
 from orchestra.integrations import hooks
+from orchestra.integrations.endpoint import Endpoint, bind_host
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
 from orchestra.store import runs as runstore
@@ -133,13 +134,17 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         base_env={**os.environ, **options.execution.extra_env, "ORCHESTRA_RUN_ID": run_id, "PYTHONUNBUFFERED": "1"},
         extra_env=options.execution.extra_env, env_manager=options.execution.env_manager,
         steps=_step_settings(prepared, options))
-    driver = EventDriver(prepared, context, identity, bus, notes=console,
+    endpoint = Endpoint(identity.experiment, remote=_remote(options), host=bind_host(options.execution.executor))
+    driver = EventDriver(prepared, context, identity, bus, notes=console, endpoint=endpoint,
                          env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
     if share is not None:
         driver = share.driver(driver, run_id)
     before = project_writes.take(prepared.project)
     bus.publish(identity.event(events.RUN_STARTED))
-    status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
+    try:
+        status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
+    finally:
+        endpoint.stop()
     record = runstore.get_run(run_id)
     project_writes.warn(before, prepared.project, lambda: record, console)
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
@@ -160,6 +165,18 @@ def _step_settings(prepared: Prepared, options: RunOptions) -> StepSettings:
     return StepSettings(loading=not planned.no_cache, force=frozenset(planned.force), load_from=planned.load_from,
                         load_steps=tuple(options.cache.load_steps),
                         project_key=hashlib.sha256(prepared.project.uri.encode()).hexdigest()[:16])
+
+
+def _remote(options: RunOptions) -> Any:
+    """The http(s) tracking server reads of the endpoint fall back to (None: none configured)."""
+    if not (options.recording.tracking_uri or settings.current().tracking_uri):
+        return None
+    from orchestra.integrations import tracking
+
+    try:
+        return tracking.configured(options.recording.tracking_uri)
+    except tracking.TrackingURIError:
+        return None
 
 
 def _drive(prepared: Prepared, options: RunOptions, driver: EventDriver, recorder: RunRecorder, executor: Any,

@@ -145,6 +145,10 @@ def _show(args: argparse.Namespace) -> int:
                 f"{step} from {stage.tags.get(f'orchestra.step.{step}.loaded_from', '?')[:8]}" for step in steps))
         if stage.metrics:
             print("    metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(stage.metrics.items())))
+        if stage.params:
+            print("    params: " + ", ".join(f"{k}={v}" for k, v in sorted(stage.params.items())))
+        for model in stage.models:
+            print(f"    model {model.get('name')} ({model.get('model_id')})  files {model.get('files')}")
         for rel, entry in sorted((stage.manifest or {}).items()):
             print(f"    output {rel}  {entry['size']} B  sha256:{entry['sha256'][:12]}")
         if stage.outputs_dir:

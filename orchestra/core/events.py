@@ -98,9 +98,9 @@ class Listener(Protocol):
 
 @runtime_checkable
 class StageEnvProvider(Protocol):
-    """A listener that gives each stage process variables of its own (the MLflow mirror gives
-    ``MLFLOW_RUN_ID`` of the stage's run). Called just before the stage starts; ``decision`` is
-    its :class:`orchestra.planning.plan.StagePlan`."""
+    """A listener that gives each stage process variables of its own (the MLflow variables come
+    from the run's tracking endpoint, which the driver asks directly). Called just before the
+    stage starts; ``decision`` is its :class:`orchestra.planning.plan.StagePlan`."""
 
     def stage_env(self, stage: str, decision: Any) -> Mapping[str, str]: ...
 

@@ -7,6 +7,11 @@ from typing import Any, Mapping, Sequence
 
 from orchestra.core.status import RunStatus, StageStatus
 
+# Where a stage's MLflow artifacts (logged through the run's tracking endpoint) and the files of
+# its logged models are kept among its outputs (published with them, part of their manifest).
+MLFLOW_ARTIFACTS_PREFIX = "mlflow-artifacts/"
+MLFLOW_MODELS_PREFIX = "mlflow-models/"
+
 
 @dataclass(frozen=True, slots=True)
 class GitState:
@@ -59,6 +64,7 @@ class StageRecord:
     manifest: Mapping[str, Mapping[str, Any]] | None = None
     loaded_from: LoadedFrom | None = None
     message: str | None = None
+    models: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def log_paths(self) -> dict[str, str]:
@@ -78,7 +84,14 @@ class StageRecord:
             "loaded_from": {"run_id": self.loaded_from.run_id, "stage": self.loaded_from.stage}
             if self.loaded_from else None,
             "message": self.message,
+            "artifacts": self.artifacts, "models": [dict(m) for m in self.models],
         }
+
+    @property
+    def artifacts(self) -> list[str]:
+        """The MLflow artifacts the stage's code logged (paths under ``mlflow-artifacts/`` of its outputs)."""
+        prefix = MLFLOW_ARTIFACTS_PREFIX
+        return sorted(rel[len(prefix):] for rel in (self.manifest or {}) if rel.startswith(prefix))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,3 +175,4 @@ class StageUpdate:
     params: Mapping[str, str] | None = None
     tags: Mapping[str, str] | None = None
     message: str | None = None
+    models: tuple[Mapping[str, Any], ...] | None = None  # logged models: rows of the models table

@@ -1,4 +1,9 @@
-"""The run store: runs, stages, metrics in ``ORCHESTRA_HOME/runs.sqlite`` (WAL).
+"""The run store: runs, stages, metrics, logged models in ``ORCHESTRA_HOME/runs.sqlite`` (WAL).
+
+``models`` holds the MLflow logged models a stage's code logged through the run's tracking
+endpoint (one JSON body per model: name, type, params, tags, its files' prefix in the stage's
+manifest); a LOADED stage reads those of the stage it was loaded from. Stores written before the
+table existed gain it on open (``CREATE TABLE IF NOT EXISTS``) and read back with no models.
 
 Every state change is one short transaction, so concurrent ``orchestra run`` processes on one
 home interleave safely and a killed process leaves at worst a RUNNING row (with its pid and
@@ -73,6 +78,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     timestamp REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS metrics_by_run ON metrics(run_id, stage);
+CREATE TABLE IF NOT EXISTS models (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    stage TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, stage, model_id)
+);
 CREATE TABLE IF NOT EXISTS objects (
     sha256 TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -123,7 +135,7 @@ def _stage_columns(update: StageUpdate) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     for key in _UPDATE_FIELDS:
         value = getattr(update, key)
-        if value is None:
+        if value is None or key == "models":
             continue
         if key == "loaded_from":
             columns["loaded_from_run"], columns["loaded_from_stage"] = value.run_id, value.stage
@@ -137,6 +149,9 @@ def _stage_columns(update: StageUpdate) -> dict[str, Any]:
 
 
 def _update_stage(conn: sqlite3.Connection, run_id: str, name: str, update: StageUpdate) -> None:
+    if update.models:
+        conn.executemany("INSERT OR REPLACE INTO models (run_id, stage, model_id, body) VALUES (?, ?, ?, ?)",
+                         [(run_id, name, str(m["model_id"]), _dump(dict(m))) for m in update.models])
     columns = _stage_columns(update)
     if columns:
         assignments = ", ".join(f"{key} = ?" for key in columns)
@@ -285,19 +300,32 @@ def get_run(run_id: str) -> RunRecord:
     conn = db()
     run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (full,)).fetchone()
     stages = conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (full,)).fetchall()
-    return _run_record(run, stages)
+    return _run_record(run, stages, models_of(conn, stages))
 
 
-def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row]) -> RunRecord:
+def models_of(conn: sqlite3.Connection, stages: Sequence[sqlite3.Row]) -> dict[str, tuple[Mapping[str, Any], ...]]:
+    """Stage name → the logged models it holds (a LOADED stage: those of the stage it was loaded from)."""
+    found: dict[str, tuple[Mapping[str, Any], ...]] = {}
+    for row in stages:
+        owner = (row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"] else (row["run_id"], row["name"])
+        bodies = conn.execute("SELECT body FROM models WHERE run_id = ? AND stage = ? ORDER BY rowid", owner).fetchall()
+        if bodies:
+            found[row["name"]] = tuple(json.loads(b["body"]) for b in bodies)
+    return found
+
+
+def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row],
+                models: Mapping[str, tuple[Mapping[str, Any], ...]] | None = None) -> RunRecord:
     return RunRecord(
         run_id=run["run_id"], experiment=run["experiment"], status=RunStatus(run["status"]),
         start_time=run["start_time"], end_time=run["end_time"], project_uri=run["project_uri"],
         targets=tuple(json.loads(run["targets"])), params=json.loads(run["params"]),
-        tags=json.loads(run["tags"]), message=run["message"], stages=tuple(_stage_record(row) for row in stages),
+        tags=json.loads(run["tags"]), message=run["message"],
+        stages=tuple(_stage_record(row, (models or {}).get(row["name"], ())) for row in stages),
     )
 
 
-def _stage_record(row: sqlite3.Row) -> StageRecord:
+def _stage_record(row: sqlite3.Row, models: tuple[Mapping[str, Any], ...] = ()) -> StageRecord:
     return StageRecord(
         name=row["name"], status=StageStatus(row["status"]), exit_code=row["exit_code"],
         start_time=row["start_time"], end_time=row["end_time"], attempts=row["attempts"],
@@ -306,7 +334,7 @@ def _stage_record(row: sqlite3.Row) -> StageRecord:
         components=json.loads(row["components"]), env_key=row["env_key"], command=row["command"],
         manifest=json.loads(row["manifest"]) if row["manifest"] else None,
         loaded_from=LoadedFrom(row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"] else None,
-        message=row["message"],
+        message=row["message"], models=models,
     )
 
 
@@ -322,13 +350,17 @@ def list_runs(experiment: str | None = None, status: str | None = None, limit: i
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     conn = db()
     runs = conn.execute(f"SELECT * FROM runs {clause} ORDER BY start_time DESC LIMIT ?", (*args, limit)).fetchall()  # noqa: S608
-    return [_run_record(run, conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (run["run_id"],)).fetchall())
-            for run in runs]
+    records = []
+    for run in runs:
+        stages = conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (run["run_id"],)).fetchall()
+        records.append(_run_record(run, stages, models_of(conn, stages)))
+    return records
 
 
 def delete_runs(run_ids: Sequence[str]) -> None:
     with transaction() as conn:
         conn.executemany("DELETE FROM metrics WHERE run_id = ?", [(r,) for r in run_ids])
+        conn.executemany("DELETE FROM models WHERE run_id = ?", [(r,) for r in run_ids])
         conn.executemany("DELETE FROM stages WHERE run_id = ?", [(r,) for r in run_ids])
         conn.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in run_ids])
 

@@ -129,14 +129,13 @@ def test_three_stage_pipeline_is_mirrored(make_project, mlflow_server: MlflowSer
         assert ctags["orchestra.exit_code"] == "0"
         assert all("s3cret-pw" not in v for v in ctags.values())
 
-    # The stage got its child run's ids exactly as `mlflow run` passes them, and the mlflow
-    # client's own metrics, params and tags landed there (metric history included).
+    # The stage talked to the run's own endpoint (its local run, on loopback, no credentials of
+    # the server), and everything its mlflow client logged landed in its child run on the server
+    # through the mirror (metric history included).
     seen = json.loads((Path(local["train"]["outputs_dir"]) / "env.json").read_text())
     train = children["train"]
-    assert seen["MLFLOW_RUN_ID"] == seen["active"] == train["info"]["run_id"], (seen, result.err)
-    assert seen["MLFLOW_EXPERIMENT_ID"] == mlflow_server.experiment_id(experiment)
-    # The URI the stage sees has no credentials (stage code prints it); they go as mlflow's auth vars.
-    assert seen["MLFLOW_TRACKING_URI"] == mlflow_server.url and seen["MLFLOW_TRACKING_USERNAME"] == "alice"
+    assert seen["MLFLOW_RUN_ID"] == seen["active"] != train["info"]["run_id"], (seen, result.err)
+    assert seen["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:") and not seen["MLFLOW_TRACKING_USERNAME"]
     assert params(train) == {"alpha": "0.25"}
     assert tags(train)["trained_by"] == "train.py"
     assert [(m["step"], m["value"]) for m in sorted(mlflow_server.metric_history(train, "loss"), key=lambda m: m["step"])] \
@@ -225,6 +224,20 @@ def test_killed_run(make_project, mlflow_server: MlflowServer, tmp_path: Path):
     assert children["slow"]["info"]["status"] == "KILLED"
 
 
+def _wait_for_child(server: MlflowServer, experiment: str, stage: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = server.api("runs/search", {"experiment_ids": [server.experiment_id(experiment)],
+                                               "filter": f"tags.`orchestra.stage` = '{stage}'"}).get("runs")
+        except AssertionError:  # the experiment is not there yet
+            found = None
+        if found:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no child run of {stage} on the server after {timeout:g}s")
+
+
 def test_sigkilled_orchestra_is_closed_by_sync(make_project, mlflow_server: MlflowServer, tmp_path: Path):
     """orchestra itself SIGKILLed: no end events at all. The next command marks the run KILLED
     locally, and sync closes its MLflow runs from the run store instead of leaving them RUNNING."""
@@ -242,6 +255,7 @@ def test_sigkilled_orchestra_is_closed_by_sync(make_project, mlflow_server: Mlfl
         while not marker.exists():
             assert proc.poll() is None and time.monotonic() < deadline, "the slow stage never started"
             time.sleep(0.05)
+        _wait_for_child(mlflow_server, experiment, "slow")  # created by the mirror's sender, not the stage
         proc.kill()
         _, err = proc.communicate(timeout=60)
     finally:
@@ -458,3 +472,6 @@ def test_mlflow_tutorial_project_runs_unchanged(mlflow_server: MlflowServer, mlf
     assert params(main) == {"alpha": "0.4", "l1_ratio": "0.1"}
     assert params(parent) == {"alpha": "0.4", "l1_ratio": "0.1"}
     assert "Elasticnet model (alpha=0.400000" in mlflow_server.artifact(main, "logs/stdout.log").text
+    # The model the stage logged (through the run's endpoint) is a logged model of its child run.
+    found = mlflow_server.api("logged-models/search", {"experiment_ids": [mlflow_server.experiment_id(experiment)]})
+    assert [m for m in found.get("models", []) if m["info"].get("source_run_id") == main["info"]["run_id"]]

@@ -56,7 +56,7 @@ RUN_KEYS = ["run_id", "experiment", "status", "start_time", "end_time", "project
             "tags", "message", "stages"]
 STAGE_KEYS = ["name", "status", "exit_code", "start_time", "end_time", "attempts", "metrics", "params", "tags",
               "log_paths", "outputs_dir", "cache_key", "components", "env_key", "command", "manifest",
-              "loaded_from", "message"]
+              "loaded_from", "message", "artifacts", "models"]
 
 
 class Watcher:

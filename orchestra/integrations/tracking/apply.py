@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestra.core.tracking_uri import TrackingURI
-from orchestra.integrations.tracking import queue
+from orchestra.integrations.tracking import logged, queue
 from orchestra.integrations.tracking.queue import PARENT, Op, Target
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Unavailable
 from orchestra.store.artifacts import object_path
@@ -103,6 +103,8 @@ class Applier:
         run_id = target.mlflow_run_id
         assert run_id is not None
         payload = op.payload
+        if op.kind == "create":  # the run exists now (RUNNING in the MLflow UI while its stage runs)
+            return None
         if op.kind == "params":
             return self._batch(target, [], {}, dict(payload["params"]))
         if op.kind == "batch":
@@ -116,6 +118,9 @@ class Applier:
             return self._batch(target, rows, {}, {})
         if op.kind == "upload":
             return self._upload(target, payload)
+        if op.kind == "model":
+            logged.apply_model(self.client, target, payload, attempt=op.attempt)
+            return None
         if op.kind == "status":
             self.client.update_run(run_id, payload["status"], payload.get("end_time"))
             return None

@@ -1,17 +1,16 @@
 """MirrorListener: the events.Listener that mirrors one orchestra run to an MLflow tracking server.
 
-Only two things happen in the engine's thread, both bounded by short timeouts and skipped once
-the breaker is open: creating the parent run at ``run_started`` and a stage's child run just
-before the stage starts (its id goes into the stage's ``MLFLOW_RUN_ID``, as ``mlflow run``
-does). Everything else is written to the outbox (mirror.sqlite) and sent by the outbox's
-dispatcher; ``close`` waits a bounded time for it, and what is left is sent by ``orchestra runs
+Nothing happens on the server in the engine's thread: stage code logs to the run's own tracking
+endpoint (``integrations/endpoint``), whose data is recorded with each stage; the listener
+registers the parent and child targets and writes what to send into the outbox (mirror.sqlite):
+the MLflow runs themselves are created by the outbox's dispatcher, in order, before their first
+operation. ``close`` waits a bounded time for it, and what is left is sent by ``orchestra runs
 sync`` (or by the next run mirrored to the same server).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -25,16 +24,10 @@ from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.dispatch import Dispatcher
 from orchestra.integrations.tracking import ops as opsmod
-from orchestra.integrations.tracking import queue
-from orchestra.integrations.tracking.apply import Applier
+from orchestra.integrations.tracking import logged, queue
 from orchestra.integrations.tracking.deliverer import Policy, dispatcher
 from orchestra.integrations.tracking.queue import PARENT
-from orchestra.integrations.tracking.rest import (
-    Rejected,
-    RestClient,
-    Timeouts,
-    Unavailable,
-)
+from orchestra.integrations.tracking.rest import Rejected, RestClient, Timeouts, Unavailable
 from orchestra.store import runs as runstore
 
 if TYPE_CHECKING:
@@ -74,69 +67,39 @@ class MirrorListener:
         self.reporter = reporter
         self.breaker = Breaker(policy.cooldown_s)
         self._creation_lock = threading.Lock()
-        connect, read = policy.sync_timeouts
-        self._sync = Applier(uri, RestClient(uri, Timeouts(quick=(connect, read), transfer=(connect, read))), home,
-                             self._creation_lock)
         self._sender: Dispatcher | None = None  # the run's background sender, from run_started on
         self.run_id: str | None = None
         self.run_tags: dict[str, str] = {}
         self._children: set[str] = set()
         queue.open_db(home)  # schema now, not at the first event
 
-    # -- engine thread: synchronous, bounded -----------------------------------------------
-    def stage_env(self, name: str, decision: Any = None) -> dict[str, str]:
-        """MLFLOW_* variables for a stage about to start, creating its child run if the server is up."""
-        # The URI without credentials: stage code prints it (mlflow's "View run at ..."). Credentials
-        # from the URI go in the variables the mlflow client reads for basic auth.
-        env = {"MLFLOW_TRACKING_URI": self.uri.base}
-        if self.uri.username is not None:
-            env["MLFLOW_TRACKING_USERNAME"] = self.uri.username
-            env["MLFLOW_TRACKING_PASSWORD"] = self.uri.password or ""
-        if self.run_id is None:
-            return env
-        try:
-            environment = self.prepared.environments.get(name)
-            queue.add_target(queue.open_db(self.home), self.key, self.run_id, name, experiment=self.experiment,
-                             start_time=time.time(), run_name=name,
-                             tags=opsmod.child_tags(self.run_tags, self.run_id, name,
-                                                    env_kind=environment.kind if environment else None,
-                                                    cache_key=getattr(decision, "key", None),
-                                                    container=environment.container if environment else None))
-            if name not in self._children:  # first attempt: the MLproject params go first, as `mlflow run` does
-                self._children.add(name)
-                declared = self._declared(name)
-                self._enqueue(name, [("params", {"params": declared})] if declared else [])
-            target = self._create_now(name)
-            if target is None:
-                target = queue.get_target(queue.open_db(self.home), self.key, self.run_id, PARENT)
-            if target is not None and target.experiment_id:
-                env["MLFLOW_EXPERIMENT_ID"] = target.experiment_id
-            if target is not None and target.stage == name and target.mlflow_run_id:
-                env["MLFLOW_RUN_ID"] = target.mlflow_run_id
-            elif os.environ.get("MLFLOW_RUN_ID"):
-                env["MLFLOW_RUN_ID"] = ""  # not an inherited run of someone else (mlflow ignores "")
-        except Exception:  # noqa: BLE001 - mirroring never breaks a stage
-            log.warning("MLflow mirror: cannot prepare the run of stage %s", name, exc_info=True)
-        return env
+    # -- engine thread: bookkeeping only ----------------------------------------------------
+    def _stage_started(self, event: events.Event) -> None:
+        """Register the stage's child run (created on the server by the outbox's sender, in order).
 
-    def _create_now(self, stage: str):  # -> Target | None
-        if self.breaker.is_open(self.key) or self.run_id is None:
-            return None
-        try:
-            return self._sync.ensure(self.run_id, stage, lock_timeout=sum(self.policy.sync_timeouts))
-        except Unavailable as exc:
-            self.breaker.failed(self.key, str(exc))
-            self.reporter.notice(f"MLflow tracking server {self.key} unreachable ({exc}); the run goes on and is mirrored "
-                                 "in the background when it answers again")
-        except Rejected as exc:
-            log.warning("MLflow mirror: the server refused to create a run: %s", exc)
-        return None
+        Stage code logs to the run's own endpoint (``MLFLOW_RUN_ID`` is its local run): nothing here
+        waits on the tracking server, so a down or cold server never slows or misroutes a stage."""
+        name = event.stage
+        if self.run_id is None or name is None or name in self._children:
+            return
+        environment = self.prepared.environments.get(name)
+        queue.add_target(queue.open_db(self.home), self.key, self.run_id, name, experiment=self.experiment,
+                         start_time=event.timestamp, run_name=name,
+                         tags=opsmod.child_tags(self.run_tags, self.run_id, name,
+                                                env_kind=environment.kind if environment else None,
+                                                cache_key=event.cache_key,
+                                                container=environment.container if environment else None))
+        self._children.add(name)
+        declared = self._declared(name)  # the MLproject params go first, as `mlflow run` logs them
+        self._enqueue(name, [("create", {}), *([("params", {"params": declared})] if declared else [])])
 
     # -- events --------------------------------------------------------------------------
     def handle(self, event: events.Event) -> None:
         try:
             if event.name == events.RUN_STARTED:
                 self._run_started(event)
+            elif event.name == events.STAGE_STARTED and event.stage is not None:
+                self._stage_started(event)
             elif event.name == events.STAGE_ENDED and event.stage is not None:
                 self._stage_ended(event)
             elif event.name == events.RUN_ENDED and self.run_id is not None:
@@ -162,10 +125,10 @@ class MirrorListener:
                          tags=opsmod.parent_tags(event.tags, event.run_id))
         self._sender = dispatcher(self.uri, self.home, event.run_id, breaker=self.breaker, policy=self.policy,
                                   creation_lock=self._creation_lock, reporter=self.reporter)
+        self._preset_parent(event.run_id)
+        self._enqueue(PARENT, [("create", {})])
         if event.params:
             self._enqueue(PARENT, [("params", {"params": {k: str(v) for k, v in event.params.items()}})])
-        self._preset_parent(event.run_id)
-        self._create_now(PARENT)
         self._sender.start()
 
     def _declared(self, name: str) -> dict[str, str]:
@@ -186,8 +149,10 @@ class MirrorListener:
             queue.set_experiment_id(conn, target, self.experiment_id)
         if not self.parent_run_id:
             return
+        connect, read = self.policy.sync_timeouts
+        client = RestClient(self.uri, Timeouts(quick=(connect, read), transfer=(connect, read)))
         try:
-            info = self._sync.client.get_run(self.parent_run_id)["info"]
+            info = client.get_run(self.parent_run_id)["info"]
         except (Unavailable, Rejected) as exc:
             self.reporter.notice(f"--run-id {self.parent_run_id}: cannot read it from {self.key} ({exc}); "
                                  "the run is mirrored to a new MLflow run")
@@ -227,7 +192,8 @@ class MirrorListener:
                   "manifest": source.manifest if source else None,
                   "manifest_digest": source.manifest_digest if source else None,
                   "components": source.components if source else {}, "metrics": source.metrics if source else {},
-                  "env_key": environment.key if environment else None}
+                  "env_key": environment.key if environment else None,
+                  "models": logged.models_of(runstore.db(), event.loaded_from["run_id"], event.loaded_from["stage"])}  # type: ignore[index]
         metrics = opsmod.loaded_metric_rows(runstore.db(), event.loaded_from, source.metrics if source else {},
                                             event.timestamp)
         ref = (opsmod.outputs_ref(queue.open_db(self.home), runstore.db(), self.key, event.loaded_from)
@@ -286,8 +252,9 @@ class MirrorListener:
                 self._catch_up(conn, deadline)
             parent = queue.get_target(conn, self.key, self.run_id, PARENT)
             if pending:
+                why = f" ({sender.last_error})" if sender.last_error else ""
                 self.reporter.notice(f"{pending} MLflow mirror operation(s) of run {self.run_id} not sent to "
-                                     f"{self.key}; send them with: orchestra runs sync {self.run_id} "
+                                     f"{self.key}{why}; send them with: orchestra runs sync {self.run_id} "
                                      f"--tracking-uri {self.key}")
             elif parent is not None and parent.mlflow_run_id and not self.quiet:
                 self.reporter.notice(f"mirrored to {self.key} as MLflow run {parent.mlflow_run_id} "

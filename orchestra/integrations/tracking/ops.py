@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from orchestra.core.status import StageStatus, stage_mlflow
 from orchestra.core.tracking_uri import redact
+from orchestra.integrations.tracking import logged
 
 OpList = list[tuple[str, dict[str, Any]]]
 # The stage record status → MLflow run status of its child run.
@@ -86,6 +87,8 @@ def stage_end_ops(stage: Mapping[str, Any], *, metrics: Sequence[Sequence[Any]],
     # One request for params, metrics and tags (the sender splits params off if stage code
     # already logged one of them with other text).
     ops.append(("batch", {"metrics": [list(m) for m in metrics], "tags": tags, "params": params}))
+    if StageStatus(status).has_outputs:  # what its code logged through the run's endpoint
+        ops.extend(logged.ops(stage))
     log_dir = stage.get("log_dir")
     if log_dir:
         for name in ("stdout.log", "stderr.log"):
@@ -128,6 +131,8 @@ def stage_row(conn: Any, run_id: str, name: str) -> dict[str, Any] | None:
     record["manifest"] = json.loads(record["manifest"]) if record["manifest"] else None
     record["loaded_from"] = ({"run_id": record["loaded_from_run"], "stage": record["loaded_from_stage"]}
                              if record["loaded_from_run"] else None)
+    owner = (record["loaded_from_run"], record["loaded_from_stage"]) if record["loaded_from_run"] else (run_id, name)
+    record["models"] = logged.models_of(conn, *owner)  # a loaded stage has those of its source
     return record
 
 

@@ -25,6 +25,7 @@ from orchestra.core.errors import RunNotFoundError
 from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate
 from orchestra.core.status import RunStatus, StageStatus
 from orchestra.store.db import connect, immediate
+from orchestra.store.models import stage_models
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -300,18 +301,7 @@ def get_run(run_id: str) -> RunRecord:
     conn = db()
     run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (full,)).fetchone()
     stages = conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (full,)).fetchall()
-    return _run_record(run, stages, models_of(conn, stages))
-
-
-def models_of(conn: sqlite3.Connection, stages: Sequence[sqlite3.Row]) -> dict[str, tuple[Mapping[str, Any], ...]]:
-    """Stage name → the logged models it holds (a LOADED stage: those of the stage it was loaded from)."""
-    found: dict[str, tuple[Mapping[str, Any], ...]] = {}
-    for row in stages:
-        owner = (row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"] else (row["run_id"], row["name"])
-        bodies = conn.execute("SELECT body FROM models WHERE run_id = ? AND stage = ? ORDER BY rowid", owner).fetchall()
-        if bodies:
-            found[row["name"]] = tuple(json.loads(b["body"]) for b in bodies)
-    return found
+    return _run_record(run, stages, stage_models(conn, stages))
 
 
 def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row],
@@ -353,7 +343,7 @@ def list_runs(experiment: str | None = None, status: str | None = None, limit: i
     records = []
     for run in runs:
         stages = conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (run["run_id"],)).fetchall()
-        records.append(_run_record(run, stages, models_of(conn, stages)))
+        records.append(_run_record(run, stages, stage_models(conn, stages)))
     return records
 
 

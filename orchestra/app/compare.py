@@ -125,9 +125,10 @@ def compare(records: Sequence[RunRecord]) -> dict[str, Any]:
     run, and per stage whether each run ran or loaded it (and why: the key components that
     differ from the first run's stage, or where it was loaded from). Full precision."""
     first = records[0]
-    param_keys = sorted({key for r in records for key in r.params})
-    differing = {key: [r.params.get(key) for r in records] for key in param_keys
-                 if len({r.params.get(key) for r in records}) > 1}
+    every = [_params(r) for r in records]
+    param_keys = sorted({key for params in every for key in params})
+    differing = {key: [params.get(key) for params in every] for key in param_keys
+                 if len({params.get(key) for params in every}) > 1}
     metric_keys = list(dict.fromkeys(key for r in records for key in r.metrics))
     metrics = {}
     for key in metric_keys:
@@ -138,8 +139,14 @@ def compare(records: Sequence[RunRecord]) -> dict[str, Any]:
     stage_names = list(dict.fromkeys(s.name for r in records for s in r.stages))
     stages = {name: [_stage_why(r, first, name) for r in records] for name in stage_names}
     return {"runs": [{"run_id": r.run_id, "run_name": run_name(r), "status": str(r.status)} for r in records],
-            "params": differing, "same_params": {k: first.params.get(k) for k in param_keys if k not in differing},
+            "params": differing, "same_params": {k: every[0].get(k) for k in param_keys if k not in differing},
             "metrics": metrics, "stages": stages}
+
+
+def _params(record: RunRecord) -> dict[str, str]:
+    """The run's params, and as ``<stage>.<key>`` what stage code logged besides them (mlflow.log_param)."""
+    logged = {f"{s.name}.{k}": v for s in record.stages for k, v in (s.params or {}).items() if k not in record.params}
+    return {**record.params, **logged}
 
 
 def _stage_why(record: RunRecord, first: RunRecord, name: str) -> dict[str, Any]:

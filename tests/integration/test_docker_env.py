@@ -88,9 +88,11 @@ def test_stage_runs_in_its_image_with_volumes_environment_and_outputs(make_proje
     assert env["FROM_A"] == "a value"  # -A e=NAME=value → docker run -e 'NAME=value'
     stage = _stage(_record(result), "main")
     assert "tty: yes" in Path(stage["log_paths"]["stdout"]).read_text()  # -A t → docker run -t
-    assert env["MLFLOW_TRACKING_TOKEN"] == "tok-secret"  # passed by name: never on the command line
+    # The stage gets the run endpoint's own token (never the caller's), passed by name: never on the command line.
+    token = env["MLFLOW_TRACKING_TOKEN"]
+    assert token and token != "tok-secret"
     assert "docker" in stage["command"] and "--network host" in stage["command"]
-    assert "tok-secret" not in stage["command"] and "-e MLFLOW_TRACKING_TOKEN" in stage["command"]
+    assert token not in stage["command"] and "-e MLFLOW_TRACKING_TOKEN" in stage["command"]
     assert env["ORCHESTRA_STAGE"] == "main" and env["ORCHESTRA_RUN_ID"] == _record(result)["run_id"]
     assert env["ORCHESTRA_OUTPUT_DIR"].endswith(".staging-1")
     assert "HOME" in env and env.get("PATH", "").startswith("/usr/local/sbin")  # the image's, not the host's
@@ -237,12 +239,13 @@ def test_timeout_removes_the_container(make_project, image, engine):
 
 
 def test_stage_reaches_the_tracking_server_on_the_host(make_project, image, mlflow_server: MlflowServer):  # noqa: F811
-    """busybox wget inside the container logs a metric into the stage's MLflow run over REST,
-    through --network host and the MLFLOW_* variables orchestra passes."""
+    """busybox wget inside the container logs a metric over REST into the run's own endpoint
+    (through --network host and the MLFLOW_* variables orchestra passes, its token included); the
+    mirror forwards it to the stage's child run on the server."""
     experiment = dockerkit.unique("docker-exp")
     script = """\
 body="{\\"run_id\\": \\"$MLFLOW_RUN_ID\\", \\"key\\": \\"in_container\\", \\"value\\": 7, \\"timestamp\\": 0}"
-wget -q -O - --header "Content-Type: application/json" --post-data "$body" "$MLFLOW_TRACKING_URI/api/2.0/mlflow/runs/log-metric"
+wget -q -O - --header "Content-Type: application/json" --header "Authorization: Bearer $MLFLOW_TRACKING_TOKEN" --post-data "$body" "$MLFLOW_TRACKING_URI/api/2.0/mlflow/runs/log-metric"
 """
     project = make_project(f"""
         docker_env: {{image: "{image}"}}

@@ -126,7 +126,7 @@ def test_stages_log_to_the_endpoint_through_a_down_server_then_sync(make_project
     assert loaded["train"]["metrics"] == train["metrics"] and loaded["evaluate"]["metrics"] == {"score": 0.9}
     assert loaded["train"]["artifacts"] == train["artifacts"] and len(loaded["train"]["models"]) == 2
     diff = run_cli("runs", "diff", record["run_id"], json.loads(again.out)["run_id"])
-    assert "metric loss" in diff.out and "param alpha_given" in diff.out and "metric score" in diff.out
+    assert "metric train.loss" in diff.out and "param train.alpha_given" in diff.out and "metric evaluate.score" in diff.out, diff.out
 
     # The server comes up: sync delivers parent and children, with everything, once.
     for _ in range(2):  # the second sync sends nothing again

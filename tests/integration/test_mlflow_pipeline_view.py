@@ -108,9 +108,6 @@ def test_pipeline_view_on_the_server(make_project, mlflow_server: MlflowServer, 
     assert metrics(parent2)["train.score"] == 10.0 and record2["metrics"]["prep.rows"] == 3
 
 
-@pytest.mark.xfail(strict=False, reason="needs stage code to log through orchestra's embedded endpoint: while its "
-                   "mlflow client writes straight to the server, the server refuses its alpha=5.0 after the declared "
-                   "5 and train.py stops, exactly as under `mlflow run`")
 def test_mlflow_tutorial_alpha_is_the_same_on_parent_and_child(mlflow_server: MlflowServer, mlflow_env) -> None:
     """mlflow/mlflow-example's shape: train.py logs float(alpha) itself; ``-P alpha=5`` must read
     ``5`` on the parent and on the child, and the refusal of the stage's ``5.0`` is said once."""

@@ -1,4 +1,4 @@
-"""Cron adapter: syntax, next fire times, the DST table of README "Schedules", rejections."""
+"""Cron adapter: syntax, next fire times, the DST table of docs/schedules.md, rejections."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_times_are_strictly_after_and_in_the_schedule_zone() -> None:
     assert cron.utc_key(got[0]) == "2026-06-02T00:00:00Z"
 
 
-# The DST table (README "Schedules"): Debian cron's rule as cronsim computes it.
+# The DST table (docs/schedules.md): Debian cron's rule as cronsim computes it.
 DST_TABLE = [
     # zone, expression, start (local), expected next fire times (local, with offset)
     # -- fixed time in the spring-forward gap: once, when the gap ends

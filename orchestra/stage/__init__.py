@@ -134,16 +134,22 @@ def log_model(model: Any, name: str = "model", flavor: str = "sklearn", loader_m
         pip_requirements: the serving environment's requirements (default: mlflow, plus
             scikit-learn and cloudpickle at the installed versions when used).
 
+    Under orchestra's tracking endpoint (``MLFLOW_TRACKING_URI``/``MLFLOW_RUN_ID`` set for the
+    stage) it is also registered as a logged model of the stage's run, as ``mlflow.<flavor>.log_model``
+    does; if that fails, a warning on stderr and the stage goes on.
+
     Returns the model directory in the outputs.
     """
     from orchestra.stage._managed import ManagedArtifact
     from orchestra.stage._models import write
+    from orchestra.stage._register import register
 
     requirements = None if pip_requirements is None else list(pip_requirements)
     with ManagedArtifact(name, None, None, "dir") as folder:
         write(folder.path, model, flavor=flavor, loader_module=loader_module, code_paths=code_paths,
               pip_requirements=requirements)
     append({"type": "tag", "key": f"orchestra.model.{name}", "value": flavor})
+    register(folder.path, name, flavor)
     return folder.path
 
 

@@ -2,7 +2,9 @@
 loads and predicts with; ``orchestra.stage.load_model`` loads it back without mlflow.
 
 The stage runs in the mlflow virtualenv's Python (scikit-learn is there) through a real
-``orchestra run``; the stage code never imports mlflow (it checks). Nothing is mocked.
+``orchestra run``; the stage code never imports mlflow (it checks). Under the run's tracking
+endpoint the model is also a logged model of the stage's run, and the mirror recreates it on a
+real ``mlflow server`` (tests/mlflow_server.py). Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 
 from orchestra import stage
-from tests.mlflow_server import require_venv
+from tests.mlflow_server import MlflowServer, free_port, mlflow_server, require_venv  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +118,77 @@ def test_log_model_refuses_an_unknown_flavor(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="flavor 'keras'"):
         stage.log_model(object(), "m", flavor="keras")
     assert not (tmp_path / "m").exists()  # nothing published
+
+
+REGISTERED = """
+import sys
+from orchestra import stage
+
+class Shift:
+    def __init__(self, by):
+        self.by = by
+    def predict(self, rows):
+        return [row[0] + self.by for row in rows]
+
+stage.log_model(Shift(3), "shift", flavor="pyfunc")
+assert "mlflow" not in sys.modules
+"""
+
+
+def _registered_run(cli, make_project, monkeypatch, *args: str) -> tuple[dict, dict]:
+    """Run a stage that logs one pyfunc model; its ``runs show`` record and its model entry."""
+    python = require_venv() / "bin" / "python"
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    root = make_project(f'name: registered\nentry_points:\n  main:\n    command: "{python} fit_shift.py"\n',
+                       {"fit_shift.py": REGISTERED})
+    result = cli("run", str(root), "--json", *args, timeout=300)
+    assert result.code == 0, result.err
+    assert "not registered" not in result.err, result.err
+    shown = cli("runs", "show", json.loads(result.out)["run_id"], "--json")
+    assert shown.code == 0, shown.err
+    record = json.loads(shown.out)
+    main = record["stages"][0]
+    models = [m for m in main["models"] if m["name"] == "shift"]
+    assert len(models) == 1, main["models"]
+    return record, models[0]
+
+
+def test_log_model_registers_a_logged_model_of_the_stage_run(cli, make_project, monkeypatch):
+    record, model = _registered_run(cli, make_project, monkeypatch)
+    main = record["stages"][0]
+    assert model["status"] == "LOGGED_MODEL_READY" and model["tags"]["orchestra.flavor"] == "pyfunc"
+    files = {rel[len(model["files"]):] for rel in main["manifest"] if rel.startswith(model["files"])}
+    assert {"MLmodel", "model.pkl", "requirements.txt", "python_env.yaml", "conda.yaml",
+            "code/_orchestra_pyfunc_loader.py"} <= files
+    out = Path(main["outputs_dir"])
+    for rel in files:  # the registered files are the model directory's files
+        assert (out / model["files"] / rel).read_bytes() == (out / "shift" / rel).read_bytes()
+
+
+def test_log_model_appears_on_the_tracking_server(cli, make_project, monkeypatch, mlflow_server: MlflowServer):
+    monkeypatch.setenv("ORCHESTRA_MLFLOW_TIMEOUT", "60")
+    experiment = f"stage-model-{os.getpid()}-{free_port()}"
+    record, _ = _registered_run(cli, make_project, monkeypatch, "--tracking-uri", mlflow_server.url,
+                                "--experiment", experiment)
+    _, children = mlflow_server.runs_of(record["run_id"], experiment)
+    child = children["main"]
+    found = mlflow_server.api("logged-models/search", {"experiment_ids": [mlflow_server.experiment_id(experiment)]})
+    remote = [m for m in found.get("models", []) if m["info"].get("source_run_id") == child["info"]["run_id"]]
+    assert [m["info"]["name"] for m in remote] == ["shift"]
+    assert remote[0]["info"]["status"] == "LOGGED_MODEL_READY"
+    root = remote[0]["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/").strip("/")
+    mlmodel = requests.get(f"{mlflow_server.url}/api/2.0/mlflow-artifacts/artifacts/{root}/MLmodel", timeout=10)
+    assert mlmodel.ok and "_orchestra_pyfunc_loader" in mlmodel.text
+
+
+def test_a_failed_registration_warns_and_keeps_the_model(tmp_path, monkeypatch, capsys):
+    """The tracking variables point at a closed port: log_model still returns the directory."""
+    monkeypatch.setenv("ORCHESTRA_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "secret-token-value")
+    monkeypatch.setenv("MLFLOW_RUN_ID", "r1")
+    folder = stage.log_model({"a": 1}, "m", flavor="pyfunc")
+    assert (folder / "MLmodel").is_file()
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "'m' is in the outputs but was not registered" in err
+    assert "secret-token-value" not in err

@@ -29,7 +29,8 @@ DRIVER = Path(__file__).with_name("mlflow_driver.py")
 PROBE = """\
 import json, os, sys
 record = {"argv": sys.argv[1:], "cwd": os.getcwd(), "pwd": os.environ.get("PWD"),
-          "env": {k: os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")}}
+          "env": {k: os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")},
+          "orchestra": {k: os.environ.get(k) for k in ("ORCHESTRA_RUN_ID", "ORCHESTRA_STAGE")}}
 with open(os.environ["COMPAT_OUT"], "a") as out:
     out.write(json.dumps(record) + "\\n")
 """
@@ -212,6 +213,24 @@ class World:
 
     def params(self, run_id: str) -> dict[str, str]:
         return {p["key"]: p["value"] for p in self.run_info(run_id).get("data", {}).get("params", [])}
+
+    def server_run(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The tracking server's run of a probe record. mlflow's command runs in the server's run
+        (its MLFLOW_RUN_ID); an orchestra stage logs to the run's own endpoint (its MLFLOW_RUN_ID
+        is local) and the mirror creates its child run on the server, found by its tags."""
+        mine = record.get("orchestra") or {}
+        if not mine.get("ORCHESTRA_RUN_ID"):
+            return self.run_info(record["env"]["MLFLOW_RUN_ID"])
+        experiments = [e["experiment_id"] for e in self.api("experiments/search", {"max_results": 1000})["experiments"]]
+        found = self.api("runs/search", {
+            "experiment_ids": experiments, "max_results": 10,
+            "filter": f"tags.`orchestra.run_id` = '{mine['ORCHESTRA_RUN_ID']}' and "
+                      f"tags.`orchestra.stage` = '{mine['ORCHESTRA_STAGE']}'"}).get("runs", [])
+        assert len(found) == 1, (mine, found)
+        return found[0]
+
+    def server_params(self, record: dict[str, Any]) -> dict[str, str]:
+        return {p["key"]: p["value"] for p in self.server_run(record).get("data", {}).get("params", [])}
 
     def tags(self, run_id: str) -> dict[str, str]:
         return {t["key"]: t["value"] for t in self.run_info(run_id).get("data", {}).get("tags", [])}

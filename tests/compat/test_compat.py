@@ -32,8 +32,8 @@ def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:
         return
     assert [seen(r) for r in mine.records] == [seen(r) for r in theirs.records]
     for their_record, my_record in zip(theirs.records, mine.records):
-        their_params = world.params(their_record["env"]["MLFLOW_RUN_ID"])
-        my_params = quoted(world.params(my_record["env"]["MLFLOW_RUN_ID"]))
+        their_params = world.server_params(their_record)
+        my_params = quoted(world.server_params(my_record))
         for name in case.differences:
             their_params.pop(name, None), my_params.pop(name, None)
         assert my_params == their_params
@@ -42,10 +42,12 @@ def test_same_as_mlflow_run(case: Case, world: World, outcomes) -> None:
 @pytest.mark.parametrize("case", ["flag_experiment_id", "flag_experiment_id_from_environment",
                                   "flag_experiment_name_from_environment"])
 def test_experiment_id_is_the_commands_experiment(world: World, outcomes, case: str) -> None:
+    # The run on the server is in that experiment (an orchestra stage's own MLFLOW_EXPERIMENT_ID
+    # names the experiment in the run's endpoint, which the mirror maps to the server's).
     for outcome in outcomes[case]:
-        assert outcome.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == world.values["experiment_id"]
+        assert world.server_run(outcome.records[0])["info"]["experiment_id"] == world.values["experiment_id"]
     for outcome in outcomes["mlflow_main_entry_point"]:  # without the flag: experiment Default
-        assert outcome.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == "0"
+        assert world.server_run(outcome.records[0])["info"]["experiment_id"] == "0"
         assert outcome.records[0]["env"]["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
 
 
@@ -53,12 +55,12 @@ def test_run_id_becomes_the_parent_of_the_stage_runs(world: World, outcomes) -> 
     theirs, mine = outcomes["flag_run_id"]
     given = world.values["run_id"]
     assert theirs.records[0]["env"]["MLFLOW_RUN_ID"] == given  # mlflow runs the command in that run
-    child = mine.records[0]["env"]["MLFLOW_RUN_ID"]  # orchestra's stage run nests under it
+    child = world.server_run(mine.records[0])["info"]["run_id"]  # orchestra's stage run nests under it
     assert child != given and world.tags(child)["mlflow.parentRunId"] == given
     # mlflow gives the command the flags' experiment (0 here), not the run's; orchestra's stage
     # runs are created in the given run's experiment (README: Differences from mlflow run).
     assert theirs.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == "0"
-    assert mine.records[0]["env"]["MLFLOW_EXPERIMENT_ID"] == world.values["experiment_id"]
+    assert world.run_info(child)["info"]["experiment_id"] == world.values["experiment_id"]
     assert world.run_info(given)["info"]["status"] == "FINISHED"
 
 

@@ -156,8 +156,8 @@ class EventDriver:
         """The outcome with what the stage logged through the endpoint added (``orchestra.stage``'s
         values win a tie), and its logged models (kept only with published outputs)."""
         data = self.endpoint.close_stage(name, published=published)  # type: ignore[union-attr]
-        # Published or discarded by now; still here only when the attempt ran on a worker with its
-        # own scratch directory (an artifact store), where these files cannot be kept yet.
+        # Published or discarded by now; still here only when an attempt on a worker with its own
+        # scratch directory (an artifact store) failed: the endpoint's files are discarded with it.
         shutil.rmtree(self.layout.staging_dir(name, outcome.attempt), ignore_errors=True)
         if not (data.metrics or data.params or data.tags or data.models):
             return outcome, None

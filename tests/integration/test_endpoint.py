@@ -248,8 +248,10 @@ def test_token_unknown_paths_and_passthrough_reads(tmp_path: Path, mlflow_server
 DASK_STAGE = """
 entry_points:
   main:
-    command: "$ORCHESTRA_TEST_MLFLOW_VENV/bin/python logs_on_a_worker.py"
+    command: "bash writes_an_output.sh {outputs} && $ORCHESTRA_TEST_MLFLOW_VENV/bin/python logs_on_a_worker.py"
 """
+
+WORKER_OUTPUT = 'echo "from the stage" > "$1/mine.txt"\n'
 
 ON_WORKER = """
 import os, tempfile, mlflow
@@ -260,13 +262,22 @@ mlflow.log_artifact(note)
 """
 
 
-def test_stage_on_a_dask_worker_reaches_the_endpoint(make_project, venv_env):
-    """The local 2-worker cluster: a stage on a worker logs through the driver's endpoint (token required)."""
+@pytest.mark.parametrize("store", [False, True], ids=["shared-paths", "file-store"])
+def test_stage_on_a_dask_worker_reaches_the_endpoint(make_project, venv_env, store, tmp_path):
+    """The local 2-worker cluster: a stage on a worker logs through the driver's endpoint (token
+    required). With an artifact store the worker runs in its own scratch directory: the artifact
+    the endpoint received on this machine still joins the stage's published outputs."""
     from tests.integration.daskcluster import cluster
 
     dask = cluster()
-    project = make_project(DASK_STAGE, {"logs_on_a_worker.py": ON_WORKER})
-    result = run_cli("run", str(project), "--executor", dask.url, "--json", env=venv_env, timeout=300)
+    project = make_project(DASK_STAGE, {"logs_on_a_worker.py": ON_WORKER, "writes_an_output.sh": WORKER_OUTPUT})
+    env = {**venv_env, "ORCHESTRA_ARTIFACTS": f"file://{tmp_path / 'shared-store'}"} if store else venv_env
+    result = run_cli("run", str(project), "--executor", dask.url, "--json", env=env, timeout=300)
     assert result.code == 0, result.err
     stage = _show(json.loads(result.out)["run_id"])["stages"][0]
     assert stage["metrics"] == {"worker_metric": 3.0} and stage["artifacts"] == ["where.txt"]
+    assert set(stage["manifest"]) == {"mine.txt", "mlflow-artifacts/where.txt"}
+    outputs = Path(stage["outputs_dir"])
+    assert (outputs / "mlflow-artifacts" / "where.txt").read_text() == "worker"
+    assert (outputs / "mine.txt").read_text() == "from the stage\n"
+    assert not [p for p in outputs.parent.iterdir() if p.name.startswith(".staging-")]

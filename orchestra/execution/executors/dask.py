@@ -2,7 +2,9 @@
 
 orchestra keeps the DAG; Dask only places single attempts on workers, honouring each stage's
 ``resources``. Only the attempt description goes out and only a small outcome comes back:
-files move through the driver's shared paths or the ``ORCHESTRA_ARTIFACTS`` store. A worker that
+files move through the driver's shared paths or the ``ORCHESTRA_ARTIFACTS`` store (where the
+files the driver itself received for an attempt, the tracking endpoint's artifact uploads, join
+the worker's outputs when they are pulled). A worker that
 dies mid-stage makes the attempt fail (the stage's ``retries`` apply) instead of Dask silently
 running it again: the driver watches the scheduler's ``remove-worker`` events.
 
@@ -275,7 +277,11 @@ class DaskExecutor:
                 attempt_key = self.store.attempt_key(task.run_id, task.stage, task.attempt)
                 self.store.append_logs(attempt_key, Path(task.log_dir))
                 if outcome.status == AttemptStatus.OK and outcome.manifest is not None:
-                    remote.pull(self.store, outcome.manifest, Path(task.outputs_dir))
+                    manifest = {**outcome.manifest, **_received_here(Path(task.staging_dir))}
+                    remote.pull(self.store, manifest, Path(task.outputs_dir))
+                    if manifest != outcome.manifest:
+                        return dataclasses.replace(outcome, manifest=manifest,
+                                                   manifest_digest=artifacts.manifest_digest(manifest))
             elif outcome.status == AttemptStatus.OK and outcome.manifest is None:
                 staging = Path(task.staging_dir)
                 try:
@@ -293,6 +299,19 @@ class DaskExecutor:
             assert self.store is not None
             self._code[cwd] = self.store.push_tree(Path(cwd), skip=frozenset({".git"}))
         return self._code[cwd]
+
+
+def _received_here(staging: Path) -> dict[str, Any]:
+    """Files this machine received for the attempt while it ran on a worker with its own scratch
+    directory (the tracking endpoint's artifact uploads land in the driver's staging directory):
+    moved into the local object store, their manifest entries returned to join the worker's."""
+    if not staging.is_dir() or not any(p.is_file() for p in staging.rglob("*")):
+        return {}
+    placed = staging.with_name(staging.name + ".received")  # swept like staging if this dies
+    try:
+        return artifacts.publish(staging, placed)
+    finally:
+        shutil.rmtree(placed, ignore_errors=True)
 
 
 def _without_env(task: StageTask) -> StageTask:

@@ -93,7 +93,7 @@ def runs_table(filter_text: str = "", sort: str = "start_time", descending: bool
                      "status": _shown_status(run, host), "start_time": run["start_time"], "end_time": run["end_time"],
                      "duration": (run["end_time"] or now) - run["start_time"] if run["start_time"] else None,
                      "project_uri": run["project_uri"], "params": loads(run["params"], {}),
-                     "metrics": metrics.get(run["run_id"], {})})
+                     "metrics": metrics.get(run["run_id"], {}), "sweep": tags.get("orchestra.sweep")})
     # the columns of the rows shown (as MLflow's table): no scan of every run's JSON
     param_keys = sorted({key for row in rows for key in row["params"]})
     metric_keys = sorted({key for row in rows for key in row["metrics"]})

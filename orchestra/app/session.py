@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from orchestra.app import firstrun, project_writes, reaper
+from orchestra.app import firstrun, mirror_report, project_writes, reaper
 from orchestra.app.console import Console
 from orchestra.app.driver import EventDriver
 from orchestra.app.identity import identify
@@ -150,6 +150,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
                                message=f"{failed} stage(s) failed" if failed else None, metrics=record.metrics))
     closing = time.monotonic()
+    mirror_report.attach(run_id, layout.run_dir, listeners, console)  # only a mirrored run writes one
     bus.close(options.notification.hooks_drain)
     firstrun.tell(console, run_id)  # before the closing line, which stays the last
     reporter.finish(time.monotonic() - closing, [getattr(listener, "waits_for", "") for listener in listeners])

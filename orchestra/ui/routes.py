@@ -1,6 +1,6 @@
 """URL → answer for ``orchestra ui``: the page shell, the shipped assets, and the JSON API.
 
-``/`` is the single page (the browser routes ``#/runs``, ``#/run/ID``, ``#/compare/A,B,C``,
+``/`` is the single page (the browser routes ``#/runs``, ``#/run/ID``, ``#/compare/A,B,C``, ``#/sweep/ID``,
 ``#/schedules``, ``#/webhooks``); ``/static/NAME`` one of the shipped files; ``/api/…`` the data,
 all read through :mod:`orchestra.app.browse` and :mod:`orchestra.app.browse_more`.
 """
@@ -57,12 +57,19 @@ def _compare(query: dict[str, str]) -> Reply:
     return json_reply(browse.compare(ids))
 
 
+def _sweep(sweep_id: str, query: dict[str, str]) -> Reply:
+    from orchestra.app import sweep  # only the sweep page needs it
+
+    return json_reply(sweep.summary(sweep_id))
+
+
 _API: tuple[tuple[re.Pattern[str], Callable[..., Reply]], ...] = (
     (re.compile(r"/api/runs"), lambda q: _runs(q)),
     (re.compile(r"/api/runs/([0-9a-f]+)"), _run),
     (re.compile(r"/api/runs/([0-9a-f]+)/stages/([^/]+)/log"), _log),
     (re.compile(r"/api/runs/([0-9a-f]+)/stages/([^/]+)/artifact"), _artifact),
     (re.compile(r"/api/compare"), lambda q: _compare(q)),
+    (re.compile(r"/api/sweeps/([0-9a-zA-Z_-]+)"), _sweep),
     (re.compile(r"/api/schedules"), lambda q: json_reply(browse_more.schedules())),
     (re.compile(r"/api/webhooks"), lambda q: json_reply(browse_more.webhooks(_int(q, "limit", 200, 5000)))),
 )

@@ -243,3 +243,38 @@ def test_a_missing_run_is_a_one_line_error(store, tmp_path):
     proc = ui_rig.cli(home, "report", "abcdef123456", "-o", str(tmp_path / "r.html"), check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no run" in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_sweep_page_shows_its_members_and_the_chart(browser, tmp_path):
+    """A real 3-member sweep of the quickstart (its own store): the runs page links the sweep,
+    whose page lists the members with their swept values and plots evaluate's metric against alpha."""
+    home = tmp_path / "sweephome"
+    proc = ui_rig.cli(home, "run", str(REPO_ROOT / "example_projects" / "quickstart"), "--sweep",
+                      "alpha=0.1,0.5,0.9", "-P", "epochs=20", "--env-manager", "local")
+    assert proc.returncode == 0, proc.stderr
+    sweep_id = re.search(r"orchestra: sweep ([0-9a-f]+)", proc.stderr).group(1)
+    ui = ui_rig.UIProcess(home)
+    try:
+        browser.get(ui.url + "#/runs")
+        link = wait_for(lambda: browser.find_elements(*_by("#runs-table a.sweep-link")), what="sweep links")
+        assert len(link) == 3
+        link[0].click()
+        wait_for(lambda: len(browser.find_elements(*_by("#sweep-members tbody tr"))) == 3, what="three members")
+        assert sweep_id in browser.find_element(*_by("h1")).text
+        alphas = sorted(tr.find_element(*_by("td.param")).text
+                        for tr in browser.find_elements(*_by("#sweep-members tbody tr")))
+        assert alphas == ["0.1", "0.5", "0.9"]
+        assert [b.text for b in browser.find_elements(*_by("#sweep-members .badge"))] == ["finished"] * 3
+        metric = browser.find_element(*_by("#sweep-metric")).get_attribute("value")
+        assert metric.startswith("evaluate.")
+        assert all(td.text not in ("", "—") for td in browser.find_elements(*_by("#sweep-members td.metric")))
+        wait_for(lambda: browser.find_elements(*_by("#sweep-chart .uplot canvas")), what="the sweep chart")
+        screenshot(browser, tmp_path, "sweep")
+        member = browser.find_element(*_by("#sweep-members tbody tr td a")).get_attribute("href")
+        browser.get(member)
+        back = wait_for(lambda: browser.find_element(*_by("#run-sweep")), what="the run page's sweep link")
+        assert back.text == sweep_id
+        back.click()
+        wait_for(lambda: len(browser.find_elements(*_by("#sweep-members tbody tr"))) == 3, what="the sweep again")
+    finally:
+        ui.stop()

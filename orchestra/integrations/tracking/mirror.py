@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from orchestra.planning.prepared import Prepared
 
 log = logging.getLogger(__name__)
+REPORT_ARTIFACT = "orchestra/report.html"
 _LAST_TRY_S = 2.0  # at the end, a server found down gets one more chance this long
 
 
@@ -108,6 +109,11 @@ class MirrorListener:
                                                               "end_time": event.timestamp})])
         except Exception:  # noqa: BLE001 - a listener never breaks a run
             log.warning("MLflow mirror: event %s not recorded", event.name, exc_info=True)
+
+    def attach_report(self, path: Path) -> None:
+        """Upload the run's HTML report (a file the application wrote at run end) to the parent
+        MLflow run as ``orchestra/report.html``, through the outbox like every other operation."""
+        self._enqueue(PARENT, [("upload", {"file": str(path), "artifact": REPORT_ARTIFACT})])
 
     def _enqueue(self, stage: str, ops: opsmod.OpList) -> None:
         if self.run_id is None or not ops:

@@ -96,7 +96,7 @@ async function runsPage(query) {
   };
   const th = (key, label, cls) => h("th", {"data-sort": key, class: `sortable ${cls || ""} ${key === sort ? (desc ? "desc" : "asc") : ""}`, onclick: () => go(key)}, label);
   const head = h("tr", {}, h("th", {}, ""), th("run_name", "Run"), th("status", "Status"), th("experiment", "Experiment"),
-    th("start_time", "Started"), th("duration", "Duration"),
+    th("start_time", "Started"), th("duration", "Duration"), h("th", {}, "Sweep"),
     data.param_keys.map((k) => th(`params.${k}`, k, "param")), data.metric_keys.map((k) => th(`metrics.${k}`, k, "metric")));
   const rows = data.rows.map((r) => h("tr", {"data-run-id": r.run_id},
     h("td", {}, h("input", {type: "checkbox", onchange: (ev) => {
@@ -107,6 +107,7 @@ async function runsPage(query) {
       r.run_name ? h("span", {class: "muted mono small"}, " " + r.run_id.slice(0, 8)) : null),
     h("td", {}, badge(r.status)), h("td", {}, r.experiment), h("td", {class: "nowrap"}, fmtTime(r.start_time)),
     h("td", {class: "num"}, fmtDur(r.duration)),
+    h("td", {}, r.sweep ? h("a", {href: `#/sweep/${r.sweep}`, class: "mono small sweep-link"}, r.sweep.slice(0, 8)) : ""),
     data.param_keys.map((k) => h("td", {class: "param"}, r.params[k] ?? "")),
     data.metric_keys.map((k) => h("td", {class: "num metric", "data-metric": k}, fmtNum(r.metrics[k])))));
   const page = (to) => { const q = new URLSearchParams({filter, sort, desc: desc ? "1" : "0", offset: String(to), limit: String(PAGE)}); location.hash = `#/runs?${q}`; };
@@ -171,6 +172,8 @@ function runHeader(r) {
       h("dt", {}, "Project"), h("dd", {class: "mono"}, r.project_uri || ""),
       h("dt", {}, "Started"), h("dd", {}, fmtTime(r.start_time)),
       h("dt", {}, "Duration"), h("dd", {}, end ? fmtDur(end - r.start_time) : "—"),
+      r.tags && r.tags["orchestra.sweep"] ? [h("dt", {}, "Sweep"), h("dd", {}, REPORT ? h("span", {class: "mono"}, r.tags["orchestra.sweep"])
+        : h("a", {href: `#/sweep/${r.tags["orchestra.sweep"]}`, class: "mono", id: "run-sweep"}, r.tags["orchestra.sweep"]))] : null,
       r.message ? [h("dt", {}, "Message"), h("dd", {}, r.message)] : null));
 }
 function legend() {
@@ -347,6 +350,50 @@ function barChart(title, items) {
       h("span", {class: "num"}, fmtNum(v)))));
 }
 
+/* ---------- sweep ---------- */
+async function sweepPage(sweepId, query) {
+  const main = document.getElementById("app");
+  let d;
+  try { d = await api(`/api/sweeps/${encodeURIComponent(sweepId)}`); } catch (e) { main.replaceChildren(errorBox(e)); return; }
+  const logged = [...new Set(d.members.flatMap((m) => Object.keys(m.metrics)))];  // in stage order
+  const lastStage = logged.length ? logged[logged.length - 1].split(".")[0] : "";
+  const metricKeys = [...logged].sort();
+  const metric = metricKeys.includes(query.get("metric")) ? query.get("metric") : logged.find((k) => k.startsWith(`${lastStage}.`));
+  const xKey = d.swept.includes(query.get("x")) ? query.get("x") : d.swept[0];
+  const pick = (id, label, options, value, key) => h("label", {}, `${label} `, h("select", {id, onchange: (ev) => {
+    const q = new URLSearchParams({metric: metric || "", x: xKey || ""}); q.set(key, ev.target.value);
+    location.hash = `#/sweep/${sweepId}?${q}`;
+  }}, options.map((o) => h("option", {value: o, selected: o === value}, o))));
+  const counts = Object.entries(d.counts).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(" · ");
+  const rows = d.members.map((m) => h("tr", {"data-run-id": m.run_id},
+    h("td", {}, runLink(m.run_id, m.run_name || m.run_id.slice(0, 8))),
+    d.swept.map((k) => h("td", {class: "mono param"}, String(m.values[k] ?? "—"))),
+    h("td", {}, badge(m.status)), h("td", {class: "num metric"}, metric ? fmtNum(m.metrics[metric]) : "")));
+  const table = h("table", {class: "stages", id: "sweep-members"}, h("thead", {}, h("tr", {}, h("th", {}, "Member"),
+    d.swept.map((k) => h("th", {}, k)), h("th", {}, "Status"), h("th", {}, metric || "metric"))), h("tbody", {}, rows));
+  const chart = h("div", {class: "charts", id: "sweep-chart"});
+  main.replaceChildren(h("h1", {}, `Sweep ${sweepId}`), h("p", {class: "muted"}, `${d.members.length} of ${d.size} members · ${counts}`),
+    h("div", {class: "toolbar"}, metricKeys.length ? pick("sweep-metric", "Metric", metricKeys, metric, "metric") : "",
+      d.swept.length > 1 ? pick("sweep-x", "Against", d.swept, xKey, "x") : ""),
+    section("Members", table), section(metric && xKey ? `${metric} against ${xKey}` : "Chart", chart));
+  if (metric && xKey) requestAnimationFrame(() => sweepChart(chart, d.members, xKey, metric));
+}
+function sweepChart(parent, members, xKey, metric) {
+  // Numeric swept values on a numeric axis; anything else by its position among the values.
+  const raw = members.map((m) => m.values[xKey]);
+  const numeric = raw.every((v) => v !== undefined && v !== "" && !isNaN(Number(v)));
+  const labels = numeric ? [] : [...new Set(raw.map(String))];
+  const points = members.map((m, i) => [numeric ? Number(raw[i]) : labels.indexOf(String(raw[i])), m.metrics[metric]])
+    .filter((p) => typeof p[1] === "number").sort((a, b) => a[0] - b[0]);
+  if (!points.length) { parent.append(h("p", {class: "muted"}, `No member logged ${metric}.`)); return; }
+  const box = h("div", {class: "chart", "data-metric": metric});
+  parent.append(box);
+  new uPlot({title: `${metric} against ${xKey}`, width: 520, height: 260, scales: {x: {time: false}},
+    axes: [{label: xKey, values: numeric ? undefined : (u, ticks) => ticks.map((t) => labels[t] ?? "")}, {label: metric}],
+    series: [{label: xKey}, {label: metric, stroke: SERIES[0], width: 1, points: {show: true, size: 8, fill: SERIES[0]}}]},
+  [points.map((p) => p[0]), points.map((p) => p[1])], box);
+}
+
 /* ---------- schedules and webhooks ---------- */
 async function schedulesPage() {
   const main = document.getElementById("app");
@@ -389,6 +436,7 @@ function route() {
   document.querySelectorAll("header nav a").forEach((a) => a.classList.toggle("active", a.getAttribute("href") === `#/${parts[0] || "runs"}`));
   if (parts[0] === "run" && parts[1]) runPage(parts[1]);
   else if (parts[0] === "compare" && parts[1]) comparePage(parts[1].split(","));
+  else if (parts[0] === "sweep" && parts[1]) sweepPage(parts[1], query);
   else if (parts[0] === "schedules") schedulesPage();
   else if (parts[0] === "webhooks") webhooksPage();
   else runsPage(query);

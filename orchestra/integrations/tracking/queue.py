@@ -31,6 +31,9 @@ from orchestra.store import db
 DB_NAME = "mirror"
 PENDING, DONE, DEAD = State.PENDING, State.DELIVERED, State.DEAD
 PARENT = ""  # the stage name of a run's parent target
+SWEEP = "__sweep__"  # the stage name of a sweep's own run (its run_id is the sweep id)
+SWEEP_TAG = "orchestra.sweep"  # on a member's parent target: its parent run is that sweep's run
+SWEEP_RUN_TAG = "orchestra.sweep.run"  # on a sweep's own MLflow run: the sweep id
 
 _OPS_VIEW = """
 CREATE VIEW IF NOT EXISTS ops AS SELECT id, destination AS uri, ref AS run_id, subject AS stage, kind, payload,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.mlflow_server import MlflowServer, metrics, mlflow_server, params, tags  # noqa: F401
+from tests.mlflow_server import (MlflowServer, free_port, metrics, mlflow_server, params,  # noqa: F401
+                                 require_venv, tags)
 
 pytestmark = pytest.mark.integration
 QUICKSTART = Path(__file__).resolve().parents[2] / "example_projects" / "quickstart"
@@ -74,3 +75,33 @@ def test_sweep_without_sort_has_no_best(tmp_path, mlflow_server: MlflowServer):
     assert "orchestra.sweep.best_run" not in tags(sweep[0]) and not metrics(sweep[0])
     members = [r for r in runs if tags(r).get("mlflow.parentRunId") == sweep[0]["info"]["run_id"]]
     assert len(members) == 2 and len(runs) == 1 + 2 + 2 * 4
+
+
+def test_sweep_with_the_server_down_is_finished_by_runs_sync(tmp_path):
+    """The server is down for the whole sweep (nothing listens on its port): the sweep is not
+    blocked, and `runs sync` of the members and of the sweep id builds the same nested tree once
+    a real server answers on that port."""
+    root = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, root)
+    server = MlflowServer(require_venv(), tmp_path / "server", free_port())
+    done = run_cli("run", str(root), "--tracking-uri", server.url, "--env-manager", "local",
+                   "--sweep", "alpha=0.1,0.5", "--sort", "evaluate.rmse", "--json", timeout=300)
+    assert done.code == 0, done.err
+    table = json.loads(done.out)
+    assert f"orchestra runs sync {table['sweep_id']} --tracking-uri {server.url}" in done.err
+    server.start()
+    try:
+        for member in table["members"]:
+            synced = run_cli("runs", "sync", member["run_id"], "--tracking-uri", server.url, timeout=120)
+            assert synced.code == 0, synced.err
+        synced = run_cli("runs", "sync", table["sweep_id"], "--tracking-uri", server.url, timeout=120)
+        assert synced.code == 0, synced.err
+        runs = server.api("runs/search", {"experiment_ids": [server.experiment_id("Default")],
+                                          "max_results": 100})["runs"]
+        [sweep] = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
+        assert tags(sweep)["orchestra.sweep.run"] == table["sweep_id"] and sweep["info"]["status"] == "FINISHED"
+        assert tags(sweep)["orchestra.sweep.best_run"] == table["best"]
+        members = [r for r in runs if tags(r).get("mlflow.parentRunId") == sweep["info"]["run_id"]]
+        assert len(members) == 2 and len(runs) == 1 + 2 + 2 * 4
+    finally:
+        server.stop()

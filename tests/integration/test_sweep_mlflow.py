@@ -36,9 +36,9 @@ def test_sweep_members_nest_under_the_sweep_run(tmp_path, mlflow_server: MlflowS
     table = json.loads(done.out)
     runs = mlflow_server.api("runs/search", {"experiment_ids": [mlflow_server.experiment_id(experiment)],
                                              "max_results": 100})["runs"]
-    assert len(runs) == 1 + 3 + 3 * 4  # the sweep run, each member's parent run and its 4 stage runs
+    assert len(runs) == 1 + 3 + 3 * 4, done.err  # the sweep run, each member's parent run and its 4 stage runs
     top = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
-    assert len(top) == 1
+    assert len(top) == 1, done.err
     sweep = top[0]
     sweep_id = sweep["info"]["run_id"]
     assert tags(sweep)["orchestra.sweep.run"] == table["sweep_id"]
@@ -55,9 +55,9 @@ def test_sweep_members_nest_under_the_sweep_run(tmp_path, mlflow_server: MlflowS
                                                                                      "evaluate"}
     best = next(m for m in table["members"] if m["run_id"] == table["best"])
     best_mlflow = next(r for r in members if tags(r)["orchestra.run_id"] == table["best"])
-    assert tags(sweep)["orchestra.sweep.best_run"] == table["best"]
+    assert tags(sweep)["orchestra.sweep.best_run"] == table["best"], done.err
     assert tags(sweep)["orchestra.sweep.best_mlflow_run"] == best_mlflow["info"]["run_id"]
-    assert metrics(sweep)["evaluate.rmse"] == pytest.approx(best["metrics"]["evaluate.rmse"])
+    assert metrics(sweep)["evaluate.rmse"] == pytest.approx(best["metrics"]["evaluate.rmse"]), done.err
     assert metrics(sweep)["evaluate.rmse"] == min(metrics(r)["evaluate.rmse"] for r in members)
 
 

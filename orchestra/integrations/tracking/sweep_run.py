@@ -21,7 +21,7 @@ from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.deliverer import send_pending
 
-_DRAIN_S = 30.0  # the end of the sweep waits at most this long for the server
+_DRAIN_S = 60.0  # the end of the sweep waits at most this long for the server (many runs end at once)
 
 
 @dataclass(frozen=True, slots=True)

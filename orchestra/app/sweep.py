@@ -20,7 +20,7 @@ from orchestra.app import compare, session, sweep_notify
 from orchestra.app.console import Console
 from orchestra.app.prepare import prepare
 from orchestra.app.sweep_pool import SharedPool
-from orchestra.core import events, invocation
+from orchestra.core import events, invocation, settings
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInputError
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord
@@ -82,6 +82,7 @@ def run_sweep(uri: str, options: RunOptions, members: Sequence[Member], *, sweep
     jobs = options.execution.jobs or os.cpu_count() or 1
     pool = SharedPool(jobs)
     first = prepared[0][1]
+    mirror = _open_mirror(options, sweep_id, members)
     sweep_notify.emit(events.SWEEP_STARTED, "running", first, options, {"id": sweep_id, "size": len(members)}, console)
     statuses: list[RunStatus] = []
     previous = session.install_sigterm()  # SIGTERM cancels the sweep as SIGINT does
@@ -93,10 +94,23 @@ def run_sweep(uri: str, options: RunOptions, members: Sequence[Member], *, sweep
     killed = any(s == RunStatus.KILLED for s in statuses)
     ok = not killed and all(s == RunStatus.FINISHED for s in statuses)
     table = summary(sweep_id, sort)
+    if mirror is not None:
+        from orchestra.integrations import tracking
+
+        tracking.close_sweep(mirror, table, "KILLED" if killed else "FINISHED" if ok else "FAILED", reporter=console)
     sweep_notify.emit(events.SWEEP_ENDED, "killed" if killed else "success" if ok else "failed", first, options,
                       {"id": sweep_id, "size": len(members), "counts": table["counts"], "best": table["best"],
                        "sort": sort}, console)
     return EXIT_INTERRUPTED if killed else 0 if ok else EXIT_FAILED
+
+
+def _open_mirror(options: RunOptions, sweep_id: str, members: Sequence[Member]) -> Any:
+    """The sweep's MLflow run when a tracking server is configured (members nest under it)."""
+    if not (options.recording.tracking_uri or settings.current().tracking_uri):
+        return None
+    from orchestra.integrations import tracking
+
+    return tracking.open_sweep(options, sweep_id, size=len(members), keys=list(dict.fromkeys(k for m in members for k, _ in m)))
 
 
 def _drive(prepared: list, members: Sequence[Member], pool: SharedPool, fail_fast: bool,

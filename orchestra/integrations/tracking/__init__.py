@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from orchestra.core.options import RunOptions
     from orchestra.core.report import Reporter
     from orchestra.integrations.tracking.deliverer import Policy
+    from orchestra.integrations.tracking.sweep_run import SweepMirror
     from orchestra.integrations.tracking.sync import SyncReport
     from orchestra.planning.prepared import Prepared
 
 __all__ = ["TrackingURI", "TrackingURIError", "check_options", "configured", "configured_store", "download_run_artifact",
-           "make_listener", "parse", "redact", "resolve_load_from", "sync_run"]
+           "close_sweep", "make_listener", "open_sweep", "parse", "redact", "resolve_load_from", "sync_run"]
 
 
 def check_options(options: RunOptions) -> TrackingURI | None:
@@ -65,6 +66,27 @@ def make_listener(prepared: Prepared, options: RunOptions, *, policy: Policy | N
 
     return MirrorListener(uri, prepared, options, home=orchestra_home(), policy=policy or Policy.from_env(),
                           reporter=reporter)
+
+
+def open_sweep(options: RunOptions, sweep_id: str, *, size: int, keys: list[str]) -> SweepMirror | None:
+    """The sweep's own MLflow run (members nest under it), or None without a tracking server."""
+    uri = check_options(options)
+    if uri is None:
+        return None
+    from orchestra.integrations.tracking.sweep_run import open_sweep as open_run
+
+    fixed = dict(text.partition("=")[::2] for text in options.selection.params)
+    return open_run(uri, sweep_id, experiment=options.recording.experiment,
+                    experiment_id=options.recording.experiment_id, size=size, keys=keys,
+                    params={k.strip(): v for k, v in fixed.items()},
+                    run_name=options.recording.tags.get("mlflow.runName"))
+
+
+def close_sweep(mirror: SweepMirror, table: dict, status: str, *, reporter: Reporter = STDERR) -> None:  # type: ignore[type-arg]
+    """The sweep run's end: the best member's metrics and a tag naming it (by ``--sort``), its status."""
+    from orchestra.integrations.tracking.sweep_run import close_sweep as close_run
+
+    close_run(mirror, table, status, reporter=reporter)
 
 
 def resolve_load_from(ref: str, options: RunOptions, *, download: bool = True, reporter: Reporter = STDERR) -> str:

@@ -19,6 +19,8 @@ from orchestra.integrations.tracking.queue import PARENT, Op, Target
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Unavailable
 from orchestra.store.artifacts import object_path
 
+_SWEEP_LOCK = threading.Lock()  # one sweep run, however many members create their parent at once
+
 
 class Applier:
     """Applies ops of one tracking server with one client (one per thread).
@@ -53,13 +55,21 @@ class Applier:
         if not self.creation_lock.acquire(timeout=lock_timeout):
             raise Unavailable("another thread is still creating runs on the tracking server")
         try:
-            parent_id = None
-            if stage != PARENT:
-                parent = self._create(queue.get_target(conn, self.uri.display, run_id, PARENT), None)
-                parent_id = parent.mlflow_run_id
-            return self._create(queue.get_target(conn, self.uri.display, run_id, stage), parent_id)
+            return self._create_nested(conn, run_id, stage)
         finally:
             self.creation_lock.release()
+
+    def _create_nested(self, conn: Any, run_id: str, stage: str) -> Target:
+        """Create the target and the runs above it: sweep run, then member's parent, then stage."""
+        target = queue.get_target(conn, self.uri.display, run_id, stage)
+        parent_id = None
+        if stage == PARENT and target is not None and target.tags.get(queue.SWEEP_TAG):
+            with _SWEEP_LOCK:  # members' senders run at once, each with its own creation lock
+                sweep = queue.get_target(conn, self.uri.display, target.tags[queue.SWEEP_TAG], queue.SWEEP)
+                parent_id = self._create(sweep, None).mlflow_run_id if sweep is not None else None
+        elif stage not in (PARENT, queue.SWEEP):
+            parent_id = self._create_nested(conn, run_id, PARENT).mlflow_run_id
+        return self._create(target, parent_id)
 
     def _create(self, target: Target | None, parent_id: str | None) -> Target:
         if target is None:
@@ -89,6 +99,9 @@ class Applier:
         return row["experiment_id"] if row else self.client.experiment_id(target.experiment)
 
     def _find_existing(self, experiment_id: str, target: Target) -> dict[str, Any] | None:
+        if target.stage == queue.SWEEP:  # a sweep run carries the sweep id, not a run id
+            runs = self.client.search_runs([experiment_id], f"tags.`{queue.SWEEP_RUN_TAG}` = '{target.run_id}'")
+            return runs[0]["info"] if runs else None
         runs = self.client.search_runs([experiment_id], f"tags.`orchestra.run_id` = '{target.run_id}'")
         for run in runs:
             tags = {t["key"]: t["value"] for t in run.get("data", {}).get("tags", [])}

@@ -1,7 +1,8 @@
 """The mirror's durable state in ``ORCHESTRA_HOME/mirror.sqlite``: targets (id map) and its outbox.
 
 A *target* is one MLflow run orchestra mirrors to: the parent of an orchestra run (``stage =
-''``) or the child of one stage. Its MLflow run id is filled in once the server created it, so
+''``), the child of one stage, or a sweep's own run (``run_id`` the sweep id, ``stage`` ``__sweep__``),
+which its members' parent runs nest under. Its MLflow run id is filled in once the server created it, so
 the table is also the orchestra ↔ MLflow id map (the MLflow runs carry ``orchestra.run_id`` too).
 An *op* is one thing to send to a target (params, metrics+tags, an upload, a status), stored as
 a message of the shared outbox: its lane is the run on that server (ops of a run are sent
@@ -31,6 +32,9 @@ from orchestra.store import db
 DB_NAME = "mirror"
 PENDING, DONE, DEAD = State.PENDING, State.DELIVERED, State.DEAD
 PARENT = ""  # the stage name of a run's parent target
+SWEEP = "__sweep__"  # the stage name of a sweep's own run (its run_id is the sweep id)
+SWEEP_TAG = "orchestra.sweep"  # on a member's parent target: its parent run is that sweep's run
+SWEEP_RUN_TAG = "orchestra.sweep.run"  # on a sweep's own MLflow run: the sweep id
 
 _OPS_VIEW = """
 CREATE VIEW IF NOT EXISTS ops AS SELECT id, destination AS uri, ref AS run_id, subject AS stage, kind, payload,

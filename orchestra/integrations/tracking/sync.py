@@ -40,7 +40,13 @@ class SyncReport:
 def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: float,
          experiment: str | None = None) -> SyncReport:
     """See the module docstring. Raises SyncError when operations are still pending afterwards."""
-    full = runstore.resolve_run_id(run_id)
+    try:
+        full = runstore.resolve_run_id(run_id)
+    except RunNotFoundError:
+        sweep = queue.get_target(queue.open_db(orchestra_home()), uri.display, run_id.strip(), queue.SWEEP)
+        if sweep is None:
+            raise
+        return _sync_sweep(sweep, uri, timeout_s)
     record = runstore.get_run(full)
     if record.status == RunStatus.RUNNING:
         raise RunNotFoundError(f"run {full} is still running", hint="its own process mirrors it; sync it after it ends")
@@ -62,6 +68,20 @@ def sync(run_id: str, uri: TrackingURI, *, upload_outputs: bool, timeout_s: floa
     sent = after.get(queue.DONE, 0) - before.get(queue.DONE, 0)
     return SyncReport(full, parent.mlflow_run_id if parent else None, parent.experiment_id if parent else None,
                       sent, replayed, tuple(queue.dead_errors(conn, uri.display, full)))
+
+
+def _sync_sweep(sweep: queue.Target, uri: TrackingURI, timeout_s: float) -> SyncReport:
+    """A sweep id: send what is left of the sweep's own MLflow run (its members are synced by run id)."""
+    home = orchestra_home()
+    ok, reason = send_pending(uri, home, sweep.run_id, timeout_s)
+    conn = queue.open_db(home)
+    if not ok:
+        raise SyncError(f"the MLflow run of sweep {sweep.run_id} is not complete on {uri.display}: {reason or 'timed out'}",
+                        hint="it stays queued: run `orchestra runs sync` again when the server answers")
+    done = queue.get_target(conn, uri.display, sweep.run_id, queue.SWEEP)
+    return SyncReport(sweep.run_id, done.mlflow_run_id if done else None, done.experiment_id if done else None,
+                      queue.counts(conn, uri.display, sweep.run_id).get(queue.DONE, 0), False,
+                      tuple(queue.dead_errors(conn, uri.display, sweep.run_id)))
 
 
 def _replay(conn, record, uri: TrackingURI, *, upload_outputs: bool, experiment: str | None) -> None:  # noqa: ANN001

@@ -3,7 +3,8 @@
 The report is the ``ui`` layer's (a layer above this one), so it is written by ``orchestra
 report`` in a child process into the run directory; the mirror then queues its upload to the
 parent MLflow run (``orchestra/report.html``) through the outbox like its other operations. Only
-runs that mirror pay for it; a report that cannot be written is a notice, never a failed run.
+runs that mirror to a server not known to be down pay for it (about half a second); a report
+that cannot be written is a notice, never a failed run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ _TIMEOUT_S = 120.0
 
 def attach(run_id: str, run_dir: Path, listeners: Sequence[Any], reporter: Reporter) -> None:
     """Write ``run_dir/report.html`` and give it to each listener that mirrors (``attach_report``)."""
-    mirrors = [listener for listener in listeners if callable(getattr(listener, "attach_report", None))]
+    mirrors = [listener for listener in listeners if callable(getattr(listener, "attach_report", None))
+               and getattr(listener, "wants_report", lambda: True)()]
     if not mirrors:
         return
     path = run_dir / REPORT_FILE

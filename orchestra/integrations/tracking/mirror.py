@@ -110,6 +110,11 @@ class MirrorListener:
         except Exception:  # noqa: BLE001 - a listener never breaks a run
             log.warning("MLflow mirror: event %s not recorded", event.name, exc_info=True)
 
+    def wants_report(self) -> bool:
+        """False while the server is known to be down (its breaker is open): the run's end then
+        spends nothing on a report that could not be sent now."""
+        return not self.breaker.is_open(self.key)
+
     def attach_report(self, path: Path) -> None:
         """Upload the run's HTML report (a file the application wrote at run end) to the parent
         MLflow run as ``orchestra/report.html``, through the outbox like every other operation."""

@@ -4,7 +4,9 @@ For the duration of a run, orchestra serves the part of MLflow's REST API the ml
 calls (experiments, runs, params, metrics, tags, inputs/outputs, metric history, logged models
 and the ``mlflow-artifacts`` proxy) on 127.0.0.1 and a free port (a Dask run whose scheduler is
 not on this host: the address this host reaches it from). It is started on the first stage that
-runs (a run that only loads starts nothing) and stopped at the end of the run.
+runs (a run that only loads starts nothing) and stopped at the end of the run. Starting it binds
+the listening socket only; the HTTP machinery is imported and served from the first connection
+on (most stages never call the mlflow client, and a run should not pay for what they don't use).
 
 Every stage gets ``MLFLOW_TRACKING_URI`` (the endpoint), ``MLFLOW_TRACKING_TOKEN`` (a random
 token of that stage; without a valid one every request is 401), ``MLFLOW_EXPERIMENT_ID`` and
@@ -20,6 +22,7 @@ did not create are passed through to that server.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import threading
 import time
@@ -27,11 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from orchestra.integrations.endpoint.server import EndpointServer
 from orchestra.integrations.endpoint.state import Registry, StageData
 
 if TYPE_CHECKING:
     from orchestra.core.tracking_uri import TrackingURI
+    from orchestra.integrations.endpoint.server import EndpointServer
 
 __all__ = ["Endpoint", "StageData", "bind_host"]
 log = logging.getLogger(__name__)
@@ -67,6 +70,8 @@ class Endpoint:
         self.registry = Registry(experiment)
         self.remote = remote
         self.host = host
+        self._socket: socket.socket | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         self._server: EndpointServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -74,20 +79,37 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
+        assert self._socket is not None
+        host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def _start(self) -> None:
         with self._lock:
-            if self._server is not None:
+            if self._socket is not None:
                 return
             began = time.perf_counter()
-            self._server = EndpointServer((self.host, 0), self.registry, self.remote)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                            name="orchestra-endpoint", daemon=True)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, 0))
+            sock.listen(128)  # connections wait in the backlog until the server below takes them
+            self._socket, self._wake = sock, socket.socketpair()
+            self._thread = threading.Thread(target=self._serve, args=(sock, self._wake[0]), name="orchestra-endpoint",
+                                            daemon=True)
             self._thread.start()
             self.started_s = time.perf_counter() - began
+
+    def _serve(self, sock: socket.socket, wake: socket.socket) -> None:
+        """Wait (without the GIL) for the first connection or :meth:`stop`; then serve."""
+        ready, _, _ = select.select([sock, wake], [], [])
+        if wake in ready:
+            return
+        from orchestra.integrations.endpoint.server import EndpointServer  # the first client is here
+
+        with self._lock:
+            if self._socket is not sock:
+                return
+            server = self._server = EndpointServer(sock, self.registry, self.remote)
+        server.serve_forever(poll_interval=0.2)
 
     def open_stage(self, stage: str, *, staging: Path, outputs: Path) -> dict[str, str]:
         """The MLflow variables of a stage attempt about to start (its run is made now)."""
@@ -100,23 +122,33 @@ class Endpoint:
 
     def close_stage(self, stage: str, *, published: bool) -> StageData:
         """What the stage's attempt logged; ``published``: its outputs (with the files) were kept."""
-        if self._server is None:
+        if self._socket is None:
             return StageData()
         return self.registry.close_stage(stage, published=published)
 
     def stop(self) -> None:
         with self._lock:
+            sock, self._socket = self._socket, None
             server, self._server = self._server, None
-        if server is None:
+            wake, self._wake = self._wake, None
+        if sock is None:
             return
-        # shutdown() waits for the serve loop to look at its flag, which it does only between
-        # polls (0.2 s): wake it with a connection so a run does not end 0.2 s later than it could.
-        stopper = threading.Thread(target=server.shutdown, name="orchestra-endpoint-stop", daemon=True)
-        stopper.start()
-        while stopper.is_alive():
-            try:
-                socket.create_connection(server.server_address[:2], timeout=0.5).close()
-            except OSError:
-                pass
-            stopper.join(0.01)
-        server.server_close()
+        assert wake is not None
+        wake[1].send(b"x")  # a serve thread still waiting for its first client returns
+        if server is not None:
+            # shutdown() waits for the serve loop to look at its flag, which it does only between
+            # polls (0.2 s): wake it with a connection so a run does not end 0.2 s later than it could.
+            stopper = threading.Thread(target=server.shutdown, name="orchestra-endpoint-stop", daemon=True)
+            stopper.start()
+            while stopper.is_alive():
+                try:
+                    socket.create_connection(sock.getsockname()[:2], timeout=0.5).close()
+                except OSError:
+                    pass
+                stopper.join(0.01)
+            server.server_close()
+        elif self._thread is not None:
+            self._thread.join(5)
+        sock.close()
+        for end in wake:
+            end.close()

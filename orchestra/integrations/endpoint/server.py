@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import shutil
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -35,8 +36,11 @@ class EndpointServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], registry: Registry, remote: TrackingURI | None) -> None:
-        super().__init__(address, Handler)
+    def __init__(self, listening: socket.socket, registry: Registry, remote: TrackingURI | None) -> None:
+        """Serve on ``listening``, a socket already bound and listening (see ``Endpoint._start``)."""
+        super().__init__(listening.getsockname()[:2], Handler, bind_and_activate=False)
+        self.socket.close()  # the one the base class made: connections wait on ``listening``
+        self.socket = listening
         self.registry = registry
         self.remote = remote
 

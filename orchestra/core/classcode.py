@@ -1,0 +1,99 @@
+"""The code dataclasses generate for orchestra's classes, compiled once and kept like a ``.pyc``.
+
+Creating a dataclass compiles a small piece of source text for each method it generates
+(``__init__``, ``__repr__``, ``__eq__``, and ``__setattr__``/``__delattr__``/``__hash__`` when
+frozen), every time the class is created, in every process. A run imports about 60 of
+orchestra's dataclasses: some 330 compiles, the largest single part of a run's fixed cost.
+The text depends only on the class's fields, so the code object compiled from it can be kept,
+as Python keeps a module's bytecode: in the package's ``__pycache__`` directory (wherever
+``PYTHONPYCACHEPREFIX`` puts it), one file per interpreter version, tagged with the bytecode
+magic number, written atomically, never written when ``PYTHONDONTWRITEBYTECODE`` is set or the
+directory is read-only.
+
+How: :func:`install` gives the ``dataclasses`` module a module-level ``exec`` (its one call site,
+in CPython 3.11 to 3.13, resolves the name there before the builtin) that compiles through the
+cache for classes defined in ``orchestra`` modules and defers to the builtin for everything
+else. The code executed is exactly what the builtin would have compiled from the same text.
+``ORCHESTRA_NO_CLASS_CODE_CACHE=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import marshal
+import os
+import sys
+from importlib.util import MAGIC_NUMBER, cache_from_source
+from typing import Any
+
+FORMAT = b"orchestra-class-code-1\n"
+MAX_ENTRIES = 4096
+_cache: dict[str, Any] = {}
+_new: dict[str, Any] = {}
+_path: str | None = None
+
+
+def cache_path() -> str:
+    """Where the cache lives: beside the bytecode of ``orchestra/__init__.py``."""
+    init = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py")
+    return os.path.join(os.path.dirname(cache_from_source(init)), f"class-code.{sys.implementation.cache_tag}.bin")
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read()
+    except OSError:
+        return {}
+    header = FORMAT + MAGIC_NUMBER
+    if not blob.startswith(header):
+        return {}
+    try:
+        table = marshal.loads(blob[len(header):])
+    except (EOFError, ValueError, TypeError):
+        return {}  # a torn or foreign file is ignored and rewritten
+    return table if isinstance(table, dict) else {}
+
+
+def _exec(source: Any, globals: dict[str, Any] | None = None, locals: dict[str, Any] | None = None) -> None:  # noqa: A002
+    if isinstance(source, str) and globals is not None and str(globals.get("__name__", "")).startswith("orchestra"):
+        code = _cache.get(source)
+        if code is None:
+            code = _cache[source] = _new[source] = compile(source, "<string>", "exec")
+        source = code
+    builtins.exec(source, globals, locals)
+
+
+def _save() -> None:
+    if not _new or _path is None or sys.dont_write_bytecode:
+        return
+    table = {**_read(_path), **_new}
+    if len(table) > MAX_ENTRIES:  # texts of classes that changed since: keep only this process's
+        table = dict(_cache)
+    tmp = f"{_path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(_path), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(FORMAT + MAGIC_NUMBER + marshal.dumps(table))
+        os.replace(tmp, _path)
+    except OSError:  # a read-only install: run without the cache, as Python does without .pyc files
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def install() -> None:
+    """Route the ``dataclasses`` module's compiles of orchestra's classes through the cache."""
+    global _path
+    if _path is not None or os.environ.get("ORCHESTRA_NO_CLASS_CODE_CACHE"):
+        return
+    import dataclasses
+
+    if "exec" in vars(dataclasses):  # someone else already hooked it: leave it alone
+        return
+    _path = cache_path()
+    _cache.update(_read(_path))
+    dataclasses.exec = _exec  # type: ignore[attr-defined]
+    atexit.register(_save)

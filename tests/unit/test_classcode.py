@@ -1,0 +1,67 @@
+"""The compiled code of orchestra's dataclasses is kept across processes, like bytecode.
+
+Each test runs real interpreters with ``PYTHONPYCACHEPREFIX`` pointing at a temporary
+directory, so the cache they read and write is the test's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = r"""
+import dataclasses, json
+import orchestra.core.classcode as cc
+import orchestra.core.options as options
+
+@dataclasses.dataclass(frozen=True)
+class NotOurs:
+    zz_not_ours_field: int = 1
+
+sel = options.Selection()
+try:
+    sel.version = "other"
+    frozen = False
+except dataclasses.FrozenInstanceError:
+    frozen = True
+print(json.dumps({"path": cc.cache_path(), "compiled": len(cc._new), "cached": len(cc._cache), "frozen": frozen,
+                  "eq": options.Selection() == sel, "hash": hash(options.Selection()) == hash(sel), "repr": repr(sel),
+                  "not_ours": NotOurs() == NotOurs() and not any("zz_not_ours_field" in k for k in cc._cache)}))
+"""
+
+
+def _probe(tmp_path: Path, **env: str) -> dict:
+    full = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "ORCHESTRA_NO_CLASS_CODE_CACHE")}
+    full.update({"PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"), **env})
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=full, check=True, timeout=120)
+    return json.loads(out.stdout)
+
+
+def test_the_second_process_compiles_nothing_and_gets_the_same_classes(tmp_path):
+    first = _probe(tmp_path)
+    cache = Path(first["path"])
+    assert str(cache).startswith(str(tmp_path / "pycache")) and cache.is_file()
+    assert first["compiled"] > 10  # Selection and the others of options.py, compiled and written
+    second = _probe(tmp_path)
+    assert second["compiled"] == 0 and second["cached"] >= first["compiled"]
+    for result in (first, second):
+        assert result["frozen"] and result["eq"] and result["hash"] and result["repr"].startswith("Selection(")
+        assert result["not_ours"]  # a class outside orchestra is compiled by Python as always
+
+
+def test_a_torn_cache_file_is_ignored_and_rewritten(tmp_path):
+    cache = Path(_probe(tmp_path)["path"])
+    cache.write_bytes(cache.read_bytes()[:100])
+    again = _probe(tmp_path)
+    assert again["compiled"] > 10 and again["frozen"] and again["eq"]
+    assert _probe(tmp_path)["compiled"] == 0  # rewritten whole
+
+
+def test_nothing_is_written_when_bytecode_writing_is_off_or_the_cache_is_disabled(tmp_path):
+    first = _probe(tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    assert first["compiled"] > 10 and not Path(first["path"]).exists()
+    off = _probe(tmp_path, ORCHESTRA_NO_CLASS_CODE_CACHE="1")
+    assert off["cached"] == 0 and off["frozen"] and off["eq"] and not Path(off["path"]).exists()

@@ -25,7 +25,8 @@ SKIP = "SKIP"
 class StoreView(Protocol):
     """Read-only questions the planner asks the run store."""
 
-    def find_by_key(self, cache_key: str) -> list[Candidate]: ...
+    def find_by_key(self, cache_key: str) -> list[Candidate]:
+        """Reusable stages with this key, best first (the planner uses the first only)."""
 
     def stage_of(self, run_id: str, name: str) -> Candidate | None: ...
 
@@ -171,7 +172,7 @@ class LiveStoreView:
         self.project_uri = project_uri
 
     def find_by_key(self, cache_key: str) -> list[Candidate]:
-        return runs.find_by_key(cache_key)
+        return runs.find_by_key(cache_key, limit=1)  # only the best is loaded: decode no other
 
     def stage_of(self, run_id: str, name: str) -> Candidate | None:
         return runs.stage_of(run_id, name)

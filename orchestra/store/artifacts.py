@@ -11,12 +11,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import sqlite3
 import stat as statmod
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from orchestra.core import settings
 from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import OrchestraError
 from orchestra.core.layout import home_path
@@ -43,8 +44,16 @@ class Verification:
     problem: str | None = None
 
 
+_objects: tuple[Path, Path] | None = None  # (configured home, its objects directory)
+
+
 def objects_dir() -> Path:
-    return home_path("objects")
+    """``ORCHESTRA_HOME/objects`` (made on first use; hot: one environment lookup when warm)."""
+    global _objects
+    configured = settings.home()
+    if _objects is None or _objects[0] != configured:
+        _objects = (configured, home_path("objects"))
+    return _objects[1]
 
 
 def object_path(sha: str, executable: bool = False) -> Path:
@@ -63,10 +72,10 @@ class _ObjectsLock:
         self._path: Path | None = None
 
     def _descriptor(self) -> int:
-        path = home_path("locks") / "objects.lock"
-        if self._fd is None or path != self._path:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            self._path = path
+        configured = settings.home()
+        if self._fd is None or configured != self._path:
+            self._fd = os.open(home_path("locks") / "objects.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._path = configured
         return self._fd
 
     @contextmanager
@@ -267,7 +276,7 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
             staging directory, which the reaper sweeps like a tmp dir); default: a new tmp dir.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = into if into is not None else Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = into if into is not None else _fresh_dir(dest.parent, f".{dest.name}.tmp-{os.getpid()}-")
     try:
         for rel, entry in manifest.items():
             target = tmp / rel
@@ -287,6 +296,20 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_made = itertools.count()
+
+
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new empty directory (``tempfile.mkdtemp`` without its random names: pid + a counter)."""
+    while True:
+        path = parent / f"{prefix}{next(_made)}"
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:  # left by a dead process with this pid: the reaper sweeps it
+            continue
 
 
 def _tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int, str]]:

@@ -145,10 +145,10 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         status, failed, elapsed = _drive(prepared, options, driver, recorder, executor, jobs, layout)
     finally:
         endpoint.stop()
-    record = runstore.get_run(run_id)
-    project_writes.warn(before, prepared.project, lambda: record, console)
+    project_writes.warn(before, prepared.project, lambda: runstore.get_run(run_id), console)
     bus.publish(identity.event(events.RUN_ENDED, status=run_event(status), duration_s=elapsed, run_status=status,
-                               message=f"{failed} stage(s) failed" if failed else None, metrics=record.metrics))
+                               message=f"{failed} stage(s) failed" if failed else None,
+                               metrics=runstore.run_metrics(run_id)))
     closing = time.monotonic()
     mirror_report.attach(run_id, layout.run_dir, listeners, console)  # only a mirrored run writes one
     bus.close(options.notification.hooks_drain)

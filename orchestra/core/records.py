@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.core.status import RunStatus, StageStatus
 
@@ -117,7 +117,7 @@ class RunRecord:
     def metrics(self) -> dict[str, float]:
         """Pipeline-level metrics: each stage's last value of each metric as ``<stage>.<metric>``
         (loaded stages included: they carry the metrics of the stage they were loaded from)."""
-        return {f"{s.name}.{key}": value for s in self.stages for key, value in sorted(s.metrics.items())}
+        return pipeline_metrics((s.name, s.metrics) for s in self.stages)
 
     def to_json(self) -> dict[str, Any]:
         """``orchestra runs show --json``: the run's fields, its pipeline metrics and a ``stages`` list."""
@@ -176,3 +176,8 @@ class StageUpdate:
     tags: Mapping[str, str] | None = None
     message: str | None = None
     models: tuple[Mapping[str, Any], ...] | None = None  # logged models: rows of the models table
+
+
+def pipeline_metrics(stages: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, float]:
+    """``<stage>.<metric>`` of each stage's last value of each metric (:attr:`RunRecord.metrics`)."""
+    return {f"{name}.{key}": value for name, metrics in stages for key, value in sorted(metrics.items())}

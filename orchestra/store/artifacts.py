@@ -9,7 +9,6 @@ copying (a copy happens only across filesystems).
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import itertools
 import json
@@ -17,9 +16,7 @@ import os
 import shutil
 import sqlite3
 import stat as statmod
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -29,6 +26,7 @@ from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import OrchestraError
 from orchestra.core.layout import home_path
 from orchestra.store import runs as runstore
+from orchestra.store.objects_lock import exclusive_lock, shared_lock
 
 
 
@@ -58,61 +56,6 @@ def objects_dir() -> Path:
 
 def object_path(sha: str, executable: bool = False) -> Path:
     return objects_dir() / sha[:2] / (sha[2:] + (".x" if executable else ""))
-
-
-class _ObjectsLock:
-    """Readers (publish/load, any thread) share; ``gc`` is exclusive. Across processes this is a
-    flock on one file; inside a process the threads count themselves, because a flock belongs to
-    the open file and one thread's unlock would otherwise release every thread's share."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._readers = 0
-        self._fd: int | None = None
-        self._path: Path | None = None
-
-    def _descriptor(self) -> int:
-        configured = settings.home()
-        if self._fd is None or configured != self._path:
-            self._fd = os.open(home_path("locks") / "objects.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            self._path = configured
-        return self._fd
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._mutex:
-            if self._readers == 0:
-                fcntl.flock(self._descriptor(), fcntl.LOCK_SH)
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._mutex:
-                self._readers -= 1
-                if self._readers == 0:
-                    fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._mutex:
-            fd = self._descriptor()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-_LOCK = _ObjectsLock()
-
-
-def shared_lock():  # -> ContextManager[None]
-    """Held while publishing/linking; ``gc`` takes it exclusively before deleting objects."""
-    return _LOCK.shared()
-
-
-def exclusive_lock():  # -> ContextManager[None]
-    return _LOCK.exclusive()
 
 
 def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:

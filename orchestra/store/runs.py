@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.core.errors import RunNotFoundError
-from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate
+from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate, pipeline_metrics
 from orchestra.core.status import RunStatus, StageStatus
 from orchestra.store.db import connect, immediate
 from orchestra.store.models import stage_models
@@ -302,6 +302,12 @@ def get_run(run_id: str) -> RunRecord:
     run = conn.execute("SELECT * FROM runs WHERE run_id = ?", (full,)).fetchone()
     stages = conn.execute("SELECT * FROM stages WHERE run_id = ? ORDER BY rowid", (full,)).fetchall()
     return _run_record(run, stages, stage_models(conn, stages))
+
+
+def run_metrics(run_id: str) -> dict[str, float]:
+    """The run's pipeline metrics (``get_run(run_id).metrics``, reading only the stages' metrics)."""
+    rows = db().execute("SELECT name, metrics FROM stages WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
+    return pipeline_metrics((row["name"], json.loads(row["metrics"])) for row in rows)
 
 
 def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row],

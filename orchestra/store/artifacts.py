@@ -42,20 +42,30 @@ class Verification:
     problem: str | None = None
 
 
-_objects: tuple[Path, Path] | None = None  # (configured home, its objects directory)
+_objects: tuple[Path, Path, str] | None = None  # (configured home, its objects directory, as text)
+
+
+def _objects_entry() -> tuple[Path, Path, str]:
+    global _objects
+    configured = settings.home()
+    if _objects is None or _objects[0] != configured:
+        path = home_path("objects")
+        _objects = (configured, path, str(path))
+    return _objects
 
 
 def objects_dir() -> Path:
     """``ORCHESTRA_HOME/objects`` (made on first use; hot: one environment lookup when warm)."""
-    global _objects
-    configured = settings.home()
-    if _objects is None or _objects[0] != configured:
-        _objects = (configured, home_path("objects"))
-    return _objects[1]
+    return _objects_entry()[1]
+
+
+def object_file(sha: str, executable: bool = False) -> str:
+    """Where an object is, as text (the loops over a manifest's files build no Path objects)."""
+    return f"{_objects_entry()[2]}/{sha[:2]}/{sha[2:]}{'.x' if executable else ''}"
 
 
 def object_path(sha: str, executable: bool = False) -> Path:
-    return objects_dir() / sha[:2] / (sha[2:] + (".x" if executable else ""))
+    return Path(object_file(sha, executable))
 
 
 def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
@@ -220,12 +230,17 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = into if into is not None else _fresh_dir(dest.parent, f".{dest.name}.tmp-{os.getpid()}-")
+    base = str(tmp)
+    made = {base}
     try:
         for rel, entry in manifest.items():
-            target = tmp / rel
+            target = f"{base}/{rel}"
             if "/" in rel:  # (a top-level file's directory is tmp itself)
-                target.parent.mkdir(parents=True, exist_ok=True)
-            obj = object_path(str(entry["sha256"]), bool(int(entry["mode"]) & 0o100))
+                parent = target.rsplit("/", 1)[0]
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
+            obj = object_file(str(entry["sha256"]), bool(int(entry["mode"]) & 0o100))
             try:
                 os.link(obj, target)
             except OSError as exc:
@@ -261,7 +276,7 @@ def _tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int
         executable = bool(int(entry["mode"]) & 0o100)
         key = str(entry["sha256"]) + (".x" if executable else "")
         if key not in rows:
-            st = object_path(str(entry["sha256"]), executable).stat()
+            st = os.stat(object_file(str(entry["sha256"]), executable))
             rows[key] = (key, st.st_size, stat_token(st))
     return list(rows.values())
 
@@ -271,29 +286,32 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
 
     A corrupt object is removed from the store so nothing can link it again.
     """
-    updates: list[tuple[str, int, str]] = []
+    checked: list[tuple[str, str, bool, str, os.stat_result]] = []
     for rel, entry in manifest.items():
         sha = str(entry["sha256"])
         executable = bool(int(entry["mode"]) & 0o100)
-        obj = object_path(sha, executable)
+        obj = object_file(sha, executable)
         try:
-            st = obj.stat()
+            st = os.stat(obj)
         except FileNotFoundError:
             return Verification(False, f"{rel}: object missing")
         wanted = 0o555 if executable else 0o444
         if statmod.S_IMODE(st.st_mode) != wanted:  # chmodded behind the store's back: repair, re-check
             try:
                 os.chmod(obj, wanted)
-                st = obj.stat()
+                st = os.stat(obj)
             except OSError:
                 return Verification(False, f"{rel}: object not readable and its mode cannot be repaired")
         if st.st_size != entry["size"]:
             quarantine(sha, executable)
             return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")
+        checked.append((rel, sha, executable, obj, st))
+    known = runstore.object_stats([sha + (".x" if executable else "") for _, sha, executable, _, _ in checked])
+    updates: list[tuple[str, int, str]] = []
+    for rel, sha, executable, obj, st in checked:
         key = sha + (".x" if executable else "")
-        known = runstore.object_stat(key)
         token = stat_token(st)
-        if known is None or known[1] != token:
+        if known.get(key) != token:  # unknown, or its stat changed since it was hashed: hash it
             if sha256_file(obj) != sha:
                 quarantine(sha, executable)
                 return Verification(False, f"{rel}: content does not match sha256 (corrupt object removed)")

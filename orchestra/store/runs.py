@@ -369,11 +369,6 @@ def referenced_objects() -> set[str]:
     return refs
 
 
-def object_stat(sha: str) -> tuple[int, str] | None:
-    row = db().execute("SELECT size, stat FROM objects WHERE sha256 = ?", (sha,)).fetchone()
-    return (row["size"], row["stat"]) if row else None
-
-
 def object_stats(keys: Sequence[str]) -> dict[str, str]:
     """The recorded stat token of each known object among ``keys`` (one query per 500)."""
     found: dict[str, str] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
+import zlib
 from pathlib import Path
 
 from orchestra.core import settings
@@ -41,18 +42,28 @@ def connect(name: str, schema: str, home: Path | None = None) -> sqlite3.Connect
         # last transactions), and it keeps per-stage commits well under a millisecond.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        # Switching a new file to WAL and applying the schema are serialised across processes by
-        # a lock file: two processes doing it at once on a rollback-journal file get "database is
-        # locked" at once (SQLite does not wait on the busy timeout where waiting could deadlock).
-        with open(path.with_name(path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(schema)
+        version = zlib.crc32(schema.encode()) & 0x7FFFFFFF or 1
+        if conn.execute("PRAGMA user_version").fetchone()[0] != version:
+            _apply(conn, path, schema, version)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open store {path}: {exc}", hint="check ORCHESTRA_HOME") from exc
     cache[key] = cache[fast_key] = conn
     return conn
+
+
+def _apply(conn: sqlite3.Connection, path: Path, schema: str, version: int) -> None:
+    """WAL mode and ``schema`` on a file that does not carry this schema's version yet (a new
+    file, or one written by another version of orchestra); the version is recorded last, so a
+    process opening the file later skips both (every store connection of every thread did)."""
+    # Switching a new file to WAL and applying the schema are serialised across processes by
+    # a lock file: two processes doing it at once on a rollback-journal file get "database is
+    # locked" at once (SQLite does not wait on the busy timeout where waiting could deadlock).
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(schema)
+        conn.execute(f"PRAGMA user_version={version}")
 
 
 def reset_connections() -> None:

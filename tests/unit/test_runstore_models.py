@@ -35,6 +35,7 @@ def test_models_are_stored_with_the_stage_and_a_loaded_stage_reads_its_sources()
 def test_a_store_from_before_the_models_table_still_reads():
     run_id = _run(["a"])
     runstore.db().execute("DROP TABLE models")
+    runstore.db().execute("PRAGMA user_version=0")  # what the orchestra of then left (it set no version)
     db.reset_connections()
     conn = sqlite3.connect(home_path() / "runs.sqlite")
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name = 'models'").fetchall()

@@ -28,3 +28,29 @@ def test_concurrent_first_opens_of_a_store_all_succeed(tmp_path):
                  for _ in range(4)]
         failures += [proc.stderr.read() for proc in procs if proc.wait(timeout=120) != 0]
     assert failures == []
+
+
+def test_the_schema_is_applied_once_per_file_not_once_per_connection(tmp_path, monkeypatch):
+    """A file that carries the schema's version is opened without the lock file or the script:
+    every thread's first connection (and every process) used to run both."""
+    import sqlite3
+
+    from orchestra.store import db as dbmod
+
+    monkeypatch.setenv("ORCHESTRA_HOME", str(tmp_path))
+    dbmod.reset_connections()
+    applied = []
+    original = dbmod._apply
+    monkeypatch.setattr(dbmod, "_apply", lambda *args: (applied.append(args[2]), original(*args)))
+    schema = "CREATE TABLE IF NOT EXISTS t (x INTEGER);"
+    dbmod.connect("versioned", schema).execute("INSERT INTO t VALUES (1)")
+    dbmod.reset_connections()
+    assert dbmod.connect("versioned", schema).execute("SELECT x FROM t").fetchall()[0][0] == 1
+    assert applied == [schema]
+    dbmod.reset_connections()
+    changed = schema + "CREATE TABLE IF NOT EXISTS u (y INTEGER);"  # a newer orchestra's schema
+    dbmod.connect("versioned", changed).execute("INSERT INTO u VALUES (2)")
+    assert applied == [schema, changed]
+    raw = sqlite3.connect(tmp_path / "versioned.sqlite")
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    dbmod.reset_connections()

@@ -149,15 +149,16 @@ class Registry:
         """The stage's slot for a new attempt: same token and run, fresh data (a retry starts over)."""
         with self.lock:
             slot = self.slots.get(name)
-            if slot is None:
+            if slot is None:  # a first attempt: nothing of this stage to forget (no scan of every run)
                 run_id = secrets.token_hex(16)
                 slot = StageSlot(name, secrets.token_urlsafe(24), run_id)
                 self.slots[name] = slot
                 self.by_token[slot.token] = slot
-            for model_id in [m.model_id for m in self.models.values() if m.stage == name]:
-                del self.models[model_id]
-            for run_id in [r.run_id for r in self.runs.values() if r.stage == name]:
-                del self.runs[run_id]
+            else:  # a retry starts over: what the failed attempt logged is dropped
+                for model_id in [m.model_id for m in self.models.values() if m.stage == name]:
+                    del self.models[model_id]
+                for run_id in [r.run_id for r in self.runs.values() if r.stage == name]:
+                    del self.runs[run_id]
             self.runs[slot.run_id] = LocalRun(slot.run_id, self.experiment_id, name, name, now_ms(), own=True,
                                               tags={"mlflow.runName": name})
             slot.staging, slot.outputs = staging, outputs

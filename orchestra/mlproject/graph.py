@@ -24,13 +24,16 @@ class StageGraph:
     children: Mapping[str, tuple[str, ...]]
     order: tuple[str, ...]
 
-    def ancestors(self, name: str) -> set[str]:
+    def ancestors(self, name: str, limit: int | None = None) -> set[str]:
+        """The stages upstream of ``name``; with ``limit``, the walk stops once it found more."""
         seen: set[str] = set()
         stack = list(self.parents[name])
         while stack:
             node = stack.pop()
             if node not in seen:
                 seen.add(node)
+                if limit is not None and len(seen) > limit:
+                    break
                 stack.extend(self.parents[node])
         return seen
 

@@ -146,7 +146,8 @@ def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, op
     distinct = list(dict.fromkeys(wanted.values()))
     manager = options.execution.env_manager
     if not build:
-        return {name: envs.peek(s, project_root=root, env_manager=manager, docker=docker) for name, s in wanted.items()}
+        peeked = {s: envs.peek(s, project_root=root, env_manager=manager, docker=docker) for s in distinct}
+        return {name: peeked[env_spec] for name, env_spec in wanted.items()}
 
     def resolve(env_spec: EnvSpec | None) -> envs.Environment:
         # A cold build can take a while (a conda solve): say so before, and how long after.

@@ -31,12 +31,12 @@ def _check_size(text: str, where: str, error: type[Exception]) -> None:
         return  # at most 4 bytes a character: under the limit whatever the encoding
     size = len(text.encode("utf-8", errors="replace"))
     if size > limit:
-        raise error(f"the YAML file is {size} bytes, over the limit of {limit} ({_mib(limit)})", where=where,
+        raise error(f"the YAML file is {size} bytes, over the limit of {limit}{_mib(limit)}", where=where,
                     hint=f"set {SIZE_VARIABLE} to a larger number of bytes to read it")
 
 
 def _mib(count: int) -> str:
-    return f"{count / (1 << 20):g} MiB"
+    return f" ({count >> 20} MiB)" if count % (1 << 20) == 0 else ""
 
 
 def check(text: str, where: str, error: type[Exception]) -> None:

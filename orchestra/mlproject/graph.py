@@ -103,7 +103,9 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
         state[root] = 1
         while stack:
             node, i = stack[-1]
-            deps = sorted(parents[node], key=index.__getitem__)
+            deps = parents[node]
+            if len(deps) > 1:
+                deps = sorted(deps, key=index.__getitem__)
             if i < len(deps):
                 stack[-1] = (node, i + 1)
                 dep = deps[i]

@@ -49,6 +49,8 @@ class StageGraph:
 
     def subgraph(self, names: Iterable[str]) -> "StageGraph":
         keep = set(names)
+        if len(keep) == len(self.order) and all(name in self.stages for name in keep):
+            return self  # every stage (a chain's last stage selects them all): nothing to drop
         return StageGraph(
             stages={n: s for n, s in self.stages.items() if n in keep},
             parents={n: tuple(p for p in self.parents[n] if p in keep) for n in self.order if n in keep},

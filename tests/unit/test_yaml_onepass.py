@@ -74,8 +74,14 @@ def test_limits_hold_while_building(text, needle):
     assert "\n" not in str(info.value)
 
 
-def test_a_large_generated_file_loads_in_one_pass():
+def test_a_large_generated_file_loads_in_one_pass(monkeypatch):
     text = "entry_points:\n" + "".join(
         f"  s{i}:\n    parameters: {{p: {{type: string, default: \"1\"}}}}\n    command: \"echo {i}\"\n"
-        f"    depends_on: [s{i - 1}]\n" for i in range(1, 5000))
-    assert yamlguard.load(text, "MLproject", SpecError) == yaml.load(text, Loader=yaml.CSafeLoader)
+        f"    depends_on: [s{i - 1}]\n    retries: {i % 3}\n" for i in range(1, 5000))
+    expected = yaml.load(text, Loader=yaml.CSafeLoader)
+
+    def second_pass(*args, **kwargs):
+        raise AssertionError("a plain document must not need check() and PyYAML's loader")
+
+    monkeypatch.setattr(yamlguard, "check", second_pass)
+    assert yamlguard.load(text, "MLproject", SpecError) == expected

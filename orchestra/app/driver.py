@@ -18,7 +18,7 @@ from orchestra.core.records import LoadedFrom, StageUpdate
 from orchestra.core.report import STDERR, Reporter
 from orchestra.core.status import EventStatus, StageStatus, stage_event
 from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_metrics
-from orchestra.execution.task import TaskContext, build_task
+from orchestra.execution.task import TaskContext, build_task, upstream_inputs, write_inputs_file
 from orchestra.planning import fingerprint
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
@@ -65,6 +65,14 @@ class EventDriver:
         self.manifests: dict[str, Mapping[str, Any]] = {}  # finished/loaded stage → its manifest
         self.started_at: dict[str, float] = {}
         self._commands: dict[str, str] = {}
+        self._inputs_path: str | None = None
+
+    def _inputs_file(self) -> str:
+        """The run's inputs file, written the first time a stage has more ancestors than variables."""
+        if self._inputs_path is None:
+            graph = self.prepared.graph
+            self._inputs_path = write_inputs_file(self.layout.run_dir / "inputs.json", self.out_strs, graph.parents)
+        return self._inputs_path
 
     def decide(self, name: str, upstream: Mapping[str, str]) -> planmod.StagePlan:
         planned = self.planned[name]
@@ -77,7 +85,7 @@ class EventDriver:
     def task(self, name: str, attempt: int, decision: planmod.StagePlan) -> StageTask:
         prepared = self.prepared
         stage = prepared.graph.stages[name]
-        inputs = {parent: self.out_strs[parent] for parent in prepared.graph.ancestors(name)}
+        inputs, more = upstream_inputs(prepared.graph, name, self.out_strs)
         provided: dict[str, str] = {}
         for provider in self.env_providers:
             provided.update(provider.stage_env(name, decision))
@@ -87,7 +95,8 @@ class EventDriver:
         task = build_task(self.context, stage, attempt, params=prepared.params[name],
                           environment=prepared.environments[name], env_spec=prepared.spec.env_for(stage),
                           inputs=inputs, input_manifests=self.manifests, provided_env=provided,
-                          step_base=fingerprint.step_base(decision.components))
+                          step_base=fingerprint.step_base(decision.components),
+                          inputs_file=self._inputs_file() if more else None)
         self._commands[name] = task.command
         return task
 

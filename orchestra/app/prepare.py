@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shlex
 import time
 from pathlib import Path
@@ -32,11 +33,19 @@ def prepare(uri: str, options: RunOptions, *, build_envs: bool,
             progress: Console | None = None) -> Prepared:
     """Fetch, load, select, resolve params and environments, and plan. Raises BadInputError."""
     project = source.fetch(uri, options.selection.version)
+    collecting = gc.isenabled()
+    # A large MLproject allocates hundreds of thousands of containers, none of them in a cycle:
+    # the cyclic collector would walk them all again and again (a third of planning 100,000
+    # stages). It runs as usual once this returns.
+    gc.disable()
     try:
         return _prepare(project, options, build_envs=build_envs, progress=progress)
     except BaseException:
         project.cleanup()
         raise
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _entry_hint(names: Iterable[str]) -> str:
@@ -146,7 +155,8 @@ def _environments(spec: ProjectSpec, stages: Sequence[StageSpec], root: Path, op
     distinct = list(dict.fromkeys(wanted.values()))
     manager = options.execution.env_manager
     if not build:
-        return {name: envs.peek(s, project_root=root, env_manager=manager, docker=docker) for name, s in wanted.items()}
+        peeked = {s: envs.peek(s, project_root=root, env_manager=manager, docker=docker) for s in distinct}
+        return {name: peeked[env_spec] for name, env_spec in wanted.items()}
 
     def resolve(env_spec: EnvSpec | None) -> envs.Environment:
         # A cold build can take a while (a conda solve): say so before, and how long after.

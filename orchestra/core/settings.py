@@ -37,6 +37,7 @@ VARIABLES = {
     "ORCHESTRA_MAX_DOWNLOAD_BYTES": "largest download (a .zip project, a remote path parameter; default 2 GiB)",
     "MLFLOW_TMP_DIR": "default of --storage-dir (as mlflow run)",
     "ORCHESTRA_MAX_UNZIP_BYTES": "largest total unpacked size of a .zip project (default 4 GiB)",
+    "ORCHESTRA_MAX_YAML_BYTES": "largest YAML file read: an MLproject, a sweep file, a configuration (default 16 MiB)",
 }
 _NAMES = tuple(VARIABLES)
 
@@ -83,6 +84,7 @@ class Settings:
     env_lock_timeout_s: float | None = None
     max_download_bytes: int = 2 << 30
     max_unzip_bytes: int = 4 << 30
+    max_yaml_bytes: int = 16 << 20
     storage_dir: str | None = None
 
     @classmethod
@@ -105,6 +107,7 @@ class Settings:
             env_lock_timeout_s=_seconds(get("ORCHESTRA_ENV_LOCK_TIMEOUT")),
             max_download_bytes=_bytes(get("ORCHESTRA_MAX_DOWNLOAD_BYTES"), 2 << 30),
             max_unzip_bytes=_bytes(get("ORCHESTRA_MAX_UNZIP_BYTES"), 4 << 30),
+            max_yaml_bytes=_bytes(get("ORCHESTRA_MAX_YAML_BYTES"), 16 << 20),
             storage_dir=_text(get("MLFLOW_TMP_DIR")),
         )
 

@@ -64,10 +64,7 @@ def command_problem(command: Any, declared: set[str], at: str) -> Problem | None
     if not isinstance(command, str):
         return Problem(f"command must be a string, got {type(command).__name__}", f"{at}.command")
     try:
-        fields = list(placeholders(command, where=f"{at}.command"))
-        for _literal, field, spec, _conversion in string.Formatter().parse(command):
-            if field is not None and spec:
-                format("", spec)  # values are substituted as text: a spec such as :.2f cannot apply
+        fields = list(placeholders(command, where=f"{at}.command", check_specs=True))
     except SpecError as exc:
         return Problem(exc.message, exc.where or at, exc.hint)
     except ValueError as exc:
@@ -120,19 +117,26 @@ def param_type(declared: Any, at: str, warn: Warn) -> str:
     return "string"
 
 
-def placeholders(command: str, where: str) -> Iterator[str]:
-    """Field names used in a command template (``{alpha}``, ``{inputs.prepare}``, ``{outputs}``)."""
+def placeholders(command: str, where: str, check_specs: bool = False) -> Iterator[str]:
+    """Field names used in a command template (``{alpha}``, ``{inputs.prepare}``, ``{outputs}``).
+
+    With ``check_specs``, a format spec is tried too (ValueError: values are substituted as
+    text, so a spec such as ``:.2f`` cannot apply)."""
     try:
         parsed = list(string.Formatter().parse(command))
     except ValueError as exc:
         raise SpecError(f"invalid command template: {exc}", where=where,
                         hint="use {{ and }} for literal braces") from None
-    for _literal, field, _spec, _conversion in parsed:
+    for _literal, field, spec, _conversion in parsed:
         if field is not None:
             if field == "" or field.isdigit():
                 raise SpecError("positional placeholder {} is not allowed", where=where,
                                 hint="name a parameter, e.g. {alpha}")
             yield field
+    if check_specs:
+        for _literal, field, spec, _conversion in parsed:
+            if field is not None and spec:
+                format("", spec)
 
 
 def implicit_stage(root: Path, name: str) -> StageSpec | None:

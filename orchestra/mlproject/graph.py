@@ -24,13 +24,16 @@ class StageGraph:
     children: Mapping[str, tuple[str, ...]]
     order: tuple[str, ...]
 
-    def ancestors(self, name: str) -> set[str]:
+    def ancestors(self, name: str, limit: int | None = None) -> set[str]:
+        """The stages upstream of ``name``; with ``limit``, the walk stops once it found more."""
         seen: set[str] = set()
         stack = list(self.parents[name])
         while stack:
             node = stack.pop()
             if node not in seen:
                 seen.add(node)
+                if limit is not None and len(seen) > limit:
+                    break
                 stack.extend(self.parents[node])
         return seen
 
@@ -46,6 +49,8 @@ class StageGraph:
 
     def subgraph(self, names: Iterable[str]) -> "StageGraph":
         keep = set(names)
+        if len(keep) == len(self.order) and all(name in self.stages for name in keep):
+            return self  # every stage (a chain's last stage selects them all): nothing to drop
         return StageGraph(
             stages={n: s for n, s in self.stages.items() if n in keep},
             parents={n: tuple(p for p in self.parents[n] if p in keep) for n in self.order if n in keep},
@@ -100,7 +105,9 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
         state[root] = 1
         while stack:
             node, i = stack[-1]
-            deps = sorted(parents[node], key=index.__getitem__)
+            deps = parents[node]
+            if len(deps) > 1:
+                deps = sorted(deps, key=index.__getitem__)
             if i < len(deps):
                 stack[-1] = (node, i + 1)
                 dep = deps[i]

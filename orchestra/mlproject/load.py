@@ -70,16 +70,8 @@ def load(root: Path) -> ProjectSpec:
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     import yaml
 
-    yamlguard.check(text, where, SpecError)  # size, aliases, depth: before anything is built
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = _construct_plain(yaml.compose(text, Loader=loader))
-    except _NotPlain:  # merge keys, recursive anchors, unhashable keys: PyYAML's constructor decides
-        data = None
-        try:
-            data = yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
-        except yaml.YAMLError as exc:
-            _malformed(exc, where)
+    try:  # size, aliases, depth: checked while it is built (see yamlguard.load)
+        data = yamlguard.load(text, where, SpecError)
     except yaml.YAMLError as exc:
         _malformed(exc, where)
     if data is None:
@@ -87,50 +79,6 @@ def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"expected a mapping at the top level, got {_kind(data)}", where=where)
     return data
-
-
-class _NotPlain(Exception):
-    """The document needs PyYAML's full constructor."""
-
-
-_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-
-
-def _construct_plain(node: Any) -> Any:
-    """Python values for a composed YAML node tree, as SafeLoader builds them.
-
-    SafeConstructor's generator machinery (there for recursive structures) costs a third of the
-    load time of a large MLproject; plain trees of mappings, sequences and scalars need none of
-    it. Scalars other than strings go through SafeConstructor itself, so typing is identical.
-    """
-    from yaml.constructor import SafeConstructor
-
-    scalars = SafeConstructor()
-
-    def build(item: Any, depth: int) -> Any:
-        if depth > 200:
-            raise _NotPlain  # deep or recursive (an anchor inside itself)
-        tag = item.tag
-        if tag == _STR:
-            return item.value
-        if tag == _MAP:
-            result = {}
-            for key, value in item.value:
-                if key.tag == "tag:yaml.org,2002:merge":
-                    raise _NotPlain
-                built = build(key, depth + 1)
-                try:
-                    result[built] = build(value, depth + 1)
-                except TypeError:  # an unhashable key
-                    raise _NotPlain from None
-            return result
-        if tag == _SEQ:
-            return [build(child, depth + 1) for child in item.value]
-        if not isinstance(item.value, str):
-            raise _NotPlain  # e.g. !!set, !!omap, !!pairs
-        return scalars.construct_object(item)
-
-    return None if node is None else build(node, 0)
 
 
 def _malformed(exc: Any, where: str) -> None:
@@ -166,10 +114,13 @@ def _cached(text: str) -> dict[str, Any] | None:
 
 def _validate(data: dict[str, Any], text: str, where: str) -> None:
     """Validate against schemas/mlproject.schema.json (see ``_cached``)."""
-    schema = json.loads(SCHEMA_PATH.read_bytes())
+    raw = SCHEMA_PATH.read_bytes()
+    schema = json.loads(raw)
     marker = _validated_marker(_digest(text))
-
-    if not fastschema.is_valid(data, schema):  # jsonschema finds and explains the error
+    if _COMPILED.get(raw) is None:
+        _COMPILED.clear()
+        _COMPILED[raw] = fastschema.compile_schema(schema)
+    if not _COMPILED[raw](data):  # jsonschema finds and explains the error
         import jsonschema
 
         validator = jsonschema.Draft202012Validator(schema)
@@ -185,6 +136,9 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
             os.replace(tmp, marker)
         except (OSError, TypeError, ValueError):
             pass  # a cache, nothing more
+
+
+_COMPILED: dict[bytes, Any] = {}  # the schema's text → its compiled yes/no check
 
 
 def _json_exact(data: Mapping[str, Any]) -> bool:

@@ -46,10 +46,33 @@ def output_path(name: str) -> Path:
 def input_path(stage: str, name: str = "") -> Path:
     """The path of ``name`` inside the outputs of upstream ``stage``."""
     var = "ORCHESTRA_INPUT_" + re.sub(r"[^A-Za-z0-9]", "_", stage).upper()
-    base = os.environ.get(var)
+    base = os.environ.get(var) or _far_input(stage)
     if not base:
         raise KeyError(f"no input from stage {stage!r} (is it in depends_on?)")
     return inside(Path(base), name) if name else Path(base)
+
+
+def _far_input(stage: str) -> str | None:
+    """An upstream stage's outputs from ``ORCHESTRA_INPUTS_FILE`` (a stage with more upstream
+    stages than variables: a long chain): only a stage upstream of this one is found."""
+    file, me = os.environ.get("ORCHESTRA_INPUTS_FILE"), os.environ.get("ORCHESTRA_STAGE")
+    if not file or not me:
+        return None
+    import json
+
+    try:
+        stages = json.loads(Path(file).read_text())
+    except (OSError, ValueError):
+        return None
+    seen, stack = set(), list(stages.get(me, {}).get("parents", ()))
+    while stack:
+        node = stack.pop()
+        if node == stage:
+            return stages[node]["outputs"]
+        if node not in seen:
+            seen.add(node)
+            stack.extend(stages.get(node, {}).get("parents", ()))
+    return None
 
 
 def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> Path:

@@ -1,5 +1,6 @@
-"""YAML from a project or a configuration cannot exhaust memory or the stack: a 1 MiB size limit,
-an alias (expansion) limit and a depth limit, each exit 2 with one line, within seconds."""
+"""YAML from a project or a configuration cannot exhaust memory or the stack: a size limit
+(``ORCHESTRA_MAX_YAML_BYTES``, default 16 MiB), an alias (expansion) limit and a depth limit, each
+exit 2 with one line, within seconds; a generated project under the size limit plans."""
 
 from __future__ import annotations
 
@@ -23,14 +24,29 @@ def _one_line_exit_2(result, started: float, needle: str) -> None:
 @pytest.mark.parametrize("text,needle", [
     ("entry_points:\n  main: {command: 'true'}\n" + BOMB, "expand to more than"),
     ("entry_points:\n  main: {command: 'true'}\nx: " + "[" * 5000 + "]" * 5000 + "\n", "nests deeper than"),
-    ("entry_points:\n  main: {command: 'true'}\n" + "# padding\n" * 120_000, "over the limit of"),
-], ids=["alias-bomb", "deep", "over-1MiB"])
+    ("entry_points:\n  main: {command: 'true'}\n" + "# padding\n" * 120_000,
+     "over the limit of 1000000 (set ORCHESTRA_MAX_YAML_BYTES"),
+], ids=["alias-bomb", "deep", "over-the-size-limit"])
 def test_an_mlproject_over_a_limit_is_exit_2(cli, make_project, text, needle):
     root = make_project(text)
+    env = {"ORCHESTRA_MAX_YAML_BYTES": "1000000"}
     started = time.monotonic()
-    _one_line_exit_2(cli("run", str(root), timeout=60), started, needle)
+    _one_line_exit_2(cli("run", str(root), timeout=60, env=env), started, needle)
     started = time.monotonic()  # the schedules: section is read from the same file
-    _one_line_exit_2(cli("schedule", "sync", str(root), timeout=60), started, needle)
+    _one_line_exit_2(cli("schedule", "sync", str(root), timeout=60, env=env), started, needle)
+
+
+def test_a_generated_10000_stage_mlproject_plans(cli, make_project):
+    lines = ["entry_points:", "  s0:", "    command: \"echo 0 > {outputs}/x\""]
+    for i in range(1, 10_000):
+        lines += [f"  s{i}:", "    parameters: {p: {type: string, default: \"1\"}}",
+                  f"    command: \"cat {{inputs.s{i - 1}}}/x > {{outputs}}/x && echo {{p}} >> {{outputs}}/x\"",
+                  f"    depends_on: [s{i - 1}]"]
+    text = "\n".join(lines) + "\n"
+    assert len(text) > 1 << 20  # over the old 1 MiB limit, under the default 16 MiB
+    result = cli("plan", str(make_project(text)), "-e", "s9999", timeout=120)
+    assert result.code == 0, result.err
+    assert "s9999" in result.out + result.err
 
 
 def test_a_hooks_file_bomb_is_exit_2(cli, make_project, tmp_path):

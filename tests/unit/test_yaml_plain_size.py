@@ -13,7 +13,7 @@ def test_a_large_plain_document_passes():
     text = "entry_points:\n" + "".join(
         f"  s{i}: {{parameters: {{p: {{type: string, default: '1'}}}}, command: 'true', depends_on: [s{i - 1}]}}\n"
         for i in range(1, 10_000))
-    assert len(text) < yamlguard.MAX_BYTES
+    assert len(text) < yamlguard.max_bytes()
     yamlguard.check(text, "MLproject", SpecError)
 
 

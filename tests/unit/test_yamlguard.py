@@ -21,8 +21,17 @@ def test_ordinary_documents_pass() -> None:
     yamlguard.check("key: [unclosed\n", "MLproject", SpecError)  # malformed: the caller's parse reports it
 
 
-def test_over_one_mib_is_refused() -> None:
-    assert "over the limit of 1048576" in _refused("a: b\n" + "#" * (1024 * 1024))
+def test_over_the_size_limit_is_refused_and_the_message_names_the_knob(monkeypatch) -> None:
+    big = "a: b\n" + "#" * (16 * 1024 * 1024)  # the default limit: 16 MiB
+    message = _refused(big)
+    assert "over the limit of 16777216 (16 MiB)" in message and "ORCHESTRA_MAX_YAML_BYTES" in message
+    monkeypatch.setenv("ORCHESTRA_MAX_YAML_BYTES", str(32 << 20))  # a generated project: raise it
+    yamlguard.check(big, "MLproject", SpecError)
+    assert yamlguard.load(big, "MLproject", SpecError) == {"a": "b"}
+    monkeypatch.setenv("ORCHESTRA_MAX_YAML_BYTES", "1000")
+    assert "over the limit of 1000" in _refused("a: " + "b" * 1000 + "\n")
+    with pytest.raises(SpecError, match="ORCHESTRA_MAX_YAML_BYTES"):
+        yamlguard.load("a: " + "b" * 1000 + "\n", "MLproject", SpecError)
 
 
 def test_nested_aliases_that_expand_too_far_are_refused() -> None:

@@ -3,8 +3,8 @@
 With a run id the stages carry their status (coloured as in the UI) and duration. SVG and PNG
 need no graphviz and no browser: the layout is grandalf's Sugiyama layered layout (pure Python,
 the same family of algorithm as dagre in the browser), drawn left to right; PNG rasterises the
-same drawing with Pillow. Both are optional (``pip install 'orchestra[svg]'``, ``'orchestra[png]'``). ``html`` is a self-contained page
-that lays the graph out with the shipped dagre, like the report.
+same drawing with Pillow. Both are extras (``pip install 'orchestra[svg]'``, ``'orchestra[png]'``);
+``html`` is a self-contained page that lays the graph out with the shipped dagre, like the report.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def layout(view: DagView, fmt: str = "svg") -> tuple[dict[str, tuple[float, floa
                                                      dict[tuple[str, str], list], float, float]:
     """Boxes ``name → (x, y, w, h)`` (top-left corner), edge polylines, width and height, left to right."""
     graphs, layouts = (extras.load(f"grandalf.{name}", f"dag --format {fmt}", where=f"--format {fmt}", extra=fmt,
-                                   alternative="or use --format html, mermaid or dot") for name in ("graphs", "layouts"))
+                                   alternative="or use --format html, mermaid or dot")
+                       for name in ("graphs", "layouts"))
     Edge, Graph, Vertex, SugiyamaLayout = graphs.Edge, graphs.Graph, graphs.Vertex, layouts.SugiyamaLayout
 
     widths = {s["name"]: max(110.0, _CHAR_W * max(len(s["name"]), 0.85 * len(s.get("sub") or "")) + 28)

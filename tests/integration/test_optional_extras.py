@@ -169,5 +169,5 @@ def test_runs_frame_without_pandas(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", code], env=without(tmp_path, "pandas"), capture_output=True,
                          text=True, timeout=120)
-    assert out.stdout.strip() == "2 runs_frame() needs pandas, which is not installed (pip install 'orchestra[pandas]')", \
-        out.stderr
+    expected = "2 runs_frame() needs pandas, which is not installed (pip install 'orchestra[pandas]')"
+    assert out.stdout.strip() == expected, out.stderr

@@ -13,6 +13,7 @@ looked up on PATH, PATH holds only a directory with ``python`` and the system's 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -137,6 +138,7 @@ def test_a_python_env_without_uv_and_a_warm_one_that_needs_none(tmp_path):
     root = write_project(tmp_path / "proj", PYTHON_PROJECT,
                          {"python_env.yaml": f'python: "{version}"\ndependencies: []\n'})
     env = without(tmp_path, "uv")
+    assert shutil.which("uv", path=env["PATH"]) is None, "this machine has a uv in /usr/bin or /bin"
     line = one_line_error(orchestra(env, "run", str(root)))
     assert line == ("orchestra: error: MLproject: python_env: building a python environment needs uv, which is not "
                     "installed (pip install 'orchestra[python-env]', put uv on PATH, or run in the current "

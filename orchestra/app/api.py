@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 from orchestra import source
 from orchestra.app import reaper, session
 from orchestra.app.prepare import plan_only
+from orchestra.core import extras
 from orchestra.core.options import RunOptions
 from orchestra.core.records import RunRecord, RunResult
 from orchestra.mlproject import graph, load
@@ -105,10 +106,11 @@ def runs_frame(filter: str = "",  # noqa: A002 - the name mlflow.search_runs use
 
     Raises:
         BadInputError: a bad filter, column or sort key.
+        MissingExtraError: pandas is not installed (``pip install 'orchestra[pandas]'``).
     """
-    import pandas as pd
-
     from orchestra.app import compare
+
+    pd = extras.load("pandas", "runs_frame()")
 
     wanted = compare.parse_columns(",".join(columns)) if columns else None
     records = compare.select(filter, sort, limit, sweep=sweep)

@@ -72,6 +72,11 @@ class NotSupportedError(BadInputError):
     """A valid MLflow feature orchestra does not implement yet (e.g. docker_env)."""
 
 
+class MissingExtraError(BadInputError):
+    """What the user asked for needs an optional package that is not installed (the hint names
+    the extra that brings it: ``pip install 'orchestra[conda]'``)."""
+
+
 class StoreError(OrchestraError):
     """The run store or artifact store is unusable (corrupt database, unwritable home)."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from orchestra.core.errors import EnvError, SpecError
-from orchestra.envs import Environment, ensure, select, store
+from orchestra.envs import Environment, ensure, needs, select, store
 from orchestra.envs.specfiles import display, parse_conda
 from orchestra.mlproject import load as specload
 from orchestra.mlproject.model import EnvSpec
@@ -67,6 +67,11 @@ def lock(root: Path, *, entry_points: Sequence[str] = ()) -> list[Path]:
         seen.add(request.file)
         spec = parse_conda(request.file, root)
         shown = display(request.file, root)
+        where = request.declared_at or shown
+        needs.conda_lock(where)
+        needs.rattler(where, "solving a conda environment")
+        if spec.pip:
+            needs.uv(where, "locking the pip: section of a conda environment", extra="conda")
         entries = conda.solve(spec, shown, platform)
         resolved = conda.resolved_from(entries, spec.pip, root, shown, platform, spec.channels)
         path = condalock.lock_path_for(request.file)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from orchestra.core.errors import EnvError
-from orchestra.envs import store
+from orchestra.envs import needs, store
 from orchestra.envs.select import Request
 from orchestra.envs.specfiles import (
     CURRENT_PYTHON,
@@ -84,9 +84,12 @@ def resolve(request: Request, project_root: Path) -> dict[str, Any]:
     """Solve/lock the request. Returns the resolved record (kind, key, lock, notice, ...)."""
     assert request.file is not None or request.kind == "python-bare"
     shown = display(request.file, project_root) if request.file else "python (current)"
+    where = request.declared_at or shown
     notice = None
     if request.kind in ("python", "python-from-conda", "python-bare"):
         from orchestra.envs import venv
+
+        needs.uv(where, "building a python environment")
 
         if request.kind == "python":
             spec = parse_python_env(request.file, project_root)
@@ -117,6 +120,9 @@ def resolve(request: Request, project_root: Path) -> dict[str, Any]:
                     notice = (f"{display(lock, project_root)} was made from another version of {shown}; "
                               f"solving instead (re-lock with `orchestra env lock`)")
             if resolved is None:
+                needs.rattler(where, "solving a conda environment")
+                if spec.pip:
+                    needs.uv(where, "locking the pip: section of a conda environment", extra="conda")
                 resolved = conda.resolve(spec, project_root, shown)
             resolved["variables"] = dict(spec.variables)
     resolved.update(spec=str(request.file) if request.file else "", shown=shown, notice=notice,
@@ -149,8 +155,11 @@ def build(resolved: dict[str, Any]) -> tuple[Path, bool]:
         return final, False
     shown = resolved.get("shown", "")
     marker = {"kind": kind, "key": key, "spec": resolved.get("spec", ""), "declared_at": resolved.get("declared_at")}
+    where = resolved.get("declared_at") or shown
     if kind == "python":
         from orchestra.envs import venv
+
+        needs.uv(where, "building a python environment")
 
         def builder(tmp: Path, final: Path) -> None:
             venv.build(resolved, tmp, final, shown)
@@ -162,6 +171,10 @@ def build(resolved: dict[str, Any]) -> tuple[Path, bool]:
         from orchestra.envs.host import conda_exe
 
         exe = conda_exe()
+        if not exe:
+            needs.rattler(where, "installing a conda environment")
+        if resolved.get("pip_lock", "").strip():
+            needs.uv(where, "installing the pip: section of a conda environment", extra="conda")
         if exe:
             def builder(tmp: Path, final: Path) -> None:
                 conda.build_with_exe(exe, resolved, final, shown)

@@ -16,22 +16,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from orchestra.core import extras
 from orchestra.core.errors import EnvError
 
 
 
 @lru_cache(maxsize=1)
-def uv_bin() -> str:
-    """The uv executable: the ``uv`` Python package's binary, else ``uv`` on PATH."""
+def find_uv() -> str | None:
+    """The uv executable: the ``uv`` Python package's binary (``orchestra[python-env]``), else
+    ``uv`` on PATH, else None."""
     try:
         from uv import find_uv_bin
 
         return find_uv_bin()
     except Exception:  # noqa: BLE001 - the package is optional when uv is on PATH
-        found = shutil.which("uv")
-        if found:
-            return found
-    raise EnvError("uv is not installed", hint="pip install uv (python_env environments are built with uv)")
+        return shutil.which("uv")
+
+
+def uv_bin() -> str:
+    """:func:`find_uv`, which callers checked first (``envs/needs.py``); a last guard otherwise."""
+    found = find_uv()
+    if found is None:
+        raise extras.missing("uv", "building a python environment",
+                             alternative="put uv on PATH, or run in the current environment with --env-manager local")
+    return found
 
 
 def _pyenv_bins() -> list[str]:

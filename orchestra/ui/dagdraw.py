@@ -3,8 +3,8 @@
 With a run id the stages carry their status (coloured as in the UI) and duration. SVG and PNG
 need no graphviz and no browser: the layout is grandalf's Sugiyama layered layout (pure Python,
 the same family of algorithm as dagre in the browser), drawn left to right; PNG rasterises the
-same drawing with Pillow (``pip install 'orchestra[png]'``). ``html`` is a self-contained page
-that lays the graph out with the shipped dagre, like the report.
+same drawing with Pillow. Both are extras (``pip install 'orchestra[svg]'``, ``'orchestra[png]'``);
+``html`` is a self-contained page that lays the graph out with the shipped dagre, like the report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any, Sequence
 from xml.sax.saxutils import escape
 
 from orchestra.app import api, browse
-from orchestra.core.errors import BadInputError, NotSupportedError
+from orchestra.core import extras
+from orchestra.core.errors import BadInputError
 from orchestra.ui import report
 
 FORMATS = ("ascii", "dot", "mermaid", "svg", "png", "html")
@@ -126,10 +127,13 @@ class _Path:
         self.points = list(points)
 
 
-def layout(view: DagView) -> tuple[dict[str, tuple[float, float, float, float]], dict[tuple[str, str], list], float, float]:
+def layout(view: DagView, fmt: str = "svg") -> tuple[dict[str, tuple[float, float, float, float]],
+                                                     dict[tuple[str, str], list], float, float]:
     """Boxes ``name → (x, y, w, h)`` (top-left corner), edge polylines, width and height, left to right."""
-    from grandalf.graphs import Edge, Graph, Vertex
-    from grandalf.layouts import SugiyamaLayout
+    graphs, layouts = (extras.load(f"grandalf.{name}", f"dag --format {fmt}", where=f"--format {fmt}", extra=fmt,
+                                   alternative="or use --format html, mermaid or dot")
+                       for name in ("graphs", "layouts"))
+    Edge, Graph, Vertex, SugiyamaLayout = graphs.Edge, graphs.Graph, graphs.Vertex, layouts.SugiyamaLayout
 
     widths = {s["name"]: max(110.0, _CHAR_W * max(len(s["name"]), 0.85 * len(s.get("sub") or "")) + 28)
               for s in view.stages}
@@ -194,14 +198,12 @@ def svg(view: DagView) -> str:
 
 def png(view: DagView, scale: int = 2) -> bytes:
     """The same drawing rasterised with Pillow (an optional dependency)."""
-    try:
-        from PIL import Image, ImageDraw, ImageFont
-    except ImportError:
-        raise NotSupportedError("dag --format png needs Pillow", where="--format png",
-                                hint="pip install 'orchestra[png]', or use --format svg") from None
+    Image, ImageDraw, ImageFont = (extras.load(f"PIL.{name}", "dag --format png", where="--format png",
+                                               alternative="or use --format svg")
+                                   for name in ("Image", "ImageDraw", "ImageFont"))
     import io
 
-    boxes, paths, width, height = layout(view)
+    boxes, paths, width, height = layout(view, "png")
     image = Image.new("RGB", (int(width * scale), int(height * scale)), "white")
     draw = ImageDraw.Draw(image)
     bold = ImageFont.load_default(size=13 * scale)

@@ -14,6 +14,7 @@ and every worker. Imported only when a dask executor is asked for.
 
 from __future__ import annotations
 
+import pickle
 import queue
 import shutil
 import threading
@@ -95,12 +96,17 @@ class DaskExecutor:
 
             self.store = RemoteStore(store_url)
         self.client = connect(address, connect_timeout)
-        self._events: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        _prompt_submits(self.client)
+        self._events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self._running: dict[str, tuple[Any, StageTask]] = {}
         self._code: dict[str, Mapping[str, Any]] = {}
+        self._settled: list[Any] = []  # futures released once the next stages are submitted
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
+        # Outcomes come as events, ahead of the tasks' completion: no gather round trip per stage.
+        self._outcomes_topic = f"orchestra-outcomes-{uuid.uuid4().hex}"
+        self.client.subscribe_topic(self._outcomes_topic, self._on_outcome)
         self._lines_topic = None
         self._sink_for = sink_for
         if sink_for is not None:
@@ -168,7 +174,8 @@ class DaskExecutor:
                     remote.push(self.store, manifest)  # loaded upstream outputs may exist only here
         shipped = task if not task.overlay_env else _without_env(task)
         remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
-                                 code_manifest=code, lines_topic=self._lines_topic)
+                                 code_manifest=code, lines_topic=self._lines_topic,
+                                 outcome_topic=self._outcomes_topic)
         if self._sink_for is not None:
             self._sinks[task.stage] = self._sink_for(task.stage)
         future = self.client.submit(run_dask, remote_task, key=key, pure=False,
@@ -181,6 +188,10 @@ class DaskExecutor:
         import time
 
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Released only now, after the engine submitted what their outcomes made ready: the
+        # scheduler's "free" message to a worker would otherwise hold back (by its batching
+        # interval) the next stage sent to the same worker.
+        self._settled.clear()
         while self._running:
             wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
             if wait <= 0:
@@ -233,6 +244,13 @@ class DaskExecutor:
             if key in self._running:
                 self._events.put(("lost", str(key), worker))
 
+    def _on_outcome(self, event: tuple[float, Any]) -> None:
+        try:
+            key, payload = event[1]
+        except (TypeError, ValueError):
+            return
+        self._events.put(("outcome", str(key), payload))  # a key settled already is ignored
+
     def _on_line(self, event: tuple[float, Any]) -> None:
         try:
             stage, stream, line = event[1]
@@ -242,12 +260,22 @@ class DaskExecutor:
         if sink is not None:
             sink(stream, line)
 
-    def _settle(self, kind: str, key: str, worker: str) -> TaskOutcome | None:
+    def _settle(self, kind: str, key: str, detail: Any) -> TaskOutcome | None:
         with self._lock:
             entry = self._running.pop(key, None)
         if entry is None:
-            return None  # already settled (lost, then its cancellation reported done)
+            return None  # already settled (by its outcome event; lost, then its cancellation reported done)
         future, task = entry
+        self._settled.append(future)
+        if self._sink_for is not None:
+            self._sinks.pop(task.stage, None)
+        if kind == "outcome":
+            try:
+                outcome = pickle.loads(detail)
+            except Exception as exc:  # noqa: BLE001 - a damaged event: the attempt failed, say why
+                return _outcome(task, AttemptStatus.FAILED, f"unreadable outcome from the Dask worker: {exc}")
+            return self._finish(task, outcome)
+        worker = str(detail)
         if kind == "lost":
             future.cancel()  # Dask would run it again by itself: it counts as a failed attempt here
             return _outcome(task, AttemptStatus.FAILED, f"Dask worker {worker} was lost while running it")
@@ -299,6 +327,15 @@ class DaskExecutor:
             assert self.store is not None
             self._code[cwd] = self.store.push_tree(Path(cwd), skip=frozenset({".git"}))
         return self._code[cwd]
+
+
+def _prompt_submits(client: Any) -> None:
+    """Send the client's messages to the scheduler within 2 ms of the previous batch (Dask's
+    client waits 10 ms; its workers and scheduler 2-5 ms): a chain submits its next stage right
+    after the previous one's futures were released, which otherwise waits out that interval."""
+    stream = getattr(client, "scheduler_comm", None)
+    if stream is not None and isinstance(getattr(stream, "interval", None), float):
+        stream.interval = min(stream.interval, 0.002)
 
 
 def _received_here(staging: Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The Dask executor: ready stages go to an existing Dask cluster (``--executor dask://HOST:PORT``).
 
 orchestra keeps the DAG; Dask only places single attempts on workers, honouring each stage's
-``resources``. Only the attempt description goes out and only a small outcome comes back:
+``resources``. Only the attempt description goes out and only a small outcome comes back (as an
+event on the client's topic, ahead of the task's completion, so a stage costs no gather round
+trip; output lines come the same way):
 files move through the driver's shared paths or the ``ORCHESTRA_ARTIFACTS`` store (where the
 files the driver itself received for an attempt, the tracking endpoint's artifact uploads, join
 the worker's outputs when they are pulled). A worker that
@@ -104,15 +106,13 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
-        # Outcomes come as events, ahead of the tasks' completion: no gather round trip per stage.
-        self._outcomes_topic = f"orchestra-outcomes-{uuid.uuid4().hex}"
-        self.client.subscribe_topic(self._outcomes_topic, self._on_outcome)
-        self._lines_topic = None
+        # Workers send outcomes (ahead of the tasks' completion: no gather round trip per stage)
+        # and output lines as events on the client's own topic, which the scheduler empties once
+        # the client is gone: a long-lived scheduler keeps nothing of past runs.
+        self._topic = str(self.client.id)
+        self.client.subscribe_topic(self._topic, self._on_event)
         self._sink_for = sink_for
-        if sink_for is not None:
-            self._lines_topic = f"orchestra-lines-{uuid.uuid4().hex}"
-            self._sinks: dict[str, LineSink | None] = {}
-            self.client.subscribe_topic(self._lines_topic, self._on_line)
+        self._sinks: dict[str, LineSink | None] = {}
 
     # -- cluster facts, checked before the run starts -----------------------------------
     def workers(self) -> dict[str, dict[str, Any]]:
@@ -174,8 +174,8 @@ class DaskExecutor:
                     remote.push(self.store, manifest)  # loaded upstream outputs may exist only here
         shipped = task if not task.overlay_env else _without_env(task)
         remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
-                                 code_manifest=code, lines_topic=self._lines_topic,
-                                 outcome_topic=self._outcomes_topic)
+                                 code_manifest=code, lines_topic=self._topic if self._sink_for else None,
+                                 outcome_topic=self._topic)
         if self._sink_for is not None:
             self._sinks[task.stage] = self._sink_for(task.stage)
         future = self.client.submit(run_dask, remote_task, key=key, pure=False,
@@ -244,21 +244,18 @@ class DaskExecutor:
             if key in self._running:
                 self._events.put(("lost", str(key), worker))
 
-    def _on_outcome(self, event: tuple[float, Any]) -> None:
-        try:
-            key, payload = event[1]
-        except (TypeError, ValueError):
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        """A worker's ``["outcome", key, pickled outcome]`` or ``["line", stage, stream, line]``
+        (the scheduler's own events about this client, dicts, are not ours)."""
+        msg = event[1] if isinstance(event, (tuple, list)) and len(event) == 2 else None
+        if not isinstance(msg, (list, tuple)) or len(msg) < 3:
             return
-        self._events.put(("outcome", str(key), payload))  # a key settled already is ignored
-
-    def _on_line(self, event: tuple[float, Any]) -> None:
-        try:
-            stage, stream, line = event[1]
-        except (TypeError, ValueError):
-            return
-        sink = self._sinks.get(stage)
-        if sink is not None:
-            sink(stream, line)
+        if msg[0] == "outcome" and len(msg) == 3:
+            self._events.put(("outcome", str(msg[1]), msg[2]))  # a key settled already is ignored
+        elif msg[0] == "line" and len(msg) == 4:
+            sink = self._sinks.get(msg[1])
+            if sink is not None:
+                sink(msg[2], msg[3])
 
     def _settle(self, kind: str, key: str, detail: Any) -> TaskOutcome | None:
         with self._lock:
@@ -267,8 +264,7 @@ class DaskExecutor:
             return None  # already settled (by its outcome event; lost, then its cancellation reported done)
         future, task = entry
         self._settled.append(future)
-        if self._sink_for is not None:
-            self._sinks.pop(task.stage, None)
+        self._sinks.pop(task.stage, None)
         if kind == "outcome":
             try:
                 outcome = pickle.loads(detail)

@@ -288,7 +288,7 @@ def run_dask(remote: RemoteTask) -> TaskOutcome:
         topic, stage = remote.lines_topic, remote.task.stage
 
         def send_line(stream: str, line: str) -> None:
-            worker.log_event(topic, [stage, stream, line])  # batched, no round trip
+            worker.log_event(topic, ["line", stage, stream, line])  # batched, no round trip
 
         sink = send_line
 
@@ -297,5 +297,6 @@ def run_dask(remote: RemoteTask) -> TaskOutcome:
     finally:
         sup.unwatch(remote.key)
     if remote.outcome_topic is not None:
-        worker.log_event(remote.outcome_topic, [remote.key, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)])
+        worker.log_event(remote.outcome_topic, ["outcome", remote.key,
+                                                pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)])
     return outcome

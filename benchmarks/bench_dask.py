@@ -109,22 +109,23 @@ def peak(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def fanout_memory(tmp: Path, dask: list[str], repeats: int) -> None:
+    """The 1 → N fan-out on dask and on the local pool (-j 2), N = 250 and 1,000: wall time and
+    the driver's peak RSS; what one more stage costs in driver memory."""
     widths = (250, 1000)
-    rows: dict[int, list[tuple[float, float]]] = {w: [] for w in widths}
-    for width in widths:
-        project = fanout_noop(tmp / f"wide{width}", width)
-        for _ in range(max(1, repeats // 2)):
-            rows[width].append(peak([*ORCHESTRA, "run", str(project), "-q", *dask], {"ORCHESTRA_HOME": fresh_home()}))
-    print("1 → N fan-out of no-op stages on dask (cold), the driver's peak RSS")
-    med = {}
-    for width in widths:
-        wall = statistics.median(w for w, _ in rows[width])
-        rss = statistics.median(r for _, r in rows[width])
-        med[width] = (wall, rss)
-        print(f"  N = {width:5}: {wall:6.2f} s ({wall / (width + 1) * 1000:.1f} ms a stage), peak RSS {rss:6.1f} MB")
-    (w_small, r_small), (w_big, r_big) = med[widths[0]], med[widths[1]]
-    print(f"  per extra stage: {(r_big - r_small) * 1024 / (widths[1] - widths[0]):.1f} KB of driver memory "
-          f"({r_small:.1f} → {r_big:.1f} MB for {widths[0]} → {widths[1]} stages)")
+    print("1 → N fan-out of no-op stages (cold), the driver's peak RSS (medians)")
+    for label, extra in (("dask", dask), ("local -j 2", ["-j", "2"])):
+        med = {}
+        for width in widths:
+            project = fanout_noop(tmp / f"wide{width}", width)
+            samples = [peak([*ORCHESTRA, "run", str(project), "-q", *extra], {"ORCHESTRA_HOME": fresh_home()})
+                       for _ in range(max(1, repeats // 2))]
+            wall = statistics.median(w for w, _ in samples)
+            rss = statistics.median(r for _, r in samples)
+            med[width] = rss
+            print(f"  {label:10} N = {width:5}: {wall:6.2f} s ({wall / (width + 1) * 1000:.1f} ms a stage), "
+                  f"peak RSS {rss:6.1f} MB")
+        print(f"  {label:10} per extra stage: {(med[widths[1]] - med[widths[0]]) * 1024 / (widths[1] - widths[0]):.1f} "
+              f"KB of driver memory")
 
 
 def main() -> None:

@@ -67,7 +67,7 @@ def test_outcomes_and_lines_come_as_events_on_the_clients_topic(cli, make_projec
 def test_outcome_events_carry_the_manifest_published_to_the_store(cli, make_project, dask_cluster, tmp_path):
     root = make_project("""
         entry_points:
-          only:
+          main:
             command: "echo x > {outputs}/o.txt"
     """)
     env = {"ORCHESTRA_ARTIFACTS": f"file://{tmp_path / 'shared-store'}"}

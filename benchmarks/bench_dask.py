@@ -10,7 +10,7 @@ The floor, measured in the same run on the same cluster: the same chain as plain
 one after the other, each submitted once the previous result is back (what a driver that
 decides each stage after its parent ended pays), and chained inside Dask (each task takes the
 previous one's future: no driver between stages). Then a 1 → N fan-out of no-op stages for
-N = 250 and 1,000, with the driver's peak RSS: what it costs per stage shows whether the
+N = 250, 1,000 and 2,000, with the driver's peak RSS: what it costs per stage shows whether the
 driver's memory is bounded.
 
 Usage: python benchmarks/bench_dask.py [REPEATS] [--only-fanout]
@@ -109,9 +109,9 @@ def peak(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def fanout_memory(tmp: Path, dask: list[str], repeats: int) -> None:
-    """The 1 → N fan-out on dask and on the local pool (-j 2), N = 250 and 1,000: wall time and
+    """The 1 → N fan-out on dask and on the local pool (-j 2), N = 250, 1,000, 2,000: wall time and
     the driver's peak RSS; what one more stage costs in driver memory."""
-    widths = (250, 1000)
+    widths = (250, 1000, 2000)
     print("1 → N fan-out of no-op stages (cold), the driver's peak RSS (medians)")
     for label, extra in (("dask", dask), ("local -j 2", ["-j", "2"])):
         med = {}
@@ -124,8 +124,8 @@ def fanout_memory(tmp: Path, dask: list[str], repeats: int) -> None:
             med[width] = rss
             print(f"  {label:10} N = {width:5}: {wall:6.2f} s ({wall / (width + 1) * 1000:.1f} ms a stage), "
                   f"peak RSS {rss:6.1f} MB")
-        print(f"  {label:10} per extra stage: {(med[widths[1]] - med[widths[0]]) * 1024 / (widths[1] - widths[0]):.1f} "
-              f"KB of driver memory")
+        print(f"  {label:10} driver memory per extra stage: " + ", ".join(
+            f"{(med[b] - med[a]) * 1024 / (b - a):.1f} KB ({a} → {b})" for a, b in zip(widths, widths[1:])))
 
 
 def main() -> None:

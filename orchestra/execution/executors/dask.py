@@ -102,7 +102,7 @@ class DaskExecutor:
         self._events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self._running: dict[str, tuple[Any, StageTask]] = {}
         self._code: dict[str, Mapping[str, Any]] = {}
-        self._settled: list[Any] = []  # futures released once the next stages are submitted
+        self._settled: dict[str, Any] = {}  # key → future, released once the next stages are submitted
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
@@ -241,7 +241,7 @@ class DaskExecutor:
             return
         worker = str(msg.get("worker", "?"))
         for key in msg.get("processing-tasks") or ():
-            if key in self._running:
+            if key in self._running or key in self._settled:
                 self._events.put(("lost", str(key), worker))
 
     def _on_event(self, event: tuple[float, Any]) -> None:
@@ -261,9 +261,14 @@ class DaskExecutor:
         with self._lock:
             entry = self._running.pop(key, None)
         if entry is None:
+            held = self._settled.get(key) if kind == "lost" else None
+            if held is not None and not held.done():
+                # Settled by its outcome event, but its worker died before the task returned:
+                # Dask would run it again elsewhere while this client still holds it.
+                held.cancel()
             return None  # already settled (by its outcome event; lost, then its cancellation reported done)
         future, task = entry
-        self._settled.append(future)
+        self._settled[key] = future
         self._sinks.pop(task.stage, None)
         if kind == "outcome":
             try:

@@ -13,7 +13,7 @@ previous one's future: no driver between stages). Then a 1 → N fan-out of no-o
 N = 250, 1,000 and 2,000, with the driver's peak RSS: what it costs per stage shows whether the
 driver's memory is bounded.
 
-Usage: python benchmarks/bench_dask.py [REPEATS] [--only-fanout]
+Usage: python benchmarks/bench_dask.py [REPEATS] [--only-fanout | --only-chain]
 """
 
 from __future__ import annotations
@@ -144,7 +144,13 @@ def main() -> None:
         fan = fanout_project(tmp / "fanout", 16, 0.5)
         rows: dict[str, list[float]] = {k: [] for k in ("local", "dask", "dask_store", "fan_local", "fan_dask",
                                                          "one_local", "one_dask")}
+        sequential: list[float] = []
+        chained: list[float] = []
         for i in range(repeats):
+            # Interleaved with orchestra's runs: the machine's load moves the floor too.
+            seq, chn = floor(address, n, 1)
+            sequential += seq
+            chained += chn
             # The fixed cost of a run (interpreter, imports: distributed alone is ~0.5-1.5 s here).
             rows["one_local"].append(timed([*ORCHESTRA, "run", str(single), "-e", "s0", "-q"], {"ORCHESTRA_HOME": fresh_home()}))
             rows["one_dask"].append(timed([*ORCHESTRA, "run", str(single), "-e", "s0", "-q", *dask],
@@ -153,10 +159,9 @@ def main() -> None:
             rows["dask"].append(timed([*ORCHESTRA, "run", str(chain), "-q", *dask], {"ORCHESTRA_HOME": fresh_home()}))
             rows["dask_store"].append(timed([*ORCHESTRA, "run", str(chain), "-q", *dask], {
                 "ORCHESTRA_HOME": fresh_home(), "ORCHESTRA_ARTIFACTS": f"file://{tmp}/store{i}"}))
-        sequential, chained = floor(address, n, repeats)
         home = fresh_home()
         timed([*ORCHESTRA, "run", str(fan), "-q"], {"ORCHESTRA_HOME": home})
-        for _ in range(max(3, repeats // 2)):
+        for _ in range(0 if "--only-chain" in sys.argv else max(3, repeats // 2)):
             rows["fan_local"].append(timed([*ORCHESTRA, "run", str(fan), "-j", "2", "-q", "--no-cache"],
                                            {"ORCHESTRA_HOME": home}))
             rows["fan_dask"].append(timed([*ORCHESTRA, "run", str(fan), "-j", "2", "-q", "--no-cache", *dask],
@@ -168,14 +173,18 @@ def main() -> None:
         report("local pool", rows["local"])
         report("dask, shared paths", rows["dask"])
         report("dask, file:// artifact store", rows["dask_store"])
-        med = {k: statistics.median(v) for k, v in rows.items()}
-        per = {k: (med[k] - med["one_" + ("local" if k == "local" else "dask")]) / (n - 1) * 1000
+        med = {k: statistics.median(v) for k, v in rows.items() if v}
+        # Each repeat's chain minus the same repeat's 1-stage run (the load drifts between repeats).
+        per = {k: statistics.median(chain - one for chain, one in
+                                    zip(rows[k], rows["one_" + ("local" if k == "local" else "dask")])) / (n - 1) * 1000
                for k in ("local", "dask", "dask_store")}
-        print(f"per stage, fixed cost removed ((chain - 1-stage) / {n - 1}): local {per['local']:.2f} ms, "
+        print(f"per stage, fixed cost removed (median of (chain - 1-stage) / {n - 1}): local {per['local']:.2f} ms, "
               f"dask {per['dask']:.2f} ms, dask + file:// store {per['dask_store']:.2f} ms")
         print(f"floor, {n} plain client.submit tasks of `bash -c true` on the same cluster: "
               f"one after the other's result {statistics.median(sequential) * 1000:.2f} ms a stage, "
               f"chained through futures {statistics.median(chained) * 1000:.2f} ms a stage")
+        if "--only-chain" in sys.argv:
+            return
         print("16 x 0.5 s stages, -j 2 (ideal 4.0 s; dask: 2 workers x 1 thread)")
         report("local pool", rows["fan_local"])
         report("dask", rows["fan_dask"])

@@ -52,7 +52,7 @@ class RemoteTask:
         store_url: the shared artifact store, or None when the driver's paths are shared.
         code_manifest: the project tree in the store (store mode only).
         lines_topic: where to send output lines for the driver's console (None: don't).
-        outcome_topic: where to send the outcome (None: it is the task's result).
+        outcome_topic: where to also send the outcome, as an event (None: only the task's result).
     """
 
     task: StageTask

@@ -82,3 +82,22 @@ def test_the_supervisor_lists_the_groups_alive_in_one_file_rewritten_in_place(fr
         for proc in procs:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_each_worker_thread_reuses_one_scratch_directory_emptied_of_earlier_attempts(tmp_path):
+    import threading
+
+    first = worker._thread_scratch(tmp_path)
+    (first / "logs").mkdir()
+    (first / "logs" / "stdout.log").write_text("an earlier attempt's log")
+    (first / "out" / "deep").mkdir(parents=True)
+    (first / "out" / "deep" / "o.txt").write_text("x")
+    (first / "tracking.jsonl").write_text("{}")
+    again = worker._thread_scratch(tmp_path)
+    assert again == first
+    assert [p.name for p in first.iterdir()] == ["logs"] and not list((first / "logs").iterdir())
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(worker._thread_scratch(tmp_path)))
+    thread.start()
+    thread.join()
+    assert other[0] != first and other[0].is_dir()  # threads running attempts at once never share one

@@ -146,7 +146,7 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     root = scratch_root()
     code_dir = root / "code" / artifacts.manifest_digest(remote.code_manifest or {}).split(":")[1][:32]
     store.fetch_tree(remote.code_manifest or {}, code_dir)
-    scratch = Path(tempfile.mkdtemp(prefix="attempt-", dir=root))
+    scratch = _thread_scratch(root)
     try:
         paths = {task.staging_dir: str(scratch / "out"), task.log_dir: str(scratch / "logs"),
                  task.metrics_file: str(scratch / "tracking.jsonl"), task.cwd: str(code_dir)}
@@ -173,7 +173,39 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
         store.put_logs(attempt_key, Path(local.log_dir))
         return outcome
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _clear(scratch)
+
+
+def _thread_scratch(root: Path) -> Path:
+    """This worker thread's scratch directory, emptied: a thread runs one attempt at a time, and
+    reusing its directories spares two directory creations and removals per attempt (each a
+    metadata write, slow on a busy disk)."""
+    scratch = root / f"thread-{os.getpid()}-{threading.get_ident()}"
+    scratch.mkdir(exist_ok=True)
+    _clear(scratch)  # what a killed attempt left
+    return scratch
+
+
+def _clear(scratch: Path) -> None:
+    """Empty a scratch directory, keeping its ``logs`` directory (emptied too)."""
+    try:
+        entries = list(os.scandir(scratch))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.name == "logs" and entry.is_dir(follow_symlinks=False):
+            for log in os.scandir(path):
+                _remove(Path(log.path), log.is_dir(follow_symlinks=False))
+        else:
+            _remove(path, entry.is_dir(follow_symlinks=False))
+
+
+def _remove(path: Path, is_dir: bool) -> None:
+    if is_dir:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _input_dir(store: Any, root: Path, manifest: Mapping[str, Mapping[str, Any]]) -> Path:

@@ -182,7 +182,7 @@ class DaskExecutor:
                                     resources=resources.labels(task.resources) or None)
         with self._lock:
             self._running[key] = (future, task)
-        future.add_done_callback(lambda _f, key=key: self._events.put(("done", key, "")))
+        future.add_done_callback(lambda _f, key=key: self._on_done(key))
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
         import time
@@ -243,6 +243,10 @@ class DaskExecutor:
         for key in msg.get("processing-tasks") or ():
             if key in self._running or key in self._settled:
                 self._events.put(("lost", str(key), worker))
+
+    def _on_done(self, key: str) -> None:
+        if key in self._running:  # usually settled by its outcome event already: no wake-up then
+            self._events.put(("done", key, ""))
 
     def _on_event(self, event: tuple[float, Any]) -> None:
         """A worker's ``["outcome", key, pickled outcome]`` or ``["line", stage, stream, line]``

@@ -190,6 +190,20 @@ class RemoteStore:
 
     def write_json(self, key: str, value: Any) -> None:
         """Write a small JSON document (atomically on file://; a PUT is atomic on object stores)."""
+        if self.local:  # written where it goes, then renamed: no local copy to upload
+            tmp = f"{key}.tmp-{uuid.uuid4().hex}"
+            self.fs.makedirs(key.rsplit("/", 1)[0], exist_ok=True)
+            try:
+                with self.fs.open(tmp, "w") as out:
+                    json.dump(value, out, sort_keys=True)
+                self.fs.mv(tmp, key)
+            except BaseException:
+                try:
+                    self.fs.rm(tmp)
+                except OSError:
+                    pass
+                raise
+            return
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(value, handle, sort_keys=True)
         try:
@@ -202,10 +216,15 @@ class RemoteStore:
             return json.loads(handle.read())
 
     def put_logs(self, attempt_key: str, log_dir: Path) -> None:
+        """Upload the attempt's non-empty logs (an absent one reads as empty)."""
         for name in ("stdout.log", "stderr.log"):
             path = log_dir / name
-            if path.is_file():
-                self._put_file(path, f"{attempt_key}/logs/{name}")
+            try:
+                if path.stat().st_size == 0:
+                    continue
+            except FileNotFoundError:
+                continue
+            self._put_file(path, f"{attempt_key}/logs/{name}")
 
     def append_logs(self, attempt_key: str, log_dir: Path) -> None:
         """Append an attempt's remote logs to the driver's log files (attempts accumulate)."""
@@ -229,7 +248,10 @@ def _files(root: Path, skip: frozenset[str]) -> Iterator[Path]:
 
 # -- driver side: between the store and the local object store ---------------------------
 def push(store: RemoteStore, manifest: Manifest) -> None:
-    """Make sure every object of a locally published manifest is in the shared store."""
+    """Make sure every object of a locally published manifest is in the shared store (no lock
+    when the store is known to hold them all: a chain's stages push every ancestor's manifest)."""
+    if all(str(entry["sha256"]) in store._known for entry in manifest.values()):
+        return
     with artifacts.shared_lock():
         for entry in manifest.values():
             sha, size = str(entry["sha256"]), int(entry["size"])

@@ -100,7 +100,9 @@ def test_manifest_json_and_logs(store, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "stdout.log").write_text("out\n")
+    (logs / "stderr.log").write_text("")
     store.put_logs(key, logs)
+    assert not store.fs.exists(f"{key}/logs/stderr.log")  # empty: nothing to upload, it reads as empty
     driver = tmp_path / "driver-logs"
     store.append_logs(key, driver)
     store.append_logs(key, driver)  # attempts accumulate, as local logs do

@@ -1,7 +1,9 @@
 """The Dask executor: ready stages go to an existing Dask cluster (``--executor dask://HOST:PORT``).
 
 orchestra keeps the DAG; Dask only places single attempts on workers, honouring each stage's
-``resources``. Only the attempt description goes out and only a small outcome comes back:
+``resources``. Only the attempt description goes out and only a small outcome comes back (as an
+event on the client's topic, ahead of the task's completion, so a stage costs no gather round
+trip; output lines come the same way):
 files move through the driver's shared paths or the ``ORCHESTRA_ARTIFACTS`` store (where the
 files the driver itself received for an attempt, the tracking endpoint's artifact uploads, join
 the worker's outputs when they are pulled). A worker that
@@ -14,6 +16,7 @@ and every worker. Imported only when a dask executor is asked for.
 
 from __future__ import annotations
 
+import pickle
 import queue
 import shutil
 import threading
@@ -95,18 +98,21 @@ class DaskExecutor:
 
             self.store = RemoteStore(store_url)
         self.client = connect(address, connect_timeout)
-        self._events: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        _prompt_submits(self.client)
+        self._events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self._running: dict[str, tuple[Any, StageTask]] = {}
         self._code: dict[str, Mapping[str, Any]] = {}
+        self._settled: dict[str, Any] = {}  # key → future, released once the next stages are submitted
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
-        self._lines_topic = None
+        # Workers send outcomes (ahead of the tasks' completion: no gather round trip per stage)
+        # and output lines as events on the client's own topic, which the scheduler empties once
+        # the client is gone: a long-lived scheduler keeps nothing of past runs.
+        self._topic = str(self.client.id)
+        self.client.subscribe_topic(self._topic, self._on_event)
         self._sink_for = sink_for
-        if sink_for is not None:
-            self._lines_topic = f"orchestra-lines-{uuid.uuid4().hex}"
-            self._sinks: dict[str, LineSink | None] = {}
-            self.client.subscribe_topic(self._lines_topic, self._on_line)
+        self._sinks: dict[str, LineSink | None] = {}
 
     # -- cluster facts, checked before the run starts -----------------------------------
     def workers(self) -> dict[str, dict[str, Any]]:
@@ -168,19 +174,24 @@ class DaskExecutor:
                     remote.push(self.store, manifest)  # loaded upstream outputs may exist only here
         shipped = task if not task.overlay_env else _without_env(task)
         remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
-                                 code_manifest=code, lines_topic=self._lines_topic)
+                                 code_manifest=code, lines_topic=self._topic if self._sink_for else None,
+                                 outcome_topic=self._topic)
         if self._sink_for is not None:
             self._sinks[task.stage] = self._sink_for(task.stage)
         future = self.client.submit(run_dask, remote_task, key=key, pure=False,
                                     resources=resources.labels(task.resources) or None)
         with self._lock:
             self._running[key] = (future, task)
-        future.add_done_callback(lambda _f, key=key: self._events.put(("done", key, "")))
+        future.add_done_callback(lambda _f, key=key: self._on_done(key))
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
         import time
 
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Released only now, after the engine submitted what their outcomes made ready: the
+        # scheduler's "free" message to a worker would otherwise hold back (by its batching
+        # interval) the next stage sent to the same worker.
+        self._settled.clear()
         while self._running:
             wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
             if wait <= 0:
@@ -230,24 +241,46 @@ class DaskExecutor:
             return
         worker = str(msg.get("worker", "?"))
         for key in msg.get("processing-tasks") or ():
-            if key in self._running:
+            if key in self._running or key in self._settled:
                 self._events.put(("lost", str(key), worker))
 
-    def _on_line(self, event: tuple[float, Any]) -> None:
-        try:
-            stage, stream, line = event[1]
-        except (TypeError, ValueError):
-            return
-        sink = self._sinks.get(stage)
-        if sink is not None:
-            sink(stream, line)
+    def _on_done(self, key: str) -> None:
+        if key in self._running:  # usually settled by its outcome event already: no wake-up then
+            self._events.put(("done", key, ""))
 
-    def _settle(self, kind: str, key: str, worker: str) -> TaskOutcome | None:
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        """A worker's ``["outcome", key, pickled outcome]`` or ``["line", stage, stream, line]``
+        (the scheduler's own events about this client, dicts, are not ours)."""
+        msg = event[1] if isinstance(event, (tuple, list)) and len(event) == 2 else None
+        if not isinstance(msg, (list, tuple)) or len(msg) < 3:
+            return
+        if msg[0] == "outcome" and len(msg) == 3:
+            self._events.put(("outcome", str(msg[1]), msg[2]))  # a key settled already is ignored
+        elif msg[0] == "line" and len(msg) == 4:
+            sink = self._sinks.get(msg[1])
+            if sink is not None:
+                sink(msg[2], msg[3])
+
+    def _settle(self, kind: str, key: str, detail: Any) -> TaskOutcome | None:
         with self._lock:
             entry = self._running.pop(key, None)
         if entry is None:
-            return None  # already settled (lost, then its cancellation reported done)
+            held = self._settled.get(key) if kind == "lost" else None
+            if held is not None and not held.done():
+                # Settled by its outcome event, but its worker died before the task returned:
+                # Dask would run it again elsewhere while this client still holds it.
+                held.cancel()
+            return None  # already settled (by its outcome event; lost, then its cancellation reported done)
         future, task = entry
+        self._settled[key] = future
+        self._sinks.pop(task.stage, None)
+        if kind == "outcome":
+            try:
+                outcome = pickle.loads(detail)
+            except Exception as exc:  # noqa: BLE001 - a damaged event: the attempt failed, say why
+                return _outcome(task, AttemptStatus.FAILED, f"unreadable outcome from the Dask worker: {exc}")
+            return self._finish(task, outcome)
+        worker = str(detail)
         if kind == "lost":
             future.cancel()  # Dask would run it again by itself: it counts as a failed attempt here
             return _outcome(task, AttemptStatus.FAILED, f"Dask worker {worker} was lost while running it")
@@ -299,6 +332,15 @@ class DaskExecutor:
             assert self.store is not None
             self._code[cwd] = self.store.push_tree(Path(cwd), skip=frozenset({".git"}))
         return self._code[cwd]
+
+
+def _prompt_submits(client: Any) -> None:
+    """Send the client's messages to the scheduler within 2 ms of the previous batch (Dask's
+    client waits 10 ms; its workers and scheduler 2-5 ms): a chain submits its next stage right
+    after the previous one's futures were released, which otherwise waits out that interval."""
+    stream = getattr(client, "scheduler_comm", None)
+    if stream is not None and isinstance(getattr(stream, "interval", None), float):
+        stream.interval = min(stream.interval, 0.002)
 
 
 def _received_here(staging: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -51,6 +52,7 @@ class RemoteTask:
         store_url: the shared artifact store, or None when the driver's paths are shared.
         code_manifest: the project tree in the store (store mode only).
         lines_topic: where to send output lines for the driver's console (None: don't).
+        outcome_topic: where to also send the outcome, as an event (None: only the task's result).
     """
 
     task: StageTask
@@ -58,6 +60,7 @@ class RemoteTask:
     store_url: str | None = None
     code_manifest: Mapping[str, Mapping[str, Any]] | None = None
     lines_topic: str | None = None
+    outcome_topic: str | None = None
 
 
 def scratch_root() -> Path:
@@ -73,21 +76,42 @@ def scratch_root() -> Path:
 
 
 class _Rewriter:
-    """Replaces the driver's paths by this host's in commands and variables, in one pass
-    (longest path first; a chain's late stages have hundreds of upstream paths)."""
+    """Replaces the driver's paths by this host's in commands and variables, in one left-to-right
+    pass, the longest path first at each position (as an alternation of every path would, but
+    without compiling one: a chain's late stages carry hundreds of upstream paths, and a regex of
+    them all cost more than the stage).
+
+    Candidate positions are the occurrences of the paths' common prefix; at each, the paths of
+    each length (longest first) are looked up in a set.
+    """
 
     def __init__(self, mapping: Mapping[str, str]) -> None:
-        self.mapping = dict(mapping)
-        keys = sorted(self.mapping, key=len, reverse=True)
-        self.pattern = re.compile("|".join(map(re.escape, keys))) if keys else None
+        self.mapping = {k: v for k, v in mapping.items() if k}
+        self.prefix = os.path.commonprefix(list(self.mapping)) if self.mapping else ""
+        by_length: dict[int, set[str]] = {}
+        for key in self.mapping:
+            by_length.setdefault(len(key), set()).add(key)
+        self.lengths = sorted(by_length.items(), reverse=True)
 
     def __call__(self, text: str) -> str:
         exact = self.mapping.get(text)
         if exact is not None:
             return exact
-        if self.pattern is None or "/" not in text:
+        if not self.prefix or self.prefix not in text:
             return text
-        return self.pattern.sub(lambda m: self.mapping[m.group(0)], text)
+        out: list[str] = []
+        done = 0
+        at = text.find(self.prefix)
+        while at != -1:
+            for length, keys in self.lengths:
+                piece = text[at:at + length]
+                if piece in keys:
+                    out += (text[done:at], self.mapping[piece])
+                    done = at + length
+                    break
+            at = text.find(self.prefix, max(done, at + 1))
+        out.append(text[done:])
+        return "".join(out)
 
 
 def _stage_env(task: StageTask, project_root: Path, rewrite: _Rewriter) -> dict[str, str]:
@@ -122,7 +146,7 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     root = scratch_root()
     code_dir = root / "code" / artifacts.manifest_digest(remote.code_manifest or {}).split(":")[1][:32]
     store.fetch_tree(remote.code_manifest or {}, code_dir)
-    scratch = Path(tempfile.mkdtemp(prefix="attempt-", dir=root))
+    scratch = _thread_scratch(root)
     try:
         paths = {task.staging_dir: str(scratch / "out"), task.log_dir: str(scratch / "logs"),
                  task.metrics_file: str(scratch / "tracking.jsonl"), task.cwd: str(code_dir)}
@@ -149,7 +173,39 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
         store.put_logs(attempt_key, Path(local.log_dir))
         return outcome
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        _clear(scratch)
+
+
+def _thread_scratch(root: Path) -> Path:
+    """This worker thread's scratch directory, emptied: a thread runs one attempt at a time, and
+    reusing its directories spares two directory creations and removals per attempt (each a
+    metadata write, slow on a busy disk)."""
+    scratch = root / f"thread-{os.getpid()}-{threading.get_ident()}"
+    scratch.mkdir(exist_ok=True)
+    _clear(scratch)  # what a killed attempt left
+    return scratch
+
+
+def _clear(scratch: Path) -> None:
+    """Empty a scratch directory, keeping its ``logs`` directory (emptied too)."""
+    try:
+        entries = list(os.scandir(scratch))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.name == "logs" and entry.is_dir(follow_symlinks=False):
+            for log in os.scandir(path):
+                _remove(Path(log.path), log.is_dir(follow_symlinks=False))
+        else:
+            _remove(path, entry.is_dir(follow_symlinks=False))
+
+
+def _remove(path: Path, is_dir: bool) -> None:
+    if is_dir:
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _input_dir(store: Any, root: Path, manifest: Mapping[str, Mapping[str, Any]]) -> Path:
@@ -167,30 +223,55 @@ def _input_dir(store: Any, root: Path, manifest: Mapping[str, Mapping[str, Any]]
 
 # -- the supervisor -------------------------------------------------------------------------
 class _Supervisor:
-    """One per worker process: the stage groups alive here, and a watchdog that kills them all
-    once this process is gone (the worker was SIGKILLed, or its machine lost the driver)."""
+    """One per worker process: the stage groups alive here (a :class:`ProcessRegistry` over a
+    pgid file, rewritten in place per stage start and end, with the stages' cleanup commands),
+    its watchdog that kills them all once this process is gone (the worker was SIGKILLed, or
+    its machine lost the driver), and one thread that watches every running attempt for
+    cancellation."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pids: set[int] = set()
         self.pgid_file = Path(tempfile.mkdtemp(prefix="supervisor-", dir=scratch_root())) / "pgids"
         self.pgid_file.write_text("")
-        self.watchdog = process.start_watchdog(self.pgid_file)
+        self.groups = ProcessRegistry(self.pgid_file)
+        self.groups.arm()
+        self._lock = threading.Lock()
+        self._watched: dict[str, tuple[Any, ProcessRegistry]] = {}
+        self._wake = threading.Event()
+        self._watcher: threading.Thread | None = None
 
-    def _write(self) -> None:
-        tmp = self.pgid_file.with_suffix(".tmp")
-        tmp.write_text("".join(f"{pid}\n" for pid in self._pids))
-        os.replace(tmp, self.pgid_file)
-
-    def add(self, pid: int) -> None:
+    def watch(self, worker: Any, key: str, registry: ProcessRegistry) -> None:
         with self._lock:
-            self._pids.add(pid)
-            self._write()
+            self._watched[key] = (worker, registry)
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._watch_loop, daemon=True, name="orchestra-cancel")
+                self._watcher.start()
 
-    def remove(self, pid: int) -> None:
+    def unwatch(self, key: str) -> None:
         with self._lock:
-            self._pids.discard(pid)
-            self._write()
+            self._watched.pop(key, None)
+
+    def _watch_loop(self) -> None:
+        # Dask cannot interrupt a running task: it only marks it cancelled (or forgets it).
+        # Seeing that here turns a cancel, a lost client or a rescheduled duplicate into a
+        # killed group.
+        while True:
+            self._wake.wait(CANCEL_POLL_S)
+            with self._lock:
+                watched = list(self._watched.items())
+            for key, (worker, registry) in watched:
+                if _released(worker, key):
+                    self.unwatch(key)
+                    threading.Thread(target=registry.terminate_all, args=(process.GRACE_SECONDS,),
+                                     daemon=True, name=f"orchestra-kill-{key}").start()
+
+
+def _released(worker: Any, key: str) -> bool:
+    """The attempt ``key`` must stop: Dask cancelled, released or forgot it, or the worker is
+    closing (its scheduler is gone, or it is told to), which waits for running tasks before its
+    process can end: their groups must end first."""
+    state = worker.state.tasks.get(key)
+    closing = getattr(getattr(worker, "status", None), "name", "running") in _CLOSING
+    return closing or state is None or state.state in ("cancelled", "released", "forgotten")
 
 
 _supervisor: _Supervisor | None = None
@@ -214,46 +295,40 @@ class _TaskRegistry(ProcessRegistry):
 
     def add(self, proc, cleanup=()) -> None:  # type: ignore[no-untyped-def]
         super().add(proc, cleanup)
-        self._sup.add(proc.pid)
+        self._sup.groups.add(proc, cleanup)
 
     def remove(self, proc) -> None:  # type: ignore[no-untyped-def]
         super().remove(proc)
-        self._sup.remove(proc.pid)
-
-
-def _watch_cancel(worker: Any, key: str, registry: ProcessRegistry, stop: threading.Event) -> None:
-    # Dask cannot interrupt a running task: it only marks it cancelled (or forgets it). Seeing
-    # that here turns a cancel, a lost client or a rescheduled duplicate into a killed group.
-    while not stop.wait(CANCEL_POLL_S):
-        state = worker.state.tasks.get(key)
-        # A worker closing (its scheduler is gone, or it is told to) waits for running tasks
-        # before its process can end: their groups must end first.
-        closing = getattr(getattr(worker, "status", None), "name", "running") in _CLOSING
-        if closing or state is None or state.state in ("cancelled", "released", "forgotten"):
-            registry.terminate_all(grace=process.GRACE_SECONDS)
-            return
+        self._sup.groups.remove(proc)
 
 
 def run_dask(remote: RemoteTask) -> TaskOutcome:
-    """The function Dask runs on a worker for each attempt."""
+    """The function Dask runs on a worker for each attempt.
+
+    With ``outcome_topic`` set, the outcome also goes to the driver as an event, once
+    everything it names is published: it arrives ahead of the task's completion, and the driver
+    needs no gather round trip per stage (the result stays for a driver that asks).
+    """
     from distributed import get_worker
 
     worker = get_worker()
-    registry = _TaskRegistry(supervisor())
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch_cancel, args=(worker, remote.key, registry, stop), daemon=True,
-                               name=f"orchestra-cancel-{remote.key}")
-    watcher.start()
+    sup = supervisor()
+    registry = _TaskRegistry(sup)
+    sup.watch(worker, remote.key, registry)
     sink: LineSink | None = None
     if remote.lines_topic:
         topic, stage = remote.lines_topic, remote.task.stage
 
         def send_line(stream: str, line: str) -> None:
-            worker.log_event(topic, [stage, stream, line])  # batched, no round trip
+            worker.log_event(topic, ["line", stage, stream, line])  # batched, no round trip
 
         sink = send_line
 
     try:
-        return execute_remote(remote, registry, sink)
+        outcome = execute_remote(remote, registry, sink)
     finally:
-        stop.set()
+        sup.unwatch(remote.key)
+    if remote.outcome_topic is not None:
+        worker.log_event(remote.outcome_topic, ["outcome", remote.key,
+                                                pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)])
+    return outcome

@@ -161,4 +161,27 @@ def _configure_logging(debug: bool) -> None:
 
 
 def run_main() -> None:  # pragma: no cover - console script wrapper
-    sys.exit(main())
+    _exit(main())
+
+
+def _exit(code: int) -> None:
+    """End the process without the interpreter's teardown when nothing is left to wait for.
+
+    Clearing ~270 modules and collecting their objects takes ~15 ms after every command, a tenth
+    of a one-stage run. It is skipped only when no other non-daemon thread is alive (those are
+    waited for as usual); the ``atexit`` handlers still run, the standard streams are flushed,
+    and SQLite needs no close (a WAL store is consistent after any exit of its process).
+    """
+    import atexit
+    import os
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)

@@ -82,7 +82,7 @@ def _failed(firing_id: int, schedule, slot: str, exc: BaseException) -> int:
     print(f"orchestra: error: {reason}", file=sys.stderr, flush=True)
     if notify.emit(schedule.name, "schedule_fired", "launch_failed", firing_id=firing_id, scheduled_for=slot,
                    message=reason, schedule=schedule):
-        resume_pending(5.0)
+        resume_pending(o.NotificationOptions().hooks_drain)  # as long as a run's end waits for its hooks
     return code
 
 

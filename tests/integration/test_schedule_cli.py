@@ -236,6 +236,12 @@ schedules:
     assert cli("schedule", "list").err.startswith("no schedules")
 
 
+def next_half_hour(after: float) -> datetime:
+    """The first :00/:30 UTC strictly after the unix time ``after`` (a ``*/30 * * * *`` slot)."""
+    start = datetime.fromtimestamp(after, tz=timezone.utc).replace(second=0, microsecond=0)
+    return start.replace(minute=0 if start.minute < 30 else 30) + timedelta(minutes=30)
+
+
 def outbox_rows(conn) -> list[tuple]:
     """The webhook outbox as a failure message shows it: who holds what, and since when."""
     import time
@@ -255,12 +261,12 @@ def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
                                      "schedule_skipped": [{"url": receiver.url, "name": "s"}],
                                      "run_ended": [{"url": receiver.url, "name": "s"}]}))
         assert cli("schedule", "add", "hooked", str(root), "--cron", "* * * * *", "--hooks", str(hooks)).code == 0
+        # Counted from hooked's own add (a minute boundary may pass before the next add).
+        at, key = slot_after(3)  # hooked: 2 missed (catchup latest), then the newest launched
         assert cli("schedule", "add", "broken", (tmp_path / "gone.git").as_uri(), "--cron", "*/30 * * * *",
                    "--catchup", "none", "--hooks", str(hooks)).code == 0
-        at, key = slot_after(3)  # hooked: 2 missed (catchup latest), then the newest launched
-        boundary = datetime.fromisoformat(at).replace(second=0)
-        # broken fires at :00/:30 only; run it at its own next slot, on time
-        half = boundary.replace(minute=0 if boundary.minute < 30 else 30) + timedelta(minutes=30)
+        # broken fires at :00/:30 only; run it at its first slot after its add, on time (nothing missed)
+        half = next_half_hour(store.get("broken").created_at)
         # Only `hooked` here: `broken`'s own :00/:30 slot may fall inside this window (the test's clock).
         assert cli("schedule", "run-due", "hooked", "--at", at).code == 0
         assert cli("schedule", "run-due", "broken", "--at", (half + timedelta(seconds=2)).isoformat()).code == 1
@@ -280,9 +286,13 @@ def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
                        .fetchone()[0] == 0)
         except AssertionError:
             raise AssertionError(f"deliveries not settled: {outbox_rows(conn)}") from None
-        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 6
+        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 6, outbox_rows(conn)
         got = list(receiver.requests)
-        assert len(got) == 6
+        assert len(got) == 6, (
+            [(r.json["event"], r.json["status"], r.headers["x-orchestra-attempt"], r.headers["webhook-id"][-6:])
+             for r in got],
+            [tuple(row) for row in conn.execute("SELECT delivery_id, attempt, status_code, error, latency_ms"
+                                                " FROM attempts")])
     bodies = [r.json for r in got]
     for body in bodies:
         jsonschema.Draft202012Validator(schema).validate(body)
@@ -311,8 +321,7 @@ def test_run_due_ends_after_its_webhooks_are_answered(cli, tmp_path: Path) -> No
         hooks.write_text(json.dumps({"schedule_fired": [{"url": receiver.url, "name": "s"}]}))
         assert cli("schedule", "add", "broken", (tmp_path / "gone.git").as_uri(), "--cron", "*/30 * * * *",
                    "--catchup", "none", "--hooks", str(hooks)).code == 0
-        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-        slot = now.replace(minute=0 if now.minute < 30 else 30) + timedelta(minutes=30, seconds=2)
+        slot = next_half_hour(store.get("broken").created_at) + timedelta(seconds=2)
         assert cli("schedule", "run-due", "broken", "--at", slot.isoformat()).code == 1
         from orchestra.integrations.hooks import outbox
 

@@ -189,16 +189,16 @@ def test_overlap_with_real_runs(cli, make_project, tmp_path: Path, overlap: str)
     assert cli("schedule", "add", "slow", str(root), "--cron", "* * * * *", "--overlap", overlap).code == 0
     at1, _ = slot_after(1)
     assert cli("schedule", "run-due", "--at", at1, "--no-wait").code == 0
-    wait_until(lambda: scheduled_runs("slow"), timeout=30)
+    wait_until(lambda: scheduled_runs("slow"))
     at2, _ = slot_after(2)
     second = cli("schedule", "run-due", "--at", at2, "--no-wait")
     expected = {"skip": "skipped: overlap: the previous run of this schedule is still running",
                 "queue": "pending: waiting for the schedule's running run to end", "allow": "launched"}[overlap]
     assert expected in second.out
     if overlap == "allow":
-        wait_until(lambda: len([r for r in scheduled_runs("slow") if r["status"] == "RUNNING"]) == 2, timeout=30)
+        wait_until(lambda: len([r for r in scheduled_runs("slow") if r["status"] == "RUNNING"]) == 2)
     gate.write_text("go")
-    wait_until(lambda: all(f["ended_at"] for f in store.firings("slow") if f["state"] == "launched"), timeout=30)
+    wait_until(lambda: all(f["ended_at"] for f in store.firings("slow") if f["state"] == "launched"))
     third = cli("schedule", "run-due", "--at", at2)  # same time: only a queued slot can start now
     assert ("launched" in third.out) == (overlap == "queue")
     states = [f["state"] for f in reversed(store.firings("slow"))]

@@ -133,7 +133,7 @@ def test_500_twice_then_200_is_retried_with_the_same_id() -> None:
 
 
 def test_receiver_that_never_answers_times_out_and_ends_dead() -> None:
-    policy = Policy(connect_timeout_s=0.5, total_timeout_s=0.4, retry_delays_s=(0.05,), jitter=(1.0, 1.0))
+    policy = Policy(connect_timeout_s=10.0, total_timeout_s=0.4, retry_delays_s=(0.05,), jitter=(1.0, 1.0))
     with Receiver(lambda request, index: Reply(hang=True)) as receiver:
         listener = listener_for({"run_started": [{"url": receiver.url}]}, policy)
         listener.handle(pipeline_events()[0])
@@ -188,7 +188,7 @@ def test_slow_receiver_never_slows_the_pipeline_or_other_receivers() -> None:
     with Receiver(lambda request, index: Reply(hang=True)) as slow, Receiver() as fast:
         listener = listener_for({
             "*": [{"url": slow.url, "name": "slow"}, {"url": fast.url, "name": "fast"}],
-        }, Policy(connect_timeout_s=1.0, total_timeout_s=120.0, retry_delays_s=(0.05,)))
+        }, Policy(connect_timeout_s=10.0, total_timeout_s=120.0, retry_delays_s=(0.05,)))
         events = pipeline_events()
         timings = []
         for event in events:

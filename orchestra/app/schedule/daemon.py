@@ -24,6 +24,8 @@ from orchestra.app.schedule.clock import Clock, SystemClock
 from orchestra.app.schedule.tick import TickReport, tick
 from orchestra.core.errors import OrchestraError
 from orchestra.core.layout import orchestra_home
+from orchestra.core.options import NotificationOptions
+from orchestra.integrations.hooks import resume_pending
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +188,10 @@ def finish_sender(sender: Any, drain_s: float | None = None) -> int:
     that queued schedule events waits for their answers, as a run waits for its own. ``sender``
     None: a short-lived sender delivers what this process queued (nothing to do, nothing imported).
     """
-    from orchestra.core.options import NotificationOptions
-
     if drain_s is None:
         drain_s = NotificationOptions().hooks_drain
     try:
         if sender is None:
-            from orchestra.integrations.hooks import resume_pending
-
             return resume_pending(drain_s)
         try:
             return sender.drain(drain_s)

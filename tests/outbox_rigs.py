@@ -68,7 +68,7 @@ class WebhookSide:
         from orchestra.integrations.hooks.deliver import Policy
         from orchestra.integrations.hooks.sender import Sender
 
-        return Sender(self.home, Policy(connect_timeout_s=1.0, total_timeout_s=30.0, retry_delays_s=delays,
+        return Sender(self.home, Policy(connect_timeout_s=10.0, total_timeout_s=30.0, retry_delays_s=delays,
                                         jitter=(1.0, 1.0), cooldown_s=cooldown_s))
 
     def resume(self, timeout_s: float) -> int:

@@ -195,21 +195,24 @@ def _run_due(args: argparse.Namespace) -> int:
                     "reason": o.reason} for o in report.outcomes], sys.stdout, indent=2)
         sys.stdout.write("\n")
     sys.stdout.flush()
-    if not args.no_wait and launcher.children:
-        from orchestra.app.schedule.daemon import start_sender
+    from orchestra.app.schedule.daemon import finish_sender, start_sender
 
+    sender = None
+    if not args.no_wait and launcher.children:
         sender = start_sender() if report.outcomes else None  # schedule webhooks go out while runs run
         previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM,)}
         try:
             launcher.wait_all()
         except KeyboardInterrupt:
             launcher.terminate_all()
+            if sender is not None:
+                sender.stop()
             raise
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-            if sender is not None:
-                sender.stop()
+    if report.outcomes:
+        finish_sender(sender)  # this tick's schedule webhooks are answered before the command ends
     failed = [o for o in report.outcomes if o.state == "launch_failed"]
     if not args.no_wait:
         from orchestra.app.schedule import store

@@ -17,7 +17,7 @@ from orchestra.app.schedule import store
 from orchestra.store import runs as runstore
 from tests import projects
 from tests.conftest import REPO_ROOT
-from tests.hooks_receiver import Receiver, wait_until
+from tests.hooks_receiver import Receiver, Reply, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -189,16 +189,16 @@ def test_overlap_with_real_runs(cli, make_project, tmp_path: Path, overlap: str)
     assert cli("schedule", "add", "slow", str(root), "--cron", "* * * * *", "--overlap", overlap).code == 0
     at1, _ = slot_after(1)
     assert cli("schedule", "run-due", "--at", at1, "--no-wait").code == 0
-    wait_until(lambda: scheduled_runs("slow"), timeout=30)
+    wait_until(lambda: scheduled_runs("slow"))
     at2, _ = slot_after(2)
     second = cli("schedule", "run-due", "--at", at2, "--no-wait")
     expected = {"skip": "skipped: overlap: the previous run of this schedule is still running",
                 "queue": "pending: waiting for the schedule's running run to end", "allow": "launched"}[overlap]
     assert expected in second.out
     if overlap == "allow":
-        wait_until(lambda: len([r for r in scheduled_runs("slow") if r["status"] == "RUNNING"]) == 2, timeout=30)
+        wait_until(lambda: len([r for r in scheduled_runs("slow") if r["status"] == "RUNNING"]) == 2)
     gate.write_text("go")
-    wait_until(lambda: all(f["ended_at"] for f in store.firings("slow") if f["state"] == "launched"), timeout=30)
+    wait_until(lambda: all(f["ended_at"] for f in store.firings("slow") if f["state"] == "launched"))
     third = cli("schedule", "run-due", "--at", at2)  # same time: only a queued slot can start now
     assert ("launched" in third.out) == (overlap == "queue")
     states = [f["state"] for f in reversed(store.firings("slow"))]
@@ -236,6 +236,22 @@ schedules:
     assert cli("schedule", "list").err.startswith("no schedules")
 
 
+def next_half_hour(after: float) -> datetime:
+    """The first :00/:30 UTC strictly after the unix time ``after`` (a ``*/30 * * * *`` slot)."""
+    start = datetime.fromtimestamp(after, tz=timezone.utc).replace(second=0, microsecond=0)
+    return start.replace(minute=0 if start.minute < 30 else 30) + timedelta(minutes=30)
+
+
+def outbox_rows(conn) -> list[tuple]:
+    """The webhook outbox as a failure message shows it: who holds what, and since when."""
+    import time
+
+    rows = conn.execute(
+        "SELECT d.id, e.name, e.status, d.state, d.attempts, d.next_at, d.claimed_pid, d.last_error"
+        " FROM deliveries d JOIN events e ON e.id = d.event_id ORDER BY d.id").fetchall()
+    return [(*row[:5], None if row[5] is None else round(row[5] - time.time(), 1), *row[6:]) for row in rows]
+
+
 def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
     schema = json.loads((REPO_ROOT / "schemas" / "webhook-event.schema.json").read_text())
     root = project(projects.SCHEDULED)
@@ -245,12 +261,12 @@ def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
                                      "schedule_skipped": [{"url": receiver.url, "name": "s"}],
                                      "run_ended": [{"url": receiver.url, "name": "s"}]}))
         assert cli("schedule", "add", "hooked", str(root), "--cron", "* * * * *", "--hooks", str(hooks)).code == 0
+        # Counted from hooked's own add (a minute boundary may pass before the next add).
+        at, key = slot_after(3)  # hooked: 2 missed (catchup latest), then the newest launched
         assert cli("schedule", "add", "broken", (tmp_path / "gone.git").as_uri(), "--cron", "*/30 * * * *",
                    "--catchup", "none", "--hooks", str(hooks)).code == 0
-        at, key = slot_after(3)  # hooked: 2 missed (catchup latest), then the newest launched
-        boundary = datetime.fromisoformat(at).replace(second=0)
-        # broken fires at :00/:30 only; run it at its own next slot, on time
-        half = boundary.replace(minute=0 if boundary.minute < 30 else 30) + timedelta(minutes=30)
+        # broken fires at :00/:30 only; run it at its first slot after its add, on time (nothing missed)
+        half = next_half_hour(store.get("broken").created_at)
         # Only `hooked` here: `broken`'s own :00/:30 slot may fall inside this window (the test's clock).
         assert cli("schedule", "run-due", "hooked", "--at", at).code == 0
         assert cli("schedule", "run-due", "broken", "--at", (half + timedelta(seconds=2)).isoformat()).code == 1
@@ -260,28 +276,23 @@ def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
         try:
             receiver.wait_for(6)
         except AssertionError:
-            rows = [tuple(row) for row in conn.execute("SELECT * FROM deliveries").fetchall()]
             seen = [(r.json["event"], r.json["payload"]["schedule"]["name"]) for r in receiver.requests]
-            raise AssertionError(f"received {seen}; deliveries {rows}") from None
-        def settled() -> bool:
-            """Every delivery delivered. One a process left unfinished when it exited (its drain ran
-            out on a loaded machine) is finished by the next orchestra command, as documented."""
-            if conn.execute("SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'").fetchone()[0]:
-                cli("hooks", "retry")
-                return False
-            return True
-
-        # Every event recorded was delivered, and there were exactly six: no extra one is in flight.
+            raise AssertionError(f"received {seen}; deliveries {outbox_rows(conn)}") from None
+        # The receiver records a request before answering it: wait for the answers to be stored.
+        # Every event recorded was delivered by the processes that recorded it (no later command
+        # is needed), and there were exactly six: no extra one is in flight.
         try:
-            wait_until(settled)
+            wait_until(lambda: conn.execute("SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'")
+                       .fetchone()[0] == 0)
         except AssertionError:
-            rows = conn.execute("SELECT * FROM deliveries").fetchall()
-            raise AssertionError(f"deliveries not settled: {[tuple(row) for row in rows]}") from None
-        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 6
-        # At least once: a delivery whose sender died after the receiver got it may come again,
-        # with the same webhook-id.
-        got = list({r.headers["webhook-id"]: r for r in receiver.requests}.values())
-        assert len(got) == 6
+            raise AssertionError(f"deliveries not settled: {outbox_rows(conn)}") from None
+        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 6, outbox_rows(conn)
+        got = list(receiver.requests)
+        assert len(got) == 6, (
+            [(r.json["event"], r.json["status"], r.headers["x-orchestra-attempt"], r.headers["webhook-id"][-6:])
+             for r in got],
+            [tuple(row) for row in conn.execute("SELECT delivery_id, attempt, status_code, error, latency_ms"
+                                                " FROM attempts")])
     bodies = [r.json for r in got]
     for body in bodies:
         jsonschema.Draft202012Validator(schema).validate(body)
@@ -298,3 +309,23 @@ def test_schedule_webhooks(cli, project, tmp_path: Path) -> None:
     assert "gone.git" in failed["payload"]["message"]
     ended = next(b for b in bodies if b["event"] == "run_ended")
     assert ended["payload"]["schedule"]["name"] == "hooked"
+
+
+def test_run_due_ends_after_its_webhooks_are_answered(cli, tmp_path: Path) -> None:
+    """A receiver slow to answer the first request: `run-due` (its run cannot start and ends at
+    once) exits only after every webhook of its tick was answered, within the hooks drain. An
+    attempt still in flight when a process exits is lost until some later orchestra command —
+    with `run-due` from system cron a minute away, on a busy machine often."""
+    with Receiver(lambda request, index: Reply(delay_s=6.0 if index == 0 else 0.0)) as receiver:
+        hooks = tmp_path / "hooks.json"
+        hooks.write_text(json.dumps({"schedule_fired": [{"url": receiver.url, "name": "s"}]}))
+        assert cli("schedule", "add", "broken", (tmp_path / "gone.git").as_uri(), "--cron", "*/30 * * * *",
+                   "--catchup", "none", "--hooks", str(hooks)).code == 0
+        slot = next_half_hour(store.get("broken").created_at) + timedelta(seconds=2)
+        assert cli("schedule", "run-due", "broken", "--at", slot.isoformat()).code == 1
+        from orchestra.integrations.hooks import outbox
+
+        rows = outbox_rows(outbox.open_db())
+        assert [row[1:4] for row in rows] == [("schedule_fired", "launched", "delivered"),
+                                              ("schedule_fired", "launch_failed", "delivered")], rows
+        assert len(receiver.requests) == 2

@@ -32,7 +32,7 @@ def test_a_run_of_a_dead_process_is_killed_with_its_stage_groups():
         assert {r.run_id for r in runstore.running_runs(socket.gethostname())} == {run_id, alive_run}
 
         assert reaper.reap_stale_runs() == [run_id]
-        assert stage.wait(timeout=30) == -9
+        assert stage.wait(timeout=60) == -9
         record = runstore.get_run(run_id)
         assert (record.status, record.message) == (RunStatus.KILLED, "orchestra process died")
         assert [s.status for s in record.stages] == [StageStatus.KILLED, StageStatus.KILLED]

@@ -26,6 +26,7 @@ def main(argv: list[str]) -> int:
     from orchestra.integrations.hooks.payload import SCHEDULE_TAG, SCHEDULED_FOR_TAG
 
     firing_id = int(argv[0])
+    _wait_for_launcher()
     row = store.firing(firing_id)
     schedule = Schedule.from_json(json.loads(row["definition"]))
     slot = row["scheduled_local"]
@@ -47,6 +48,21 @@ def main(argv: list[str]) -> int:
         return _failed(firing_id, schedule, slot, exc)
     store.finish(firing_id, run_id=result.run_id, run_status=result.status, now=time.time())
     return result.exit_code
+
+
+def _wait_for_launcher() -> None:
+    """Until the launcher has recorded this launch (it closes our stdin then; its death closes
+    it too), so a launch failure is never recorded before the launch. Then stdin is /dev/null."""
+    try:
+        if os.isatty(0):
+            return
+        while os.read(0, 4096):
+            pass
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+    except OSError:
+        pass  # no stdin at all: nothing to wait on
 
 
 def _with_credentials(schedule) -> str:
@@ -82,7 +98,7 @@ def _failed(firing_id: int, schedule, slot: str, exc: BaseException) -> int:
     print(f"orchestra: error: {reason}", file=sys.stderr, flush=True)
     if notify.emit(schedule.name, "schedule_fired", "launch_failed", firing_id=firing_id, scheduled_for=slot,
                    message=reason, schedule=schedule):
-        resume_pending(5.0)
+        resume_pending(o.NotificationOptions().hooks_drain)  # as long as a run's end waits for its hooks
     return code
 
 

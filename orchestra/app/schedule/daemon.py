@@ -24,6 +24,8 @@ from orchestra.app.schedule.clock import Clock, SystemClock
 from orchestra.app.schedule.tick import TickReport, tick
 from orchestra.core.errors import OrchestraError
 from orchestra.core.layout import orchestra_home
+from orchestra.core.options import NotificationOptions
+from orchestra.integrations.hooks import resume_pending
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +152,7 @@ def serve(*, clock: Clock | None = None, out=sys.stderr) -> int:
             print(f"orchestra: scheduler stopping: sending SIGTERM to {len(launcher.children)} run(s)", file=out,
                   flush=True)
         launcher.terminate_all()
-        if sender is not None:
-            sender.drain(2.0)
-            sender.stop()
+        finish_sender(sender)
         try:
             _pid_file(home).unlink()
         except OSError:
@@ -177,3 +177,26 @@ def start_sender(home: Path | None = None) -> Any:
     except Exception:  # noqa: BLE001 - webhooks never stop the scheduler
         log.warning("webhook sender not started", exc_info=True)
         return None
+
+
+def finish_sender(sender: Any, drain_s: float | None = None) -> int:
+    """Deliver what is pending — attempts in flight included — for at most ``drain_s`` seconds
+    (default: a run's ``--hooks-drain``), then stop the sender; returns what is still pending.
+
+    A process that exits with an attempt in flight loses that attempt: its claim then waits for
+    the next orchestra command, which may be a minute (system cron) or never away. So a command
+    that queued schedule events waits for their answers, as a run waits for its own. ``sender``
+    None: a short-lived sender delivers what this process queued (nothing to do, nothing imported).
+    """
+    if drain_s is None:
+        drain_s = NotificationOptions().hooks_drain
+    try:
+        if sender is None:
+            return resume_pending(drain_s)
+        try:
+            return sender.drain(drain_s)
+        finally:
+            sender.stop()
+    except Exception:  # noqa: BLE001 - a webhook never changes the scheduler's outcome
+        log.warning("webhooks not delivered before exit", exc_info=True)
+        return -1

@@ -34,12 +34,24 @@ class ProcessLauncher:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestra.app.schedule.child", str(firing["id"])],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                # stdin: the start gate (see release), then /dev/null.
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 # An absolute home: a relative ORCHESTRA_HOME must mean the same store in the child.
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "ORCHESTRA_HOME": str(orchestra_home())},
             )
         self.children[proc.pid] = proc
         return proc.pid, str(log_path)
+
+    def release(self, pid: int) -> None:
+        """Let a launched run go on: the child records nothing (a launch failure, its run) until
+        its launcher has recorded the launch, so the slot's history and webhooks keep their order
+        however the two processes are scheduled. Closing the child's stdin is the signal."""
+        proc = self.children.get(pid)
+        if proc is not None and proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
 
     def reap(self) -> list[int]:
         """Collect exited children (no zombies); returns their pids."""
@@ -54,6 +66,8 @@ class ProcessLauncher:
 
     def wait_all(self, timeout: float | None = None) -> bool:
         """Wait for every child; False if some still run after ``timeout``."""
+        for pid in list(self.children):
+            self.release(pid)  # a child never waits on a gate nobody will open
         deadline = None if timeout is None else time.monotonic() + timeout
         for proc in list(self.children.values()):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -84,7 +84,8 @@ class TickReport:
 class Launcher(Protocol):
     """Starts the run of a claimed firing (a row dict) and returns (pid, log path).
 
-    Raises any exception when it cannot start; the firing is then ``launch_failed``.
+    Raises any exception when it cannot start; the firing is then ``launch_failed``. A launcher
+    may also have ``release(pid)``, called once the launch is recorded (the run may go on).
     """
 
     def launch(self, firing: dict[str, Any]) -> tuple[int, str]: ...
@@ -331,10 +332,15 @@ def _launch(firing_id: int, launcher: Launcher, notify: bool) -> Outcome:
         if notify:
             _emit(outcome, "schedule_fired", "launch_failed")
         return outcome
-    store.mark_launched(firing_id, pid, log_path, time.time())
-    outcome = Outcome(row["schedule"], row["scheduled_local"], "launched", firing_id, None, pid)
-    if notify:
-        _emit(outcome, "schedule_fired", "launched")
+    try:
+        store.mark_launched(firing_id, pid, log_path, time.time())
+        outcome = Outcome(row["schedule"], row["scheduled_local"], "launched", firing_id, None, pid)
+        if notify:
+            _emit(outcome, "schedule_fired", "launched")
+    finally:
+        release = getattr(launcher, "release", None)
+        if release is not None:
+            release(pid)
     return outcome
 
 

@@ -23,9 +23,9 @@ def _imported_by_a_plain_run(tmp_path) -> set[str]:
     project.mkdir()
     (project / "MLproject").write_text('entry_points:\n  main:\n    command: "true"\n')
     env = {**os.environ, "ORCHESTRA_HOME": str(tmp_path / "home")}
-    code = ("import sys, runpy; sys.argv = ['orchestra', 'run', sys.argv[1], '-q'];\n"
-            "try:\n    runpy.run_module('orchestra', run_name='__main__')\n"
-            "except SystemExit as e:\n    assert not e.code, e.code\n"
+    # main() is what the console script runs (run_main then ends the process without teardown).
+    code = ("import sys\nfrom orchestra.cli import main\n"
+            "assert not main(['run', sys.argv[1], '-q'])\n"
             "print('\\n'.join(m for m in sys.modules if m.startswith('orchestra')))")
     out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env,
                          timeout=120, check=True).stdout

@@ -8,7 +8,7 @@ must stay fast, so handlers import the api inside their bodies.
 from __future__ import annotations
 
 import argparse
-import gc
+import gc as collector  # (not `gc`: that name is the `orchestra gc` verb's submodule here)
 import importlib
 import sys
 from typing import Sequence
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Importing and planning make many long-lived objects and few cycles: at Python's default
     # threshold (700) the collector walks them some 27 times before the first stage starts.
-    gc.set_threshold(10_000, 10, 10)
+    collector.set_threshold(10_000, 10, 10)
     if argv[:1] == ["__complete"]:  # the shell completion's helper: no parser, no logging, no webhooks
         from orchestra.cli.completion import complete
 

@@ -95,7 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     args.argv = argv  # `run` keeps it on the run, to print (and `runs resume`) the exact resume line
-    debug = args.debug or settings.current().debug
+    try:
+        debug = args.debug or settings.current().debug
+    except OrchestraError as exc:  # a bad ORCHESTRA_* variable
+        print(f"orchestra: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     _configure_logging(debug)
     try:
         code = int(args.handler(args) or 0)

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestra.core.errors import BadInputError
+
 VARIABLES = {
     "ORCHESTRA_HOME": "where runs, objects, environments and queues live (default ~/.orchestra)",
     "ORCHESTRA_DEBUG": "1: show tracebacks (as --debug)",
@@ -47,13 +49,20 @@ def _text(value: str | None) -> str | None:
     return value or None
 
 
-def _bytes(value: str | None, default: int) -> int:
-    """A positive byte count (plain integer), or ``default`` for an unset or bad value."""
-    try:
-        count = int(value) if value else default
-    except ValueError:
+def _bytes(name: str, value: str | None, default: int) -> int:
+    """A positive byte count (a plain integer), or ``default`` when unset; a bad value is an error
+    (a typo in a limit must not silently become the default)."""
+    value = (value or "").strip()
+    if not value:
         return default
-    return count if count > 0 else default
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count <= 0:
+        raise BadInputError(f"{name}={value!r} is not a byte count", where="environment",
+                            hint=f"set a positive whole number of bytes, or unset it for the default, {default}")
+    return count
 
 
 def _seconds(value: str | None) -> float | None:
@@ -105,9 +114,9 @@ class Settings:
             worker_dir=_text(get("ORCHESTRA_WORKER_DIR")),
             conda_exe=_text(get("ORCHESTRA_CONDA_EXE")),
             env_lock_timeout_s=_seconds(get("ORCHESTRA_ENV_LOCK_TIMEOUT")),
-            max_download_bytes=_bytes(get("ORCHESTRA_MAX_DOWNLOAD_BYTES"), 2 << 30),
-            max_unzip_bytes=_bytes(get("ORCHESTRA_MAX_UNZIP_BYTES"), 4 << 30),
-            max_yaml_bytes=_bytes(get("ORCHESTRA_MAX_YAML_BYTES"), 16 << 20),
+            max_download_bytes=_bytes("ORCHESTRA_MAX_DOWNLOAD_BYTES", get("ORCHESTRA_MAX_DOWNLOAD_BYTES"), 2 << 30),
+            max_unzip_bytes=_bytes("ORCHESTRA_MAX_UNZIP_BYTES", get("ORCHESTRA_MAX_UNZIP_BYTES"), 4 << 30),
+            max_yaml_bytes=_bytes("ORCHESTRA_MAX_YAML_BYTES", get("ORCHESTRA_MAX_YAML_BYTES"), 16 << 20),
             storage_dir=_text(get("MLFLOW_TMP_DIR")),
         )
 

@@ -4,7 +4,9 @@ exit 2 with one line, within seconds; a generated project under the size limit p
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,15 @@ def test_ordinary_anchors_still_load(cli, make_project):
     """)
     result = cli("run", str(root))
     assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize("value", ["10MB", "1.5", "0", "-5", "lots"])
+def test_a_bad_size_limit_is_exit_2_not_the_default(cli, make_project, value):
+    """A typo in a limit would otherwise quietly become the 16 MiB default."""
+    root = make_project("entry_points:\n  main: {command: 'true'}\n")
+    result = cli("run", str(root), timeout=60, env={"ORCHESTRA_MAX_YAML_BYTES": value})
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert f"ORCHESTRA_MAX_YAML_BYTES={value!r} is not a byte count" in result.err
+    assert "positive whole number of bytes" in result.err
+    assert not (Path(os.environ["ORCHESTRA_HOME"]) / "runs.sqlite").exists()  # stopped before the store

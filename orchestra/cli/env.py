@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+
+from orchestra.cli.output import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,8 +62,7 @@ def _list(args: argparse.Namespace) -> int:
     rows = [{"key": e.key, "kind": e.kind, "name": e.name, "size": e.size(), "last_used": e.last_used,
              "created": e.created, "spec": e.spec, "prefix": str(e.prefix)} for e in store.published()]
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(rows)
         return 0
     if not rows:
         print("no environments")

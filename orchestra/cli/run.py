@@ -7,6 +7,7 @@ import json
 import sys
 
 from orchestra.cli import sweeps
+from orchestra.cli.output import print_json
 
 
 MLFLOW_GROUP = "mlflow run's flags"
@@ -194,8 +195,7 @@ def _run(args: argparse.Namespace) -> int:
         return sweeps.run_sweep(args, options)
     result = api.run(args.uri, options)
     if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(result.to_json())
     return result.exit_code
 
 
@@ -224,8 +224,7 @@ def _plan(args: argparse.Namespace) -> int:
         for row in rows:
             row["published_steps"] = [{"step": s.step, "name": s.name, "run_id": s.run_id, "trusted": s.trusted}
                                       for s in steps.get(row["stage"], [])]
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows)
         return 0
     for decision in the_plan.stages:
         print(describe(decision))

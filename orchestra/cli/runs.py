@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import json
 import sys
 import time
 from typing import TYPE_CHECKING
 
+from orchestra.cli.output import print_json
 from orchestra.core.status import RunStatus
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{**r.to_json(), "run_name": compare.run_name(r),
                  **({"columns": {c: compare.value_of(r, c) for c in columns}} if columns else {})} for r in records]
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows)
         return 0
     rows = [compare.row(r, columns) for r in records]
     if args.format == "csv":
@@ -121,8 +120,7 @@ def _show(args: argparse.Namespace) -> int:
 
     record = api.get_run(args.run_id)
     if args.json:
-        json.dump(record.to_json(), sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(record.to_json())
         return 0
     print(f"run {record.run_id}  {record.status}  experiment={record.experiment}")
     print(f"  project: {record.project_uri}   started {_when(record.start_time)}   took {_duration(record)}")
@@ -165,8 +163,7 @@ def _compare(args: argparse.Namespace) -> int:
     records = [api.get_run(run_id) for run_id in args.run_ids]
     result = compare.compare(records)
     if args.json:
-        json.dump(result, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(result)
         return 0
     names = [(r["run_name"] or r["run_id"][:8])[:16] for r in result["runs"]]
     width = max(16, *(len(n) for n in names))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from orchestra.cli.output import print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,8 +104,7 @@ def _list(args: argparse.Namespace) -> int:
 
     rows = manage.summary()
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(rows)
         return 0
     if not rows:
         print("no schedules (add one with 'orchestra schedule add')", file=sys.stderr)
@@ -152,8 +152,7 @@ def _history(args: argparse.Namespace) -> int:
 
     rows = manage.history(args.name, args.n)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows)
         return 0
     if not rows:
         print(f"schedule {args.name} has not fired yet", file=sys.stderr)
@@ -191,9 +190,8 @@ def _run_due(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{outcome.schedule} {outcome.slot} {outcome.state}{extra}")
     if args.json:
-        json.dump([{"schedule": o.schedule, "slot": o.slot, "state": o.state, "firing": o.firing_id,
-                    "reason": o.reason} for o in report.outcomes], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json([{"schedule": o.schedule, "slot": o.slot, "state": o.state, "firing": o.firing_id,
+                     "reason": o.reason} for o in report.outcomes])
     sys.stdout.flush()
     from orchestra.app.schedule.daemon import finish_sender, start_sender
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
+
+from orchestra.cli.output import print_json
 
 
 def add_sweep_flags(run: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -54,8 +55,7 @@ def run_sweep(args: argparse.Namespace, options: Any) -> int:
                            sort=args.sort)
     table = sweep.summary(sweep_id, args.sort)
     if args.json:
-        json.dump(table, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(table)
     else:
         _render(table)
     return code
@@ -101,8 +101,7 @@ def _list(args: argparse.Namespace) -> int:
 
     found = sweep.list_sweeps(args.limit)
     if args.json:
-        json.dump(found, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(found)
         return 0
     if not found:
         print("no sweeps yet", file=sys.stderr)
@@ -119,8 +118,7 @@ def _show(args: argparse.Namespace) -> int:
 
     table = sweep.summary(args.sweep_id, args.sort)
     if args.json:
-        json.dump(table, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(table)
         return 0
     _render(table)
     return 0

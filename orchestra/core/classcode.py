@@ -10,7 +10,7 @@ as Python keeps a module's bytecode: in the package's ``__pycache__`` directory 
 magic number, written atomically, never written when ``PYTHONDONTWRITEBYTECODE`` is set or the
 directory is read-only.
 
-How: :func:`install` gives the ``dataclasses`` module a module-level ``exec`` (its one call site,
+How: :func:`install` (called first thing by the CLI, ``orchestra/cli/__init__.py``) gives the ``dataclasses`` module a module-level ``exec`` (its one call site,
 in CPython 3.11 to 3.13, resolves the name there before the builtin) that compiles through the
 cache for classes defined in ``orchestra`` modules and defers to the builtin for everything
 else. The code executed is exactly what the builtin would have compiled from the same text.

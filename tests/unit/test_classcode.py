@@ -14,6 +14,7 @@ from pathlib import Path
 
 PROBE = r"""
 import dataclasses, json
+import orchestra.cli  # the console script's module installs the cache
 import orchestra.core.classcode as cc
 import orchestra.core.options as options
 

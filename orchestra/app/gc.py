@@ -20,6 +20,8 @@ from orchestra.store import artifacts, runs as runstore, steps
 
 @dataclass(frozen=True, slots=True)
 class GcReport:
+    """What ``orchestra gc`` removed: runs, objects and bytes."""
+
     runs: tuple[str, ...]
     objects: int
     bytes: int

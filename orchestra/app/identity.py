@@ -6,7 +6,7 @@ lifecycle event (so webhooks and the MLflow mirror see the same params and tags)
 
 from __future__ import annotations
 
-import getpass
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -79,9 +79,15 @@ def run_tags(prepared: Prepared, options: RunOptions) -> dict[str, str]:
 
 
 def _user() -> str:
+    """``getpass.getuser()``, without importing ``getpass`` (and ``termios``) for it."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(name):
+            return user
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError):
         return "unknown"
 
 

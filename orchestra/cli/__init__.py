@@ -21,7 +21,7 @@ from orchestra.core import classcode
 # pay for reading the cache).
 classcode.install()
 
-from orchestra.core import settings  # noqa: E402
+from orchestra.core import log, settings  # noqa: E402
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError  # noqa: E402
 
 # Verb modules, in help order. Each defines register(subparsers).
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OrchestraError as exc:  # a bad ORCHESTRA_* variable
         print(f"orchestra: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    _configure_logging(debug)
+    log.configure(debug)
     try:
         code = int(args.handler(args) or 0)
     except OrchestraError as exc:
@@ -158,17 +158,6 @@ def _resume_webhooks() -> None:
         resume_pending(1.0)
     except Exception:  # noqa: BLE001 - a webhook never changes a command's outcome
         pass
-
-
-def _configure_logging(debug: bool) -> None:
-    import logging
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("orchestra: %(levelname)s: %(message)s"))
-    logger = logging.getLogger("orchestra")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-    logger.propagate = False
 
 
 def run_main() -> None:  # pragma: no cover - console script wrapper

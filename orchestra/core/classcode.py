@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import importlib
 import marshal
 import os
 import sys
 from importlib.util import MAGIC_NUMBER, cache_from_source
+from types import ModuleType
 from typing import Any
 
 FORMAT = b"orchestra-class-code-1\n"
@@ -84,13 +86,35 @@ def _save() -> None:
             pass
 
 
+class _OnFirstUse(ModuleType):
+    """Stands for a module in ``dataclasses``'s globals and imports it when first asked for a name."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_dataclasses() -> Any:
+    """``dataclasses``, without importing ``inspect`` (with ``ast``, ``dis`` and ``tokenize``, ~5 ms)
+    until it is used: only for a class without a docstring. The stand-in is seen by ``dataclasses``
+    alone: it leaves ``sys.modules`` before anything else can import ``inspect``."""
+    if "dataclasses" in sys.modules or "inspect" in sys.modules:
+        import dataclasses
+
+        return dataclasses
+    sys.modules["inspect"] = _OnFirstUse("inspect")
+    try:
+        import dataclasses
+    finally:
+        del sys.modules["inspect"]
+    return dataclasses
+
+
 def install() -> None:
     """Route the ``dataclasses`` module's compiles of orchestra's classes through the cache."""
     global _path
     if _path is not None or os.environ.get("ORCHESTRA_NO_CLASS_CODE_CACHE"):
         return
-    import dataclasses
-
+    dataclasses = _import_dataclasses()
     if "exec" in vars(dataclasses):  # someone else already hooked it: leave it alone
         return
     _path = cache_path()

@@ -8,15 +8,15 @@ errors propagate: a run whose record cannot be written stops, as a failing store
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
+from orchestra.core import log as logger
 from orchestra.core.records import Metric, StageUpdate
 from orchestra.core.status import RunStatus
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 RUN_STARTED = "run_started"
 RUN_ENDED = "run_ended"

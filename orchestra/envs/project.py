@@ -85,6 +85,8 @@ def lock(root: Path, *, entry_points: Sequence[str] = ()) -> list[Path]:
 
 @dataclass(frozen=True, slots=True)
 class EnvGcReport:
+    """What the environment garbage collector removed, swept and left because in use."""
+
     removed: tuple[str, ...]
     swept: int
     bytes: int

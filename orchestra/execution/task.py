@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from orchestra.core.layout import RunLayout, input_variable
-from orchestra.execution import container as containermod
 from orchestra.execution.executors.base import StageTask
 from orchestra.mlproject import params as paramsmod
 from orchestra.mlproject.graph import StageGraph
@@ -151,6 +150,8 @@ def build_task(context: TaskContext, stage: StageSpec, attempt: int, *, params: 
     overlay.update(provided_env)
     cleanup: tuple[str, ...] = ()
     if environment is not None and environment.container is not None:
+        from orchestra.execution import container as containermod  # (docker_env stages only)
+
         command, cleanup = containermod.wrap(
             environment.container, command, name=containermod.container_name(context.run_id, name, attempt),
             env=env, passed=[*overlay, *environment.env_vars], project_dir=str(context.project_dir),

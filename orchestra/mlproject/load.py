@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.core import log as logger
 from orchestra.core import settings
 from orchestra.core import yamlguard
 from orchestra.core.errors import SpecError
 from orchestra.core.layout import SCHEMAS_DIR
 from orchestra.core.suggest import did_you_mean
-from orchestra.mlproject import docker_spec, fastschema
+from orchestra.mlproject import fastschema
 from orchestra.mlproject.entry import build_stage, implicit_stage, placeholders
 from orchestra.mlproject.model import PARAM_TYPES, EnvSpec, ProjectSpec, StageSpec
 
 __all__ = ["find_spec_file", "implicit_stage", "load", "placeholders"]
 
-log = logging.getLogger("orchestra")
+log = logger.get("orchestra")
 
 SCHEMA_PATH = SCHEMAS_DIR / "mlproject.schema.json"
 
@@ -271,6 +271,8 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any], warnings: list[
 def _env_from(data: Mapping[str, Any], root: Path, where: str, prefix: str) -> EnvSpec | None:
     # A key whose value is empty (null, "") is ignored, as mlflow run ignores it.
     if data.get("docker_env"):
+        from orchestra.mlproject import docker_spec  # (docker_env projects only)
+
         return docker_spec.env_spec(data["docker_env"], f"{where}: {prefix}docker_env")
     for key, kind in (("conda_env", "conda"), ("python_env", "python")):
         if data.get(key):

@@ -48,6 +48,8 @@ class StageInputs:
 
 @dataclass(frozen=True, slots=True)
 class PlanOptions:
+    """What the planner is told besides the graph: caching, forced stages, where to load from."""
+
     no_cache: bool = False
     force: frozenset[str] = frozenset()
     load_from: str | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestra.core.errors import SourceError
-from orchestra.source import git as gitsource
 from orchestra.source.local import local_bare, local_path, local_project
 from orchestra.source.project import ProjectDir, is_zip_uri, split_subdirectory, strip_credentials
 
@@ -57,6 +56,8 @@ def fetch(uri: str, version: str | None = None) -> ProjectDir:
         return local_project(local, subdir, display_uri=str(local) + (f"#{subdir}" if subdir else ""))
     if local is None and local_bare(base):
         base = local_bare(base)  # type: ignore[assignment]
+    from orchestra.source import git as gitsource  # (a local directory never needs git)
+
     return gitsource.fetch_git(base, subdir, version, local=local)
 
 

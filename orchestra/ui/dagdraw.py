@@ -114,6 +114,8 @@ def _mermaid(view: DagView) -> str:
 
 @dataclass
 class _Box:
+    """A node's box in the drawing: size and top-left corner."""
+
     w: float
     h: float
     xy: tuple[float, float] = (0.0, 0.0)

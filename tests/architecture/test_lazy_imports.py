@@ -18,7 +18,7 @@ import sys
 from tests.architecture.imports import PACKAGE_ROOT, modules, module_name
 
 
-def _imported_by_a_plain_run(tmp_path) -> set[str]:
+def _imported_by_a_plain_run(tmp_path, prefix: str = "orchestra") -> set[str]:
     project = tmp_path / "proj"
     project.mkdir()
     (project / "MLproject").write_text('entry_points:\n  main:\n    command: "true"\n')
@@ -26,7 +26,7 @@ def _imported_by_a_plain_run(tmp_path) -> set[str]:
     # main() is what the console script runs (run_main then ends the process without teardown).
     code = ("import sys\nfrom orchestra.cli import main\n"
             "assert not main(['run', sys.argv[1], '-q'])\n"
-            "print('\\n'.join(m for m in sys.modules if m.startswith('orchestra')))")
+            f"print('\\n'.join(m for m in sys.modules if m.startswith({prefix!r})))")
     out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env,
                          timeout=120, check=True).stdout
     return set(out.split())
@@ -59,3 +59,31 @@ def test_function_local_imports_only_defer_what_a_plain_run_does_not_load(tmp_pa
 
 def test_the_scan_reads_this_repository():
     assert module_name(PACKAGE_ROOT / "app" / "session.py") == "orchestra.app.session"
+
+
+# What a plain local run must not import: each is only needed on another path, and each costs
+# its share of every run's fixed cost (inspect with ast, dis and tokenize ~5 ms; logging ~3 ms,
+# it comes with concurrent.futures too). `orchestra.core.classcode` keeps `inspect` away from
+# `dataclasses`; `orchestra.core.log` imports `logging` when something logs.
+NOT_ON_THE_RUN_PATH = ("inspect", "logging", "concurrent.futures", "difflib", "getpass", "orchestra.source.git",
+                       "orchestra.execution.container", "orchestra.mlproject.docker_spec")
+
+
+def test_a_plain_run_imports_only_what_it_uses(tmp_path):
+    loaded = _imported_by_a_plain_run(tmp_path, prefix="")
+    assert "orchestra.execution.engine" in loaded and "dataclasses" in loaded
+    assert not [name for name in NOT_ON_THE_RUN_PATH if name in loaded]
+
+
+def test_every_dataclass_has_a_docstring():
+    """``dataclasses`` makes a docstring from ``inspect.signature`` for a class without one, and
+    that imports ``inspect`` into every run (see ``orchestra/core/classcode.py``)."""
+    missing = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    (isinstance(d, ast.Call) and getattr(d.func, "id", None) == "dataclass")
+                    or getattr(d, "id", None) == "dataclass" for d in node.decorator_list):
+                if not ast.get_docstring(node):
+                    missing.append(f"{name}.{node.name}")
+    assert not missing, "dataclasses without a docstring: " + ", ".join(missing)

@@ -174,3 +174,27 @@ def test_wait_any_is_first_completed_and_cancel_kills_the_group(executor, projec
     assert (outcome.stage, outcome.status) == ("slow", "killed")
     wait_for(lambda: not alive(child), timeout=60, what="the cancelled stage's group to die")
     assert executor.wait_any(0.2) == []
+
+
+def test_local_pool_runs_jobs_at_once_and_cancel_ends_queued_attempts(project, tmp_path):
+    """Past its ``jobs`` slots the local pool queues attempts; a cancel ends the queued ones as
+    killed without running their commands, and every submitted attempt is answered once."""
+    from orchestra.execution.executors.local import LocalExecutor
+
+    executor = LocalExecutor(1, pgid_file=tmp_path / "pgids")
+    marker = tmp_path / "queued-ran"
+    tasks = project({"slow": {"command": "sleep 300"}, "queued": {"command": f"touch {marker}"}})
+    try:
+        executor.submit(tasks.make("slow"))
+        executor.submit(tasks.make("queued"))
+        assert executor.pending == 2
+        wait_for(lambda: executor.registry.pids(), what="the slow stage's process")  # (its slot is taken)
+        executor.cancel()
+        outcomes: list[TaskOutcome] = []
+        deadline = time.monotonic() + 60
+        while len(outcomes) < 2 and time.monotonic() < deadline:
+            outcomes += executor.wait_any(deadline - time.monotonic())
+        assert sorted((o.stage, o.status) for o in outcomes) == [("queued", "killed"), ("slow", "killed")]
+        assert not marker.exists() and executor.pending == 0 and executor.wait_any(0.2) == []
+    finally:
+        executor.close()

@@ -11,7 +11,6 @@ runs it started and waits for them, and exits 0.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestra.core import log as logger
 from orchestra.app.schedule import store
 from orchestra.app.schedule.clock import Clock, SystemClock
 from orchestra.app.schedule.tick import TickReport, tick
@@ -27,7 +27,7 @@ from orchestra.core.layout import orchestra_home
 from orchestra.core.options import NotificationOptions
 from orchestra.integrations.hooks import resume_pending
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 MAX_SLEEP_S = 60.0
 STEP_S = 1.0

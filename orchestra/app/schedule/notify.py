@@ -9,13 +9,13 @@ problem is logged, never fatal to a slot.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
+from orchestra.core import log as logger
 from orchestra.core import events
 from orchestra.core.layout import orchestra_home
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 
 def emit(schedule_name: str, event: str, status: str, *, firing_id: int, scheduled_for: str,

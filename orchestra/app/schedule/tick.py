@@ -11,19 +11,19 @@ dies in between leaves a ``launching`` row that the next tick marks ``launch_fai
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 
+from orchestra.core import log as logger
 from orchestra.app import reaper
 from orchestra.app.schedule import cron, store
 from orchestra.app.schedule.model import Schedule, jitter_offset
 from orchestra.core.pids import pid_alive as alive
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 # A slot claimed within this many seconds of its fire time is on time, not missed: a daemon wakes
 # at most 60 s apart and system cron runs `run-due` once a minute.
@@ -54,6 +54,8 @@ class Slot:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What a tick decided for one due slot: launch it, or record it missed (and why)."""
+
     slot: Slot
     action: str  # LAUNCH | MISSED
     reason: str | None = None
@@ -73,6 +75,8 @@ class Outcome:
 
 @dataclass
 class TickReport:
+    """What one scheduler tick did, and when the next one is due."""
+
     outcomes: list[Outcome] = field(default_factory=list)
     next_fire_at: float | None = None  # earliest future fire time of any active schedule
     waiting: bool = False  # queued slots wait for a run to end: tick again soon

@@ -21,7 +21,6 @@ did not create are passed through to that server.
 
 from __future__ import annotations
 
-import logging
 import select
 import socket
 import threading
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from orchestra.core import log as logger
 from orchestra.integrations.endpoint.state import Registry, StageData
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from orchestra.integrations.endpoint.server import EndpointServer
 
 __all__ = ["Endpoint", "StageData", "bind_host"]
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 LOOPBACK = "127.0.0.1"
 
 

@@ -22,6 +22,8 @@ _KEEP = ("Content-Type", "Content-Length", "Content-Disposition")
 
 @dataclass(frozen=True, slots=True)
 class Forwarded:
+    """The configured server's answer to a forwarded request."""
+
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes

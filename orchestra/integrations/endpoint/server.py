@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from orchestra.core import log as logger
 from orchestra.integrations.endpoint import files, models, passthrough, tracking
 from orchestra.integrations.endpoint.shapes import ApiError, NotHere
 from orchestra.integrations.endpoint.state import Registry, StageSlot
@@ -24,7 +24,7 @@ from orchestra.integrations.endpoint.state import Registry, StageSlot
 if TYPE_CHECKING:
     from orchestra.core.tracking_uri import TrackingURI
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 _API = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 MAX_JSON = 64 << 20

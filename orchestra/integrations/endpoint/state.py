@@ -24,6 +24,8 @@ def now_ms() -> int:
 
 @dataclass(slots=True)
 class Experiment:
+    """An experiment the endpoint created or was asked about."""
+
     experiment_id: str
     name: str
     tags: dict[str, str] = field(default_factory=dict)

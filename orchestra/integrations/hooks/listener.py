@@ -8,10 +8,10 @@ whatever is left stays in the outbox for the next orchestra command.
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 
+from orchestra.core import log as logger
 from orchestra.core.events import Event
 from orchestra.core.report import STDERR, Reporter
 from orchestra.integrations.hooks import outbox
@@ -20,7 +20,7 @@ from orchestra.integrations.hooks.deliver import Policy, Target
 from orchestra.integrations.hooks.payload import build_body, encode, event_status, new_event_id
 from orchestra.integrations.hooks.sender import Sender
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 
 class HookListener:

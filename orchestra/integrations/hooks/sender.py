@@ -8,10 +8,10 @@ only its own events, and a receiver's events arrive in order while nothing fails
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from pathlib import Path
 
+from orchestra.core import log as logger
 from orchestra.integrations.hooks import outbox
 from orchestra.integrations.hooks.deliver import DISABLED, Policy, post
 from orchestra.integrations.outbox.breaker import Breaker
@@ -20,7 +20,7 @@ from orchestra.integrations.outbox.model import Message, Outcome, State
 
 __all__ = ["POLL_S", "Sender", "WebhookDeliverer"]
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 
 class WebhookDeliverer:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class _Open:
+    """An open circuit: no attempt before ``until``."""
+
     until: float  # time.time() when an attempt may go through again
     reason: str
 

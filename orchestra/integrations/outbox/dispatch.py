@@ -10,18 +10,18 @@ tried again and when it is dead.
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 import time
 from typing import Collection
 
+from orchestra.core import log as logger
 from orchestra.integrations.outbox import messages
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.model import Deliverer, Message, Outcome, Verdict
 from orchestra.integrations.outbox.retry_policy import RetryPolicy
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 # The dispatcher re-reads the outbox at least this often, so messages written by other
 # processes (or a redeliver command) are noticed without a wake-up from this one.

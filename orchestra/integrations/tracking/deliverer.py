@@ -9,12 +9,12 @@ of one run; :func:`send_pending` is what ``orchestra runs sync`` does in the for
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestra.core import log as logger
 from orchestra.core import settings
 from orchestra.core.report import STDERR, Reporter
 from orchestra.core.tracking_uri import TrackingURI
@@ -27,7 +27,7 @@ from orchestra.integrations.tracking.apply import Applier
 from orchestra.integrations.tracking.queue import Op
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Unavailable
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ sync`` (or by the next run mirrored to the same server).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from orchestra.core import log as logger
 from orchestra.core import events
 from orchestra.core.errors import OrchestraError
 from orchestra.core.report import STDERR, Reporter
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from orchestra.core.options import RunOptions
     from orchestra.planning.prepared import Prepared
 
-log = logging.getLogger(__name__)
+log = logger.get(__name__)
 REPORT_ARTIFACT = "orchestra/report.html"
 _LAST_TRY_S = 2.0  # at the end, a server found down gets one more chance this long
 

@@ -64,6 +64,8 @@ CREATE INDEX IF NOT EXISTS targets_by_mlflow ON targets(mlflow_run_id);
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """Where a mirrored operation goes: the server, orchestra's run and stage, the experiment."""
+
     uri: str
     run_id: str
     stage: str

@@ -29,6 +29,8 @@ class SyncError(OrchestraError):
 
 @dataclass(frozen=True, slots=True)
 class SyncReport:
+    """What one mirror sync sent to the MLflow server."""
+
     run_id: str
     mlflow_run_id: str | None
     experiment_id: str | None

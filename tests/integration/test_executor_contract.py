@@ -198,3 +198,28 @@ def test_local_pool_runs_jobs_at_once_and_cancel_ends_queued_attempts(project, t
         assert not marker.exists() and executor.pending == 0 and executor.wait_any(0.2) == []
     finally:
         executor.close()
+
+
+def test_local_pool_runs_two_at_once_after_an_earlier_attempt(project, tmp_path):
+    """Two slots run two attempts at once, also when the first slot's thread has just finished
+    an attempt (it is idle, and only one attempt can go to it): each waits for the other's file."""
+    from orchestra.execution.executors.local import LocalExecutor
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    meet = "touch {mine}; n=0; while [ ! -e {other} ] && [ $n -lt 3000 ]; do sleep 0.01; n=$((n+1)); done; test -e {other}"
+    tasks = project({"first": {"command": "true"},
+                     "left": {"command": meet.format(mine=a, other=b)},
+                     "right": {"command": meet.format(mine=b, other=a)}})
+    executor = LocalExecutor(2, pgid_file=tmp_path / "pgids")
+    try:
+        executor.submit(tasks.make("first"))
+        assert one(executor).status == "ok"
+        executor.submit(tasks.make("left"))
+        executor.submit(tasks.make("right"))
+        outcomes: list[TaskOutcome] = []
+        deadline = time.monotonic() + 90
+        while len(outcomes) < 2 and time.monotonic() < deadline:
+            outcomes += executor.wait_any(deadline - time.monotonic())
+        assert sorted((o.stage, o.status) for o in outcomes) == [("left", "ok"), ("right", "ok")]
+    finally:
+        executor.close()

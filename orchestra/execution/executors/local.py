@@ -43,7 +43,7 @@ class LocalExecutor:
         with self._ready:
             self._pending += 1
             self._todo.append(task)
-            if self._idle == 0 and len(self._threads) < self._jobs:
+            if len(self._todo) > self._idle and len(self._threads) < self._jobs:  # (idle ones wake for the rest)
                 thread = threading.Thread(target=self._work, name=f"stage_{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
                 thread.start()

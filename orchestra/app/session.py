@@ -8,13 +8,13 @@ engine's driver; then the engine runs and the run ends (docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import threading
 import time
 from typing import Any, Sequence
 
+from orchestra.core.digest import sha256
 from orchestra.app import firstrun, mirror_report, project_writes, reaper
 from orchestra.app.console import Console
 from orchestra.app.driver import EventDriver
@@ -165,7 +165,7 @@ def _step_settings(prepared: Prepared, options: RunOptions) -> StepSettings:
     planned = prepared.options
     return StepSettings(loading=not planned.no_cache, force=frozenset(planned.force), load_from=planned.load_from,
                         load_steps=tuple(options.cache.load_steps),
-                        project_key=hashlib.sha256(prepared.project.uri.encode()).hexdigest()[:16])
+                        project_key=sha256(prepared.project.uri.encode()).hexdigest()[:16])
 
 
 def _remote(options: RunOptions) -> Any:

@@ -4,12 +4,12 @@ inside a run directory (``runs/RUN/STAGE/{out,logs,.staging-N,tracking.jsonl}``)
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestra.core import settings
+from orchestra.core.digest import sha256
 
 
 # The JSON Schemas shipped with the package (orchestra/schemas → the repository's schemas/).
@@ -40,7 +40,7 @@ def safe_name(name: str) -> str:
     short digest of the original, so two names never share a directory."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     if safe != name:
-        safe += "-" + hashlib.sha256(name.encode()).hexdigest()[:6]
+        safe += "-" + sha256(name.encode()).hexdigest()[:6]
     return safe
 
 

@@ -13,7 +13,6 @@ how the execution layer writes the stage's ``docker run``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestra.core import settings as settingsmod
+from orchestra.core.digest import sha256
 from orchestra.core.errors import EnvError
 from orchestra.envs import store
 from orchestra.mlproject.model import EnvSpec
@@ -169,7 +169,7 @@ def _dockerfile(base: str) -> str:
 
 def _built_tag(base_ref: str, base: str, settings: DockerSettings) -> str:
     text = f"{base}\n{settings.code_digest}\n{_dockerfile(base_ref)}"
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = sha256(text.encode()).hexdigest()
     name = re.sub(r"[^a-z0-9._-]+", "-", (settings.project_name or "").lower()).strip("._-")
     return f"{name or 'docker-project'}:{digest[:12]}"
 

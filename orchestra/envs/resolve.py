@@ -8,7 +8,6 @@ the uv index settings. It maps to the resolved lock (``envs/resolved/<digest>.js
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from orchestra.core.digest import sha256
 from orchestra.core.errors import EnvError
 from orchestra.envs import needs, store
 from orchestra.envs.select import Request
@@ -33,7 +33,7 @@ def spec_digest(request: Request, project_root: Path) -> str:
     """A digest of the request's inputs (no solve, no subprocess, no rattler import)."""
     from orchestra.envs.host import INDEX_VARS, conda_exe, current_platform
 
-    h = hashlib.sha256(f"{store.LAYOUT_VERSION}\n{request.kind}\n{current_platform()}\n".encode())
+    h = sha256(f"{store.LAYOUT_VERSION}\n{request.kind}\n{current_platform()}\n".encode())
     if request.file is not None:
         h.update(_read(request.file, request))
     if request.kind == "conda":

@@ -15,12 +15,13 @@ another subreaper (or changes user, or enters another PID namespace) is not foun
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sys
 import threading
 import time
 from typing import Iterable
+
+from orchestra.core.randomid import hex_id
 
 MARK = "ORCHESTRA_PROCESS_MARK"
 _enabled = False
@@ -44,7 +45,7 @@ def become_subreaper() -> bool:
 
 
 def new_mark() -> str:
-    return secrets.token_hex(8)
+    return hex_id(8)
 
 
 def sweep(mark: str, pgid: int, exclude: Iterable[int] = ()) -> int:

@@ -7,12 +7,12 @@ the file and the key path; unknown keys are warnings, as MLflow ignores them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.core.digest import sha256
 from orchestra.core import log as logger
 from orchestra.core import settings
 from orchestra.core import yamlguard
@@ -94,7 +94,7 @@ def _schema() -> dict[str, Any]:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(SCHEMA_PATH.read_bytes() + b"\0" + text.encode()).hexdigest()
+    return sha256(SCHEMA_PATH.read_bytes() + b"\0" + text.encode()).hexdigest()
 
 
 def _cached(text: str) -> dict[str, Any] | None:

@@ -6,11 +6,11 @@ differs from an earlier run ("param alpha 0.5 → 0.3", "upstream prepare output
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.core.digest import sha256
 from orchestra.source.digest import content_digest, file_digest
 
 # Bump when the meaning of a component changes: every old key then misses, none is misread.
@@ -38,7 +38,7 @@ def components(*, entry_point: str, command: str, params: Mapping[str, Any], ext
 
 def cache_key(parts: Mapping[str, Any]) -> str:
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return "sha256:" + sha256(canonical.encode()).hexdigest()
 
 
 def path_digest(path: str) -> str:

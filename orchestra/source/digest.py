@@ -7,18 +7,18 @@ repositories both call it, so the same commit gives the same cache keys wherever
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Iterable
 
+from orchestra.core.digest import sha256
 from orchestra.source.ignore import Rules
 from orchestra.store.hashcache import file_sha256
 
 
 def git_tree_digest(tree: str, root: Path | None = None, changed: Iterable[str] = ()) -> str:
     """Digest of a git tree id plus the current content of ``changed`` paths under ``root``."""
-    digest = hashlib.sha256(f"git-tree:{tree}\n".encode())
+    digest = sha256(f"git-tree:{tree}\n".encode())
     for name in sorted(set(changed)):
         assert root is not None
         file = root / name
@@ -33,7 +33,7 @@ def git_tree_digest(tree: str, root: Path | None = None, changed: Iterable[str] 
 def content_digest(path: Path) -> str:
     """Digest of every file under ``path`` (relative names and contents) that is code: not
     excluded by the built-ins, ``.gitignore`` or ``.orchestraignore`` (:mod:`orchestra.source.ignore`)."""
-    digest = hashlib.sha256(b"content-v1\n")
+    digest = sha256(b"content-v1\n")
     for rel in code_files(path):
         file = path / rel
         digest.update(rel.encode(errors="surrogateescape") + b"\0")

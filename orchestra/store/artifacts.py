@@ -9,7 +9,6 @@ copying (a copy happens only across filesystems).
 from __future__ import annotations
 
 import errno
-import hashlib
 import itertools
 import json
 import os
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from orchestra.core.digest import sha256
 from orchestra.core import settings
 from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.errors import OrchestraError
@@ -72,7 +72,7 @@ def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
     """Digest of (path, sha256, size, mode) of every file: what downstream cache keys see."""
     canonical = json.dumps({k: [v["sha256"], v["size"], v["mode"]] for k, v in sorted(manifest.items())},
                            separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return "sha256:" + sha256(canonical.encode()).hexdigest()
 
 
 def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[str, dict[str, object]]:

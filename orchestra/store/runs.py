@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import sqlite3
 import time
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
+from orchestra.core.randomid import hex_id
 from orchestra.core.errors import RunNotFoundError
 from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate, pipeline_metrics
 from orchestra.core.status import RunStatus, StageStatus
@@ -101,7 +101,7 @@ _UPDATE_FIELDS = tuple(f.name for f in fields(StageUpdate))
 
 def new_run_id() -> str:
     """32 hex characters, like MLflow's run ids."""
-    return secrets.token_hex(16)
+    return hex_id(16)
 
 
 def db() -> sqlite3.Connection:

@@ -64,8 +64,10 @@ def test_the_scan_reads_this_repository():
 # What a plain local run must not import: each is only needed on another path, and each costs
 # its share of every run's fixed cost (inspect with ast, dis and tokenize ~5 ms; logging ~3 ms,
 # it comes with concurrent.futures too). `orchestra.core.classcode` keeps `inspect` away from
-# `dataclasses`; `orchestra.core.log` imports `logging` when something logs.
-NOT_ON_THE_RUN_PATH = ("inspect", "logging", "concurrent.futures", "difflib", "getpass", "orchestra.source.git",
+# `dataclasses`; `orchestra.core.log` imports `logging` when something logs; OpenSSL's start-up
+# (hashlib, hmac, secrets: ~3 ms) waits for a file over 1 MiB to hash (`orchestra.core.digest`).
+NOT_ON_THE_RUN_PATH = ("inspect", "logging", "concurrent.futures", "difflib", "getpass", "hashlib", "_hashlib",
+                       "hmac", "secrets", "orchestra.source.git",
                        "orchestra.execution.container", "orchestra.mlproject.docker_spec")
 
 

@@ -8,13 +8,13 @@ run is recorded in the run store. The registry is shared by the server's threads
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestra.core.randomid import hex_id, url_token
 from orchestra.core.records import MLFLOW_ARTIFACTS_PREFIX, MLFLOW_MODELS_PREFIX, Metric
 
 
@@ -152,8 +152,8 @@ class Registry:
         with self.lock:
             slot = self.slots.get(name)
             if slot is None:  # a first attempt: nothing of this stage to forget (no scan of every run)
-                run_id = secrets.token_hex(16)
-                slot = StageSlot(name, secrets.token_urlsafe(24), run_id)
+                run_id = hex_id(16)
+                slot = StageSlot(name, url_token(24), run_id)
                 self.slots[name] = slot
                 self.by_token[slot.token] = slot
             else:  # a retry starts over: what the failed attempt logged is dropped
@@ -189,7 +189,7 @@ class Registry:
         with self.lock:
             if experiment_id not in self.experiments:
                 self.experiments[experiment_id] = Experiment(experiment_id, f"experiment {experiment_id}")
-            run_id = secrets.token_hex(16)
+            run_id = hex_id(16)
             run = LocalRun(run_id, experiment_id, slot.name, name or f"{slot.name}-{run_id[:6]}",
                            start_ms or now_ms(), own=False, user=user, tags=dict(tags))
             run.tags.setdefault("mlflow.runName", run.name)
@@ -198,7 +198,7 @@ class Registry:
 
     def new_model(self, slot: StageSlot, experiment_id: str, name: str | None, body: Mapping[str, Any]) -> LocalModel:
         with self.lock:
-            model_id = f"m-{secrets.token_hex(16)}"
+            model_id = f"m-{hex_id(16)}"
             created = now_ms()
             model = LocalModel(model_id, experiment_id or self.experiment_id, slot.name, name or model_id, created,
                                source_run_id=body.get("source_run_id") or None, model_type=body.get("model_type"),

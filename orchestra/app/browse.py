@@ -8,11 +8,11 @@ them as they are and the report inlines them.
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from orchestra.core.pids import hostname
 from orchestra.core import runfilter
 from orchestra.core.errors import BadInputError, RunNotFoundError
 from orchestra.core.pids import pid_alive
@@ -85,7 +85,7 @@ def runs_table(filter_text: str = "", sort: str = "start_time", descending: bool
     metrics = _stage_metrics(conn.execute(  # noqa: S608 - placeholders only
         f"SELECT run_id, name, metrics FROM stages WHERE run_id IN ({readonly.placeholders(ids)})", ids).fetchall()
         if ids else [])
-    host, now = socket.gethostname(), time.time()
+    host, now = hostname(), time.time()
     rows = []
     for run in page.rows:
         tags = loads(run["tags"], {})
@@ -112,7 +112,7 @@ def run_detail(run_id: str) -> dict[str, Any]:
     now = time.time()
     return {
         "run_id": full, "run_name": _run_name(tags), "experiment": run["experiment"],
-        "status": _shown_status(run, socket.gethostname()), "start_time": run["start_time"],
+        "status": _shown_status(run, hostname()), "start_time": run["start_time"],
         "end_time": run["end_time"], "project_uri": run["project_uri"], "params": loads(run["params"], {}),
         "tags": tags, "message": run["message"], "stages": stages, "now": now,
         "edges": _edges(run["project_uri"], stage_rows), "attempts": _failed_attempts(full),

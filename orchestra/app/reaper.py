@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 from pathlib import Path
 import subprocess
 
+from orchestra.core.pids import hostname
 from orchestra.core.layout import home_path
 from orchestra.core.pids import pid_alive, signal_group
 from orchestra.core.status import RunStatus
@@ -26,7 +26,7 @@ def reap_stale_runs() -> list[str]:
         the ids of the runs finished.
     """
     reaped = []
-    for run in runstore.running_runs(socket.gethostname()):
+    for run in runstore.running_runs(hostname()):
         if pid_alive(run.pid):
             continue
         # The run's watchdog normally kills them; if it died too, the pgid file is still there.

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["pid_alive", "signal_group"]
+__all__ = ["hostname", "pid_alive", "signal_group"]
+
+
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (the kernel's node name), under
+    which stores record their writers' pids; without importing ``socket`` for it."""
+    return os.uname().nodename
 
 
 def pid_alive(pid: int | None) -> bool:

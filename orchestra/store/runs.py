@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
+from orchestra.core.pids import hostname
 from orchestra.core.randomid import hex_id
 from orchestra.core.errors import RunNotFoundError
 from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate, pipeline_metrics
@@ -125,7 +125,7 @@ def create_run(run_id: str, *, experiment: str, project_uri: str, targets: Seque
             "INSERT INTO runs (run_id, experiment, status, start_time, project_uri, targets, params, tags, pid, host)"
             " VALUES (?, ?, 'RUNNING', ?, ?, ?, ?, ?, ?, ?)",
             (run_id, experiment, now, project_uri, _dump(list(targets)), _dump(dict(params)), _dump(dict(tags)),
-             os.getpid(), socket.gethostname()),
+             os.getpid(), hostname()),
         )
         conn.executemany("INSERT INTO stages (run_id, name, status) VALUES (?, ?, 'PENDING')",
                          [(run_id, name) for name in stages])

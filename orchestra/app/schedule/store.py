@@ -15,12 +15,12 @@ the one whose INSERT succeeds decides it. States:
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from orchestra.app.schedule.model import Schedule
+from orchestra.core.pids import hostname
 from orchestra.core.errors import BadInputError
 from orchestra.store import runs
 from orchestra.store.db import connect, immediate
@@ -216,7 +216,7 @@ def insert_firing(conn: sqlite3.Connection, *, schedule: Schedule, slot_key: str
         "INSERT OR IGNORE INTO firings (schedule, scheduled_for, scheduled_local, fire_at, claimed_at, state, reason,"
         " definition_digest, definition, claimer_pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (schedule.name, slot_key, slot_local, fire_at, now, state, reason, schedule.digest,
-         json.dumps(schedule.to_json(), sort_keys=True), claimer_pid, socket.gethostname()))
+         json.dumps(schedule.to_json(), sort_keys=True), claimer_pid, hostname()))
     return cur.lastrowid if cur.rowcount == 1 else None
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol, Sequence
 
+from orchestra.core.pids import hostname
 from orchestra.core import log as logger
 from orchestra.app import reaper
 from orchestra.app.schedule import cron, store
@@ -167,7 +167,7 @@ def _span(seconds: float) -> str:
 def _alive(pid: int | None, host: str | None) -> bool:
     if pid is None:
         return False
-    if host and host != socket.gethostname():
+    if host and host != hostname():
         return True  # another machine's process: cannot tell, assume it runs
     return pid == os.getpid() or alive(pid)
 
@@ -180,7 +180,7 @@ def is_active(row: Any) -> bool:
         return False
     started = row["pid_start"]
     # Same pid, other start time: the run process is gone and the pid was reused.
-    return not (started and row["host"] == socket.gethostname() and store.process_start(row["pid"]) not in (None, started))
+    return not (started and row["host"] == hostname() and store.process_start(row["pid"]) not in (None, started))
 
 
 def reconcile(now: float) -> list[int]:
@@ -303,7 +303,7 @@ def _tick_one(name: str, now: float, pid: int, launcher: Launcher, report: TickR
         if not active and queued and not to_launch:
             first = store.pending(conn, name)[0]
             conn.execute("UPDATE firings SET state = 'launching', claimer_pid = ?, host = ? WHERE id = ?",
-                         (pid, socket.gethostname(), first["id"]))
+                         (pid, hostname(), first["id"]))
             to_launch.append(first["id"])
     report.outcomes.extend(recorded)
     if _has_pending(name):

@@ -21,8 +21,8 @@ did not create are passed through to that server.
 
 from __future__ import annotations
 
+import _socket  # the socket module's core: `socket` itself (with its enums, ~3 ms) waits for a client
 import select
-import socket
 import threading
 import time
 from pathlib import Path
@@ -49,6 +49,8 @@ def bind_host(executor: str | None) -> str:
     host = urlsplit(executor).hostname
     if not host or host in ("localhost",) or host.startswith("127.") or host == "::1":
         return LOOPBACK
+    import socket
+
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect((host, urlsplit(executor).port or 8786))  # no packet is sent
@@ -70,8 +72,8 @@ class Endpoint:
         self.registry = Registry(experiment)
         self.remote = remote
         self.host = host
-        self._socket: socket.socket | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._socket: _socket.socket | None = None
+        self._wake: tuple[_socket.socket, _socket.socket] | None = None
         self._server: EndpointServer | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -88,27 +90,30 @@ class Endpoint:
             if self._socket is not None:
                 return
             began = time.perf_counter()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             sock.bind((self.host, 0))
             sock.listen(128)  # connections wait in the backlog until the server below takes them
-            self._socket, self._wake = sock, socket.socketpair()
+            self._socket, self._wake = sock, _socket.socketpair()
             self._thread = threading.Thread(target=self._serve, args=(sock, self._wake[0]), name="orchestra-endpoint",
                                             daemon=True)
             self._thread.start()
             self.started_s = time.perf_counter() - began
 
-    def _serve(self, sock: socket.socket, wake: socket.socket) -> None:
+    def _serve(self, sock: _socket.socket, wake: _socket.socket) -> None:
         """Wait (without the GIL) for the first connection or :meth:`stop`; then serve."""
         ready, _, _ = select.select([sock, wake], [], [])
         if wake in ready:
             return
+        import socket
+
         from orchestra.integrations.endpoint.server import EndpointServer  # the first client is here
 
         with self._lock:
             if self._socket is not sock:
                 return
-            server = self._server = EndpointServer(sock, self.registry, self.remote)
+            listening = socket.socket(fileno=_socket.dup(sock.fileno()))  # the same listening socket, as the server takes it
+            server = self._server = EndpointServer(listening, self.registry, self.remote)
         server.serve_forever(poll_interval=0.2)
 
     def open_stage(self, stage: str, *, staging: Path, outputs: Path) -> dict[str, str]:
@@ -138,6 +143,8 @@ class Endpoint:
         if server is not None:
             # shutdown() waits for the serve loop to look at its flag, which it does only between
             # polls (0.2 s): wake it with a connection so a run does not end 0.2 s later than it could.
+            import socket
+
             stopper = threading.Thread(target=server.shutdown, name="orchestra-endpoint-stop", daemon=True)
             stopper.start()
             while stopper.is_alive():

@@ -26,7 +26,6 @@ from typing import Any, Callable, Mapping
 from orchestra.core.pids import signal_group
 from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import TaskOutcome, execute, latest_metrics
-from orchestra.execution.executors.local import LocalExecutor
 from orchestra.execution.process import ProcessRegistry
 from orchestra.planning import plan as planmod
 from orchestra.store.runs import Candidate
@@ -120,15 +119,16 @@ class _Registry(ProcessRegistry):
             signal_group(proc.pid, signal.SIGKILL)
 
 
-class _MemberExecutor(LocalExecutor):
+class _MemberExecutor:
     """A member's executor: its own process registry and futures, the sweep's worker pool."""
 
     def __init__(self, shared: SharedPool, run_id: str, *, pgid_file: Path,
                  sink_for: Callable[[str], Any] | None) -> None:
-        super().__init__(1, pgid_file=pgid_file, sink_for=sink_for)
-        self._pool.shutdown(wait=False)
         self._pool = shared.pool
+        self._futures: set[cf.Future[TaskOutcome]] = set()
         self.registry = _Registry(pgid_file)
+        self._sink_for = sink_for or (lambda _stage: None)
+        self._on_start: Callable[[Any, int], None] | None = None
         self._shared, self._run_id = shared, run_id
 
     def submit(self, task: Any) -> None:
@@ -141,6 +141,17 @@ class _MemberExecutor(LocalExecutor):
     def _done(self, stage: str, future: cf.Future[TaskOutcome]) -> None:
         ok = not future.cancelled() and future.exception() is None
         self._shared.finished(self._run_id, stage, future.result() if ok else None)
+
+    def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
+        if not self._futures:
+            return []
+        done, _ = cf.wait(self._futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        self._futures -= done
+        return [future.result() for future in done]
+
+    @property
+    def pending(self) -> int:
+        return len(self._futures)
 
     def cancel(self) -> None:
         """Kill this member's stage processes. Its attempts still queued in the shared pool are not

@@ -22,7 +22,9 @@ from orchestra.execution.task import TaskContext, build_task, upstream_inputs, w
 from orchestra.planning import fingerprint
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
-from orchestra.store import artifacts
+from orchestra.store import runs as runstore
+from orchestra.store import artifacts, loaded
+from orchestra.store.objects_lock import Hold
 
 
 class StageEndpoint(Protocol):
@@ -45,11 +47,13 @@ class EventDriver:
         notes: where a failed load is reported (the console).
         endpoint: the run's MLflow tracking endpoint: each attempt's MLFLOW_* variables, and what
             its code logged there, recorded with the stage when it ends.
+        hold: the objects' shared lock, taken by the first load and released by the recorder once
+            the loaded stages are in the run store (``gc`` keeps what the store names).
     """
 
     def __init__(self, prepared: Prepared, context: TaskContext, identity: RunIdentity, bus: events.EventBus, *,
                  env_providers: Sequence[events.StageEnvProvider] = (), notes: Reporter = STDERR,
-                 endpoint: StageEndpoint | None = None) -> None:
+                 endpoint: StageEndpoint | None = None, hold: Hold | None = None) -> None:
         self.prepared = prepared
         self.context = context
         self.layout = context.layout
@@ -66,6 +70,9 @@ class EventDriver:
         self.started_at: dict[str, float] = {}
         self._commands: dict[str, str] = {}
         self._inputs_path: str | None = None
+        self.hold = hold if hold is not None else Hold()
+        self.unlinked: dict[str, Mapping[str, Any]] = {}  # loaded stage → its manifest, tree not made yet
+        self._known: dict[str, str] | None = None  # recorded stat tokens of the planned loads' objects
 
     def _inputs_file(self) -> str:
         """The run's inputs file, written the first time a stage has more ancestors than variables."""
@@ -86,6 +93,8 @@ class EventDriver:
         prepared = self.prepared
         stage = prepared.graph.stages[name]
         inputs, more = upstream_inputs(prepared.graph, name, self.out_strs)
+        if self.unlinked:  # (with an inputs file, stage code may read any upstream stage)
+            self._link(name, prepared.graph.ancestors(name) if more else inputs)
         provided: dict[str, str] = {}
         for provider in self.env_providers:
             provided.update(provider.stage_env(name, decision))
@@ -101,12 +110,30 @@ class EventDriver:
         return task
 
     def load(self, decision: planmod.StagePlan) -> str | None:
+        """Verify the objects of the outputs a stage reuses; its tree of links is made when a
+        stage given it as input runs (:meth:`task`), or a reader asks (``store.loaded``)."""
         assert decision.source is not None
-        result = artifacts.load(decision.source.manifest, self.layout.outputs_dir(decision.name))
+        self.hold.take()
+        if self._known is None:  # one query for every load the plan decided
+            self._known = runstore.object_stats(loaded.object_keys(
+                d.source.manifest for d in self.prepared.plan.stages if d.action == planmod.LOAD and d.source))
+        result = artifacts.verify(decision.source.manifest, self._known)
         if not result.ok:
             self.notes.line(f"[{decision.name}] cannot load outputs of run {decision.source.run_id[:8]}: "
                             f"{result.problem}; running it again")
-        return result.problem
+            return result.problem
+        self.unlinked[decision.name] = decision.source.manifest
+        return None
+
+    def _link(self, name: str, upstream: Any) -> None:
+        """Make the trees of the loaded stages among ``upstream`` (before ``name`` runs)."""
+        todo = [stage for stage in upstream if stage in self.unlinked]
+        if not todo:
+            return
+        problems = loaded.link([(self.unlinked.pop(stage), self.layout.outputs_dir(stage)) for stage in todo],
+                               self._known)
+        for dest, problem in problems.items():
+            self.notes.line(f"[{name}] cannot link the outputs of an upstream stage at {dest}: {problem}")
 
     def started(self, name: str, attempt: int, decision: planmod.StagePlan) -> None:
         now = time.time()

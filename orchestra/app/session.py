@@ -36,6 +36,7 @@ from orchestra.integrations.endpoint import Endpoint, bind_host
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
 from orchestra.store import runs as runstore
+from orchestra.store.objects_lock import Hold
 
 __all__ = ["run"]
 
@@ -126,7 +127,8 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         console.line(f"orchestra: note: {environment.notice}")
     home_path("runs", run_id)  # makes the run directory (stage directories and the pgid file go there)
     identity = identify(run_id, prepared, options)
-    recorder = RunRecorder(identity, targets=prepared.targets, stages=graph.order)
+    hold = Hold()  # the objects loaded stages reuse stay until the store names them (gc)
+    recorder = RunRecorder(identity, targets=prepared.targets, stages=graph.order, hold=hold)
     reporter = ConsoleReporter(console, prepared, options, layout)
     bus = events.EventBus(listeners, essential=[recorder, reporter])
     context = TaskContext(
@@ -135,7 +137,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         extra_env=options.execution.extra_env, env_manager=options.execution.env_manager,
         steps=_step_settings(prepared, options))
     endpoint = Endpoint(identity.experiment, remote=_remote(options), host=bind_host(options.execution.executor))
-    driver = EventDriver(prepared, context, identity, bus, notes=console, endpoint=endpoint,
+    driver = EventDriver(prepared, context, identity, bus, notes=console, endpoint=endpoint, hold=hold,
                          env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
     if share is not None:
         driver = share.driver(driver, run_id)

@@ -250,11 +250,18 @@ def _candidate(row: sqlite3.Row) -> Candidate:
     )
 
 
+_CANDIDATE_COLUMNS = "run_id, name, cache_key, components, manifest, manifest_digest, outputs_dir, metrics, end_time"
+_BY_KEY = (f"SELECT {_CANDIDATE_COLUMNS} FROM stages WHERE cache_key = ? AND status = ? AND manifest IS NOT NULL"
+           " ORDER BY end_time DESC LIMIT ?")
+
+
 def find_by_key(cache_key: str, limit: int = 5) -> list[Candidate]:
-    """Reusable stages with this cache key, newest first."""
-    rows = db().execute(  # noqa: S608 - a constant
-        f"SELECT * FROM stages WHERE cache_key = ? AND status IN ({_WITH_OUTPUTS}) AND manifest IS NOT NULL"
-        " ORDER BY status = 'FINISHED' DESC, end_time DESC LIMIT ?", (cache_key, limit)).fetchall()
+    """Reusable stages with this cache key, FINISHED ones first, newest first (one index search per
+    status, a candidate's columns only: ``IN`` with ``SELECT *`` and a sort cost ~5× more per stage)."""
+    conn = db()
+    rows = conn.execute(_BY_KEY, (cache_key, "FINISHED", limit)).fetchall()
+    if len(rows) < limit:
+        rows += conn.execute(_BY_KEY, (cache_key, "LOADED", limit - len(rows))).fetchall()
     return [_candidate(row) for row in rows]
 
 

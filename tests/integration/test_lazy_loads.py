@@ -1,0 +1,163 @@
+"""A loaded stage's tree of links is made only when something reads it.
+
+Real CLI runs in subprocesses, real files and a real ``gc``: a warm run records its loaded
+stages without a directory each, and every reader — a stage that runs, ``runs show``, the UI's
+artifact route, a ``runs:/`` parameter, a later run — still sees the right files."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from orchestra.store import db
+
+pytestmark = pytest.mark.integration
+
+# a and b are independent; c reads b only; d reads c (a and c each write one file).
+FAN = """
+entry_points:
+  a: {command: "echo alpha > {outputs}/a.txt"}
+  b:
+    parameters: {n: {type: string, default: "1"}}
+    command: "mkdir -p {outputs}/sub && echo beta{n} > {outputs}/sub/b.txt && cp {outputs}/sub/b.txt {outputs}/b.txt"
+  c:
+    parameters: {p: {type: string, default: "1"}}
+    depends_on: [b]
+    command: "cat {inputs.b}/sub/b.txt > {outputs}/c.txt && echo c{p} >> {outputs}/c.txt"
+"""
+
+
+def run_json(cli, *args: str) -> dict:
+    result = cli("run", *args, "--json", "-q", "--env-manager", "local")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def run_quiet(cli, *args: str) -> str:
+    """A run as the benchmark runs it (no --json: nothing reads the outputs)."""
+    result = cli("run", *args, "-q", "--env-manager", "local")
+    assert result.code == 0, result.err
+    db.reset_connections()
+    from orchestra.store import runs
+
+    return runs.list_runs(limit=1)[0].run_id
+
+
+def stage_dirs(home: Path, run_id: str) -> list[str]:
+    return sorted(p.name for p in (home / "runs" / run_id).iterdir() if p.is_dir())
+
+
+def test_a_warm_run_links_no_tree_yet_every_reader_sees_the_files(cli, make_project, orchestra_home):
+    root = make_project(FAN)
+    run_json(cli, str(root), "-e", "a", "-e", "c")
+    warm = run_quiet(cli, str(root), "-e", "a", "-e", "c")
+    assert stage_dirs(orchestra_home, warm) == []  # three stages loaded, no directory made for them
+    from orchestra.app import browse
+
+    path = browse.artifact_path(warm, "b", "sub/b.txt")  # the UI reads, never writes: the object itself
+    assert path.read_text() == "beta1\n" and stage_dirs(orchestra_home, warm) == []
+    shown = cli("runs", "show", warm, "--json")
+    assert shown.code == 0, shown.err
+    record = {s["name"]: s for s in json.loads(shown.out)["stages"]}
+    assert {s["status"] for s in record.values()} == {"LOADED"}
+    assert (Path(record["a"]["outputs_dir"]) / "a.txt").read_text() == "alpha\n"
+    assert (Path(record["b"]["outputs_dir"]) / "sub" / "b.txt").read_text() == "beta1\n"
+    assert (Path(record["c"]["outputs_dir"]) / "c.txt").read_text() == "beta1\nc1\n"
+    linked = Path(record["b"]["outputs_dir"]) / "b.txt"
+    assert not os.access(linked, os.W_OK) or os.geteuid() == 0  # links to the read-only objects
+    assert oct(linked.stat().st_mode & 0o777) == oct(0o444) and linked.stat().st_nlink >= 2
+    again = cli("runs", "show", warm)  # linked once: a second reader keeps the tree
+    assert again.code == 0 and f"outputs: {record['a']['outputs_dir']}" in again.out
+
+
+def test_a_stage_that_runs_gets_the_loaded_stages_it_reads_and_only_those(cli, make_project, orchestra_home):
+    root = make_project(FAN)
+    run_json(cli, str(root), "-e", "a", "-e", "c")
+    changed = run_quiet(cli, str(root), "-e", "a", "-e", "c", "-P", "c.p=2")
+    db.reset_connections()
+    from orchestra.store import runs
+
+    by_name = {s.name: s for s in runs.get_run(changed).stages}
+    assert [by_name[n].status for n in "abc"] == ["LOADED", "LOADED", "FINISHED"]
+    assert (Path(by_name["c"].outputs_dir) / "c.txt").read_text() == "beta1\nc2\n"
+    assert (Path(by_name["b"].outputs_dir) / "sub" / "b.txt").read_text() == "beta1\n"  # c's input: linked
+    assert not Path(by_name["a"].outputs_dir).exists()  # read by nothing yet
+    assert sorted(stage_dirs(orchestra_home, changed)) == ["b", "c"]
+
+
+def test_gc_keeps_the_objects_of_loaded_stages_whose_source_run_is_gone(cli, make_project, orchestra_home):
+    root = make_project(FAN)
+    cold = run_json(cli, str(root), "-e", "a", "-e", "c")
+    warm = run_quiet(cli, str(root), "-e", "a", "-e", "c")
+    assert stage_dirs(orchestra_home, warm) == []
+    gc = cli("gc", "--keep-last", "1")  # deletes the run that computed them, and its trees
+    assert gc.code == 0, gc.err
+    assert not (orchestra_home / "runs" / cold["run_id"]).exists()
+    shown = json.loads(cli("runs", "show", warm, "--json").out)
+    record = {s["name"]: s for s in shown["stages"]}
+    assert (Path(record["c"]["outputs_dir"]) / "c.txt").read_text() == "beta1\nc1\n"
+    assert (Path(record["b"]["outputs_dir"]) / "sub" / "b.txt").read_text() == "beta1\n"
+    later = run_json(cli, str(root), "-e", "a", "-e", "c")  # loads from the warm run's records
+    assert {s["status"] for s in later["stages"]} == {"LOADED"}
+    assert {s["loaded_from"]["run_id"] for s in later["stages"]} == {warm}
+    assert (Path({s["name"]: s for s in later["stages"]}["c"]["outputs_dir"]) / "c.txt").read_text() == "beta1\nc1\n"
+
+
+def test_gc_keeps_the_objects_of_loaded_stages_never_linked(cli, make_project, orchestra_home):
+    """The run that computed them is deleted before anything reads the warm run's stages."""
+    root = make_project(FAN)
+    run_json(cli, str(root), "-e", "a", "-e", "c")
+    warm = run_quiet(cli, str(root), "-e", "a", "-e", "c")
+    before = {p for p in (orchestra_home / "objects").rglob("*") if p.is_file()}
+    assert cli("gc", "--keep-last", "1").code == 0
+    assert {p for p in (orchestra_home / "objects").rglob("*") if p.is_file()} == before
+    assert stage_dirs(orchestra_home, warm) == []
+    assert cli("gc", "--keep-last", "0").code == 0  # and once no stage names them, they go
+    assert not any(p.is_file() for p in (orchestra_home / "objects").rglob("*"))
+
+
+def test_a_runs_uri_reads_a_loaded_stage(cli, make_project, orchestra_home):
+    root = make_project(FAN)
+    run_json(cli, str(root), "-e", "b")
+    warm = run_quiet(cli, str(root), "-e", "b")
+    assert stage_dirs(orchestra_home, warm) == []
+    consumer = make_project("""
+        entry_points:
+          main:
+            parameters: {data: path}
+            command: "cat {data} > {outputs}/o.txt"
+    """)
+    made = run_json(cli, str(consumer), "-P", f"data=runs:/{warm}/b/sub/b.txt")
+    assert (Path(made["stages"][0]["outputs_dir"]) / "o.txt").read_text() == "beta1\n"
+
+
+def test_a_run_holds_the_objects_lock_until_its_loaded_stages_are_recorded(orchestra_home):
+    """gc takes the objects lock alone before it reads what the store names: the lock a run takes
+    at its first load is held until the recorder wrote the loaded stages (driven directly here:
+    the window is microseconds in a real run)."""
+    from orchestra.app.identity import RunIdentity
+    from orchestra.app.recorder import RunRecorder
+    from orchestra.store.objects_lock import Hold
+
+    def exclusive_free() -> bool:
+        fd = os.open(orchestra_home / "locks" / "objects.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: as another process
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    hold = Hold()
+    hold.take()
+    hold.take()  # taken again by the next load: still one share
+    assert not exclusive_free()
+    RunRecorder(RunIdentity("r" * 32, "Default"), targets=(), stages=(), hold=hold).flush()
+    assert exclusive_free()
+    hold.release()  # released twice: nothing more happens
+    assert exclusive_free()

@@ -161,7 +161,9 @@ class EventDriver:
         if loaded is not None and source is not None:
             change = StageUpdate(
                 status=stage_status, start_time=now, end_time=now, cache_key=loaded.key,
-                components=loaded.components, env_key=self._env_key(name), manifest=source.manifest, manifest_digest=source.manifest_digest,
+                # (the same key: the source's components, written back as stored)
+                components=source.components if source.cache_key == loaded.key else loaded.components,
+                env_key=self._env_key(name), manifest=source.manifest, manifest_digest=source.manifest_digest,
                 outputs_dir=self.out_strs[name], loaded_from=LoadedFrom(source.run_id, source.stage),
                 metrics=source.metrics)
             self.manifests[name] = source.manifest or {}

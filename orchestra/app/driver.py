@@ -65,7 +65,7 @@ class EventDriver:
         self.view = planmod.LiveStoreView(prepared.project.uri)
         self.planned = {decision.name: decision for decision in prepared.plan.stages}
         # Computed once: a long chain asks for every ancestor's paths at every stage.
-        self.out_strs = {name: str(self.layout.outputs_dir(name)) for name in prepared.graph.order}
+        self.out_strs = {name: self.layout.outputs_text(name) for name in prepared.graph.order}
         self.manifests: dict[str, Mapping[str, Any]] = {}  # finished/loaded stage → its manifest
         self.started_at: dict[str, float] = {}
         self._commands: dict[str, str] = {}

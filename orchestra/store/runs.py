@@ -306,13 +306,17 @@ def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row],
     )
 
 
+def _object(text: str) -> Any:
+    return {} if text == "{}" else json.loads(text)  # (most metrics, params and tags: a run reads hundreds)
+
+
 def _stage_record(row: sqlite3.Row, models: tuple[Mapping[str, Any], ...] = ()) -> StageRecord:
     return StageRecord(
         name=row["name"], status=StageStatus(row["status"]), exit_code=row["exit_code"],
         start_time=row["start_time"], end_time=row["end_time"], attempts=row["attempts"],
-        metrics=json.loads(row["metrics"]), params=json.loads(row["params"]), tags=json.loads(row["tags"]),
+        metrics=_object(row["metrics"]), params=_object(row["params"]), tags=_object(row["tags"]),
         log_dir=row["log_dir"], outputs_dir=row["outputs_dir"], cache_key=row["cache_key"],
-        components=json.loads(row["components"]), env_key=row["env_key"], command=row["command"],
+        components=_object(row["components"]), env_key=row["env_key"], command=row["command"],
         manifest=json.loads(row["manifest"]) if row["manifest"] else None,
         loaded_from=LoadedFrom(row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"] else None,
         message=row["message"], models=models,

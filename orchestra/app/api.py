@@ -28,19 +28,19 @@ __all__ = ["RunOptions", "RunRecord", "RunResult", "get_run", "list_runs", "plan
            "validate"]
 
 
-def run(uri: str, options: RunOptions = RunOptions(), *, link_loaded: bool = True) -> RunResult:
+def run(uri: str, options: RunOptions = RunOptions(), *, record: bool = True) -> RunResult:
     """Fetch the project, plan it, drive the plan, record everything; see docs/ARCHITECTURE.md.
 
     Args:
-        link_loaded: make the output trees of the loaded stages no stage of the run read, so every
-            ``outputs_dir`` of the returned record exists (False: they are linked when first read,
-            ``get_run``; the CLI, which shows no path unless ``--json``).
+        record: return the stored run, with the output trees of the loaded stages no stage of the
+            run read made, so every ``outputs_dir`` in it exists (False: ``record`` is None, and
+            those trees are made when first read, ``get_run``; the CLI, unless ``--json``).
 
     Raises:
         BadInputError: bad URI, MLproject, params, hooks config (exit 2); nothing is stored.
     """
-    result = session.run(uri, options)
-    if link_loaded and result.record is not None:
+    result = session.run(uri, options, record=record)
+    if result.record is not None:
         loaded.ensure_stages(result.record.stages)
     return result
 

@@ -23,8 +23,9 @@ class Stored(dict):  # type: ignore[type-arg]
 
 
 def stored(text: str | None) -> Stored:
-    value = Stored(json.loads(text or "{}"))
-    value.text = text or "{}"
+    text = text or "{}"
+    value = Stored() if text == "{}" else Stored(json.loads(text))  # (most metrics: none)
+    value.text = text
     return value
 
 

@@ -292,7 +292,7 @@ def get_run(run_id: str) -> RunRecord:
 def run_metrics(run_id: str) -> dict[str, float]:
     """The run's pipeline metrics (``get_run(run_id).metrics``, reading only the stages' metrics)."""
     rows = db().execute("SELECT name, metrics FROM stages WHERE run_id = ? ORDER BY rowid", (run_id,)).fetchall()
-    return pipeline_metrics((row["name"], json.loads(row["metrics"])) for row in rows)
+    return pipeline_metrics((row["name"], _object(row["metrics"])) for row in rows)
 
 
 def _run_record(run: sqlite3.Row, stages: Sequence[sqlite3.Row],

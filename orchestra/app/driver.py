@@ -73,12 +73,17 @@ class EventDriver:
         self.hold = hold if hold is not None else Hold()
         self.unlinked: dict[str, Mapping[str, Any]] = {}  # loaded stage → its manifest, tree not made yet
         self._known: dict[str, str] | None = None  # recorded stat tokens of the planned loads' objects
+        self._listed: set[str] = set()  # the unlinked stages the inputs file lists
 
     def _inputs_file(self) -> str:
-        """The run's inputs file, written the first time a stage has more ancestors than variables."""
-        if self._inputs_path is None:
+        """The run's inputs file, written the first time a stage has more ancestors than variables,
+        and again when stages were loaded since without being linked: their entries carry their
+        manifest, and ``orchestra.stage.input_path`` links one the first time it is read."""
+        if self._inputs_path is None or not self._listed.issuperset(self.unlinked):
             graph = self.prepared.graph
-            self._inputs_path = write_inputs_file(self.layout.run_dir / "inputs.json", self.out_strs, graph.parents)
+            self._listed = set(self.unlinked)
+            self._inputs_path = write_inputs_file(self.layout.run_dir / "inputs.json", self.out_strs, graph.parents,
+                                                  unlinked=self.unlinked, objects=str(artifacts.objects_dir()))
         return self._inputs_path
 
     def decide(self, name: str, upstream: Mapping[str, str]) -> planmod.StagePlan:
@@ -93,8 +98,8 @@ class EventDriver:
         prepared = self.prepared
         stage = prepared.graph.stages[name]
         inputs, more = upstream_inputs(prepared.graph, name, self.out_strs)
-        if self.unlinked:  # (with an inputs file, stage code may read any upstream stage)
-            self._link(name, prepared.graph.ancestors(name) if more else inputs)
+        if self.unlinked:  # the loaded stages it is given (the inputs file lists the others' manifests)
+            self._link(name, inputs)
         provided: dict[str, str] = {}
         for provider in self.env_providers:
             provided.update(provider.stage_env(name, decision))

@@ -161,3 +161,30 @@ def test_a_run_holds_the_objects_lock_until_its_loaded_stages_are_recorded(orche
     assert exclusive_free()
     hold.release()  # released twice: nothing more happens
     assert exclusive_free()
+
+
+def test_a_deep_stage_links_the_far_loaded_stage_it_reads_and_no_other(cli, make_project, orchestra_home):
+    """Past MAX_INPUT_VARIABLES upstream stages, the driver links the stages a running stage is
+    given a variable for; ``orchestra.stage.input_path`` links a far one when it reads it."""
+    from tests.integration.test_long_chain_inputs import READER, chain
+
+    from orchestra.execution.task import MAX_INPUT_VARIABLES
+
+    n = MAX_INPUT_VARIABLES + 6
+    root = make_project(chain(n).replace("command: \"python reader.py",
+                                          "parameters: {p: {type: string, default: \"1\"}}\n    command: \"python reader.py"),
+                        {"reader.py": READER})
+    run_json(cli, str(root), "-e", "last")
+    warm = run_quiet(cli, str(root), "-e", "last", "-P", "last.p=2", "--env-manager", "local")
+    db.reset_connections()
+    from orchestra.store import runs
+
+    by_name = {s.name: s for s in runs.get_run(warm).stages}
+    assert by_name["last"].status == "FINISHED" and by_name["s0"].status == "LOADED"
+    seen = json.loads((Path(by_name["last"].outputs_dir) / "seen.json").read_text())
+    assert seen["s0"] == "s0\n" and seen["named"] == "s1\n" and seen["file"]
+    assert set(stage_dirs(orchestra_home, warm)) == {"s0", "s1", f"s{n - 1}", "last"}  # read, or given
+    assert (Path(by_name["s0"].outputs_dir) / "me.txt").stat().st_nlink >= 2  # links to the object
+    shown = json.loads(cli("runs", "show", warm, "--json").out)  # the rest, when read
+    assert all((Path(s["outputs_dir"]) / "me.txt").read_text() == f"{s['name']}\n"
+               for s in shown["stages"] if s["name"].startswith("s"))

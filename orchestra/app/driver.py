@@ -22,8 +22,8 @@ from orchestra.execution.task import TaskContext, build_task, upstream_inputs, w
 from orchestra.planning import fingerprint
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
-from orchestra.store import runs as runstore
 from orchestra.store import artifacts, loaded
+from orchestra.store import runs as runstore
 from orchestra.store.objects_lock import Hold
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
-import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator

@@ -135,32 +135,59 @@ def test_a_runs_uri_reads_a_loaded_stage(cli, make_project, orchestra_home):
     assert (Path(made["stages"][0]["outputs_dir"]) / "o.txt").read_text() == "beta1\n"
 
 
-def test_a_run_holds_the_objects_lock_until_its_loaded_stages_are_recorded(orchestra_home):
-    """gc takes the objects lock alone before it reads what the store names: the lock a run takes
-    at its first load is held until the recorder wrote the loaded stages (driven directly here:
-    the window is microseconds in a real run)."""
+def exclusive_free(home: Path) -> bool:
+    """Whether ``gc`` could take the objects lock now (another open file: as another process)."""
+    fd = os.open(home / "locks" / "objects.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_a_warm_run_writes_its_loaded_stages_before_gc_may_run(cli, make_project, orchestra_home, monkeypatch):
+    """gc takes the objects lock alone, then reads what the store names: a run holds the lock
+    from its first load until its loaded stages are written (the run in process here, to look at
+    the lock at the moment they are written)."""
+    from orchestra.app import api
+    from orchestra.core.options import RunOptions, Selection
+    from orchestra.store import runs
+
+    root = make_project(FAN)
+    run_json(cli, str(root), "-e", "a", "-e", "c")
+    seen: list[bool] = []
+    write = runs.update_stages
+
+    def watched(run_id, updates):
+        seen.append(exclusive_free(orchestra_home))
+        write(run_id, updates)
+
+    monkeypatch.setattr(runs, "update_stages", watched)
+    db.reset_connections()
+    result = api.run(str(root), RunOptions(selection=Selection(entry_points=("a", "c")), quiet=True), record=False)
+    assert result.exit_code == 0 and result.record is None
+    assert seen == [False]  # the three loads, written in one transaction, under the lock
+    assert exclusive_free(orchestra_home)  # and let go once written
+
+
+def test_the_hold_is_released_by_the_recorder_once(orchestra_home):
     from orchestra.app.identity import RunIdentity
     from orchestra.app.recorder import RunRecorder
     from orchestra.store.objects_lock import Hold
 
-    def exclusive_free() -> bool:
-        fd = os.open(orchestra_home / "locks" / "objects.lock", os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another open file: as another process
-            return True
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
+    def free() -> bool:
+        return exclusive_free(orchestra_home)
 
     hold = Hold()
     hold.take()
     hold.take()  # taken again by the next load: still one share
-    assert not exclusive_free()
+    assert not free()
     RunRecorder(RunIdentity("r" * 32, "Default"), targets=(), stages=(), hold=hold).flush()
-    assert exclusive_free()
+    assert free()
     hold.release()  # released twice: nothing more happens
-    assert exclusive_free()
+    assert free()
 
 
 def test_a_deep_stage_links_the_far_loaded_stage_it_reads_and_no_other(cli, make_project, orchestra_home):

@@ -18,7 +18,7 @@ from orchestra.core.records import RunRecord, RunResult
 from orchestra.mlproject import graph, load
 from orchestra.planning.fingerprint import step_base
 from orchestra.planning.plan import RUN
-from orchestra.store import runs
+from orchestra.store import loaded, runs
 
 if TYPE_CHECKING:
     from orchestra.integrations.tracking import TrackingURI
@@ -28,13 +28,21 @@ __all__ = ["RunOptions", "RunRecord", "RunResult", "get_run", "list_runs", "plan
            "validate"]
 
 
-def run(uri: str, options: RunOptions = RunOptions()) -> RunResult:
+def run(uri: str, options: RunOptions = RunOptions(), *, record: bool = True) -> RunResult:
     """Fetch the project, plan it, drive the plan, record everything; see docs/ARCHITECTURE.md.
+
+    Args:
+        record: return the stored run, with the output trees of the loaded stages no stage of the
+            run read made, so every ``outputs_dir`` in it exists (False: ``record`` is None, and
+            those trees are made when first read, ``get_run``; the CLI, unless ``--json``).
 
     Raises:
         BadInputError: bad URI, MLproject, params, hooks config (exit 2); nothing is stored.
     """
-    return session.run(uri, options)
+    result = session.run(uri, options, record=record)
+    if result.record is not None:
+        loaded.ensure_stages(result.record.stages)
+    return result
 
 
 def plan(uri: str, options: RunOptions = RunOptions()):  # -> orchestra.planning.plan.Plan
@@ -82,7 +90,9 @@ def validate(uri: str, version: str | None = None):  # -> tuple[ProjectSpec, Sta
 def get_run(run_id: str) -> RunRecord:
     """One stored run (a unique prefix of 6+ characters is accepted). Raises RunNotFoundError."""
     reaper.reap_stale_runs()  # a run whose orchestra was SIGKILLed shows as KILLED, not RUNNING
-    return runs.get_run(run_id)
+    record = runs.get_run(run_id)
+    loaded.ensure_stages(record.stages)  # the trees of loaded stages no stage read yet: linked now
+    return record
 
 
 def list_runs(experiment: str | None = None, status: str | None = None, limit: int = 100) -> list[RunRecord]:

@@ -16,6 +16,7 @@ from orchestra.core.pids import hostname
 from orchestra.core import runfilter
 from orchestra.core.errors import BadInputError, RunNotFoundError
 from orchestra.core.pids import pid_alive
+from orchestra.core.layout import orchestra_home
 from orchestra.core.textlog import collapse_cr
 from orchestra.mlproject import graph as graphmod
 from orchestra.mlproject import load as loadmod
@@ -213,6 +214,10 @@ def artifact_path(run_id: str, stage: str, rel: str) -> Path:
     if rel not in manifest or not row["outputs_dir"]:
         raise BadInputError(f"stage {stage!r} has no output {rel!r}", hint="see the run's artifacts list")
     path = Path(row["outputs_dir"]) / rel
+    if not path.is_file():  # a loaded stage whose tree no reader linked yet: the object itself
+        entry = manifest[rel]
+        sha, executable = str(entry["sha256"]), bool(int(entry["mode"]) & 0o100)
+        path = orchestra_home() / "objects" / sha[:2] / (sha[2:] + (".x" if executable else ""))
     if not path.is_file():
         raise BadInputError(f"output {rel!r} of stage {stage!r} is gone", hint="was the run garbage-collected?")
     return path

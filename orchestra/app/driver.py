@@ -22,7 +22,9 @@ from orchestra.execution.task import TaskContext, build_task, upstream_inputs, w
 from orchestra.planning import fingerprint
 from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
-from orchestra.store import artifacts
+from orchestra.store import artifacts, loaded
+from orchestra.store import runs as runstore
+from orchestra.store.objects_lock import Hold
 
 
 class StageEndpoint(Protocol):
@@ -45,11 +47,13 @@ class EventDriver:
         notes: where a failed load is reported (the console).
         endpoint: the run's MLflow tracking endpoint: each attempt's MLFLOW_* variables, and what
             its code logged there, recorded with the stage when it ends.
+        hold: the objects' shared lock, taken by the first load and released by the recorder once
+            the loaded stages are in the run store (``gc`` keeps what the store names).
     """
 
     def __init__(self, prepared: Prepared, context: TaskContext, identity: RunIdentity, bus: events.EventBus, *,
                  env_providers: Sequence[events.StageEnvProvider] = (), notes: Reporter = STDERR,
-                 endpoint: StageEndpoint | None = None) -> None:
+                 endpoint: StageEndpoint | None = None, hold: Hold | None = None) -> None:
         self.prepared = prepared
         self.context = context
         self.layout = context.layout
@@ -61,17 +65,25 @@ class EventDriver:
         self.view = planmod.LiveStoreView(prepared.project.uri)
         self.planned = {decision.name: decision for decision in prepared.plan.stages}
         # Computed once: a long chain asks for every ancestor's paths at every stage.
-        self.out_strs = {name: str(self.layout.outputs_dir(name)) for name in prepared.graph.order}
+        self.out_strs = {name: self.layout.outputs_text(name) for name in prepared.graph.order}
         self.manifests: dict[str, Mapping[str, Any]] = {}  # finished/loaded stage → its manifest
         self.started_at: dict[str, float] = {}
         self._commands: dict[str, str] = {}
         self._inputs_path: str | None = None
+        self.hold = hold if hold is not None else Hold()
+        self.unlinked: dict[str, Mapping[str, Any]] = {}  # loaded stage → its manifest, tree not made yet
+        self._known: dict[str, str] | None = None  # recorded stat tokens of the planned loads' objects
+        self._listed: set[str] = set()  # the unlinked stages the inputs file lists
 
     def _inputs_file(self) -> str:
-        """The run's inputs file, written the first time a stage has more ancestors than variables."""
-        if self._inputs_path is None:
+        """The run's inputs file, written the first time a stage has more ancestors than variables,
+        and again when stages were loaded since without being linked: their entries carry their
+        manifest, and ``orchestra.stage.input_path`` links one the first time it is read."""
+        if self._inputs_path is None or not self._listed.issuperset(self.unlinked):
             graph = self.prepared.graph
-            self._inputs_path = write_inputs_file(self.layout.run_dir / "inputs.json", self.out_strs, graph.parents)
+            self._listed = set(self.unlinked)
+            self._inputs_path = write_inputs_file(self.layout.run_dir / "inputs.json", self.out_strs, graph.parents,
+                                                  unlinked=self.unlinked, objects=str(artifacts.objects_dir()))
         return self._inputs_path
 
     def decide(self, name: str, upstream: Mapping[str, str]) -> planmod.StagePlan:
@@ -86,6 +98,8 @@ class EventDriver:
         prepared = self.prepared
         stage = prepared.graph.stages[name]
         inputs, more = upstream_inputs(prepared.graph, name, self.out_strs)
+        if self.unlinked:  # the loaded stages it is given (the inputs file lists the others' manifests)
+            self._link(name, inputs)
         provided: dict[str, str] = {}
         for provider in self.env_providers:
             provided.update(provider.stage_env(name, decision))
@@ -101,12 +115,30 @@ class EventDriver:
         return task
 
     def load(self, decision: planmod.StagePlan) -> str | None:
+        """Verify the objects of the outputs a stage reuses; its tree of links is made when a
+        stage given it as input runs (:meth:`task`), or a reader asks (``store.loaded``)."""
         assert decision.source is not None
-        result = artifacts.load(decision.source.manifest, self.layout.outputs_dir(decision.name))
+        self.hold.take()
+        if self._known is None:  # one query for every load the plan decided
+            self._known = runstore.object_stats(loaded.object_keys(
+                d.source.manifest for d in self.prepared.plan.stages if d.action == planmod.LOAD and d.source))
+        result = artifacts.verify(decision.source.manifest, self._known)
         if not result.ok:
             self.notes.line(f"[{decision.name}] cannot load outputs of run {decision.source.run_id[:8]}: "
                             f"{result.problem}; running it again")
-        return result.problem
+            return result.problem
+        self.unlinked[decision.name] = decision.source.manifest
+        return None
+
+    def _link(self, name: str, upstream: Any) -> None:
+        """Make the trees of the loaded stages among ``upstream`` (before ``name`` runs)."""
+        todo = [stage for stage in upstream if stage in self.unlinked]
+        if not todo:
+            return
+        problems = loaded.link([(self.unlinked.pop(stage), self.layout.outputs_dir(stage)) for stage in todo],
+                               self._known)
+        for dest, problem in problems.items():
+            self.notes.line(f"[{name}] cannot link the outputs of an upstream stage at {dest}: {problem}")
 
     def started(self, name: str, attempt: int, decision: planmod.StagePlan) -> None:
         now = time.time()
@@ -134,7 +166,9 @@ class EventDriver:
         if loaded is not None and source is not None:
             change = StageUpdate(
                 status=stage_status, start_time=now, end_time=now, cache_key=loaded.key,
-                components=loaded.components, env_key=self._env_key(name), manifest=source.manifest, manifest_digest=source.manifest_digest,
+                # (the same key: the source's components, written back as stored)
+                components=source.components if source.cache_key == loaded.key else loaded.components,
+                env_key=self._env_key(name), manifest=source.manifest, manifest_digest=source.manifest_digest,
                 outputs_dir=self.out_strs[name], loaded_from=LoadedFrom(source.run_id, source.stage),
                 metrics=source.metrics)
             self.manifests[name] = source.manifest or {}

@@ -16,6 +16,7 @@ from orchestra.core.records import StageUpdate
 from orchestra.core.status import RunStatus, StageStatus
 from orchestra.store import attempts
 from orchestra.store import runs as runstore
+from orchestra.store.objects_lock import Hold
 
 
 class RunRecorder:
@@ -25,9 +26,12 @@ class RunRecorder:
         identity: the run (its id, experiment, project, params and tags are stored).
         targets: the selected entry points.
         stages: every stage of the run, in order (stored PENDING).
+        hold: the objects' shared lock the driver took for the loaded stages, released once they
+            are written.
     """
 
-    def __init__(self, identity: RunIdentity, *, targets: Sequence[str], stages: Sequence[str]) -> None:
+    def __init__(self, identity: RunIdentity, *, targets: Sequence[str], stages: Sequence[str],
+                 hold: Hold | None = None) -> None:
         self.identity = identity
         self.run_id = identity.run_id
         self.targets = tuple(targets)
@@ -35,6 +39,7 @@ class RunRecorder:
         self._deferred: list[tuple[str, StageUpdate]] = []
         self._attempt_started: dict[str, float] = {}
         self._loaded_from: dict[str, None] = {}  # the runs stages were loaded from, in order
+        self.hold = hold
 
     def handle(self, event: events.Event) -> None:
         if event.name == events.RUN_STARTED:
@@ -79,9 +84,13 @@ class RunRecorder:
 
     def flush(self) -> None:
         """Write the deferred LOADED stages (one transaction)."""
-        if self._deferred:
-            runstore.update_stages(self.run_id, self._deferred)
-            self._deferred = []
+        try:
+            if self._deferred:
+                runstore.update_stages(self.run_id, self._deferred)
+                self._deferred = []
+        finally:
+            if self.hold is not None:
+                self.hold.release()
 
     def close(self, drain_s: float) -> None:
         self.flush()

@@ -193,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.sweep or args.sweep_file:  # many runs, one pool
         return sweeps.run_sweep(args, options)
-    result = api.run(args.uri, options)
+    result = api.run(args.uri, options, record=args.json)  # (runs show links them when asked)
     if args.json:
         print_json(result.to_json())
     return result.exit_code

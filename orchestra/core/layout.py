@@ -67,6 +67,10 @@ class RunLayout:
     def outputs_dir(self, stage: str) -> Path:
         return self.stage_dir(stage) / "out"
 
+    def outputs_text(self, stage: str) -> str:
+        """``outputs_dir`` as text, without Path objects (a run names every stage's once)."""
+        return f"{self.run_dir}/{safe_name(stage)}/out"
+
     def staging_dir(self, stage: str, attempt: int) -> Path:
         return self.stage_dir(stage) / f".staging-{attempt}"
 

@@ -102,10 +102,20 @@ def upstream_inputs(graph: StageGraph, name: str, outputs: Mapping[str, str]) ->
             if parent in outputs}, True
 
 
-def write_inputs_file(path: Path, outputs: Mapping[str, str], parents: Mapping[str, Sequence[str]]) -> str:
-    """Write the run's inputs file once (JSON: stage → its outputs directory and depends_on),
-    atomically; ``orchestra.stage.input_path`` reads it for upstream stages without a variable."""
-    data = {name: {"outputs": out, "parents": list(parents.get(name, ()))} for name, out in outputs.items()}
+def write_inputs_file(path: Path, outputs: Mapping[str, str], parents: Mapping[str, Sequence[str]], *,
+                      unlinked: Mapping[str, Mapping[str, Any]] = {}, objects: str = "") -> str:
+    """Write the run's inputs file (JSON: stage → its outputs directory and depends_on),
+    atomically; ``orchestra.stage.input_path`` reads it for upstream stages without a variable.
+
+    Args:
+        unlinked: loaded stages whose outputs directory is not linked yet → their manifest: their
+            entries carry it and ``objects`` (the object store), so ``input_path`` links the
+            directory (atomically) the first time stage code reads it.
+    """
+    data: dict[str, dict[str, Any]] = {name: {"outputs": out, "parents": list(parents.get(name, ()))}
+                                       for name, out in outputs.items()}
+    for name, manifest in unlinked.items():
+        data[name].update(manifest=manifest, objects=objects)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)

@@ -19,6 +19,7 @@ from orchestra.core.errors import RunNotFoundError, SourceError
 from orchestra.source import download
 from orchestra.source.project import strip_credentials
 from orchestra.store import runs as runstore
+from orchestra.store import loaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ def fetch_orchestra_run(ref: RunsURI, dest_dir: Path) -> Path | None:
     candidate = runstore.stage_of(run_id, stage)
     if candidate is None:
         raise SourceError(f"runs:/{ref.run_id}/{ref.path}: stage {stage!r} of run {run_id[:8]} has no outputs")
+    loaded.ensure(candidate.manifest, candidate.outputs_dir)  # a loaded stage's tree is linked when first read
     outputs = Path(candidate.outputs_dir)
     found = _inside(outputs, inner)
     if found is None:

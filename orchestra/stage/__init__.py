@@ -68,7 +68,12 @@ def _far_input(stage: str) -> str | None:
     while stack:
         node = stack.pop()
         if node == stage:
-            return stages[node]["outputs"]
+            entry = stages[node]
+            if "manifest" in entry and not os.path.isdir(entry["outputs"]):  # loaded, not linked yet
+                from orchestra.stage._inputs import link
+
+                link(entry["outputs"], entry["manifest"], entry["objects"])
+            return entry["outputs"]
         if node not in seen:
             seen.add(node)
             stack.extend(stages.get(node, {}).get("parents", ()))

@@ -29,7 +29,6 @@ from orchestra.store import runs as runstore
 from orchestra.store.objects_lock import exclusive_lock, shared_lock
 
 
-
 class OutputError(OrchestraError):
     """A stage's outputs cannot be published (escaping symlink, missing declared output)."""
 
@@ -47,8 +46,8 @@ _objects: tuple[Path, Path, str] | None = None  # (configured home, its objects 
 
 def _objects_entry() -> tuple[Path, Path, str]:
     global _objects
-    configured = settings.home()
-    if _objects is None or _objects[0] != configured:
+    configured = settings.home()  # the same object while the variable is unchanged
+    if _objects is None or _objects[0] is not configured:
         path = home_path("objects")
         _objects = (configured, path, str(path))
     return _objects
@@ -219,7 +218,8 @@ def _place_object(source: Path, obj: Path, *, move: bool, executable: bool) -> N
             tmp.unlink()
 
 
-def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into: Path | None = None) -> None:
+def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into: Path | None = None,
+              record: bool = True, replace: bool = True) -> bool:
     """Create ``dest`` as hardlinks to the manifest's (just verified or placed) objects,
     atomically (tmp dir + rename), and record the objects' stat tokens after linking (a new link
     changes an inode's ctime, which the token holds).
@@ -227,6 +227,9 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
     Args:
         into: an empty directory on ``dest``'s filesystem to build the tree in (a stage's emptied
             staging directory, which the reaper sweeps like a tmp dir); default: a new tmp dir.
+        record: False when the caller records the tokens (one transaction for many trees).
+        replace: False: an existing ``dest`` (linked first by another process) is kept.
+    Returns whether this call's tree is now at ``dest``.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = into if into is not None else _fresh_dir(dest.parent, f".{dest.name}.tmp-{os.getpid()}-")
@@ -247,10 +250,21 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
                 if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM):
                     raise
                 shutil.copy2(obj, target)
-        runstore.record_objects(_tokens(manifest))  # before the rename: a failure leaves no dest
+        if record:
+            runstore.record_objects(tokens(manifest))  # before the rename: a failure leaves no dest
+        if not replace:
+            try:
+                os.rename(tmp, dest)
+                return True
+            except OSError as exc:  # dest linked meanwhile (ENOTEMPTY): keep it
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
         if dest.exists():
             shutil.rmtree(dest)
         os.rename(tmp, dest)
+        return True
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -270,7 +284,8 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
             continue
 
 
-def _tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int, str]]:
+def tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int, str]]:
+    """(object key, size, stat token) of every object of ``manifest``, once each."""
     rows: dict[str, tuple[str, int, str]] = {}
     for entry in manifest.values():
         executable = bool(int(entry["mode"]) & 0o100)
@@ -281,10 +296,13 @@ def _tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int
     return list(rows.values())
 
 
-def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
+def verify(manifest: Mapping[str, Mapping[str, object]], known: dict[str, str] | None = None) -> Verification:
     """Check every object of a manifest: exists, right size, and (if its stat changed) right hash.
 
     A corrupt object is removed from the store so nothing can link it again.
+
+    ``known``: recorded stat tokens by object key, read once for many manifests (the missing
+    ones are looked up, the ones recorded added).
     """
     checked: list[tuple[str, str, bool, str, os.stat_result]] = []
     for rel, entry in manifest.items():
@@ -306,7 +324,13 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
             quarantine(sha, executable)
             return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")
         checked.append((rel, sha, executable, obj, st))
-    known = runstore.object_stats([sha + (".x" if executable else "") for _, sha, executable, _, _ in checked])
+    keys = [sha + (".x" if executable else "") for _, sha, executable, _, _ in checked]
+    if known is None:
+        known = runstore.object_stats(keys)
+    else:
+        missing = [key for key in keys if key not in known]
+        if missing:
+            known.update(runstore.object_stats(missing))
     updates: list[tuple[str, int, str]] = []
     for rel, sha, executable, obj, st in checked:
         key = sha + (".x" if executable else "")
@@ -317,6 +341,7 @@ def verify(manifest: Mapping[str, Mapping[str, object]]) -> Verification:
                 return Verification(False, f"{rel}: content does not match sha256 (corrupt object removed)")
             updates.append((key, st.st_size, token))
     runstore.record_objects(updates)
+    known.update((key, token) for key, _size, token in updates)
     return Verification(True)
 
 

@@ -10,10 +10,10 @@ from typing import Any, Mapping, Sequence
 
 def stage_models(conn: sqlite3.Connection, stages: Sequence[sqlite3.Row]) -> dict[str, tuple[Mapping[str, Any], ...]]:
     """Stage name → the logged models it holds (a LOADED stage: those of the stage it was loaded from)."""
-    found: dict[str, tuple[Mapping[str, Any], ...]] = {}
-    for row in stages:
-        owner = (row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"] else (row["run_id"], row["name"])
-        bodies = conn.execute("SELECT body FROM models WHERE run_id = ? AND stage = ? ORDER BY rowid", owner).fetchall()
-        if bodies:
-            found[row["name"]] = tuple(json.loads(b["body"]) for b in bodies)
-    return found
+    owners = {row["name"]: (row["loaded_from_run"], row["loaded_from_stage"]) if row["loaded_from_run"]
+              else (row["run_id"], row["name"]) for row in stages}
+    bodies: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for run_id in dict.fromkeys(run for run, _ in owners.values()):  # one query per run (a few), not per stage
+        for body in conn.execute("SELECT stage, body FROM models WHERE run_id = ? ORDER BY rowid", (run_id,)):
+            bodies.setdefault((run_id, body["stage"]), []).append(json.loads(body["body"]))
+    return {name: tuple(bodies[owner]) for name, owner in owners.items() if owner in bodies}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -57,6 +58,26 @@ class _ObjectsLock:
 
 
 _LOCK = _ObjectsLock()
+
+
+class Hold:
+    """The shared lock held across calls, until released: a run holds it from the first stage
+    it loads without linking until the run store names those stages' objects (``gc`` reads the
+    store for what it must keep). Taking it again while held does nothing."""
+
+    def __init__(self) -> None:
+        self._held: contextlib.AbstractContextManager[None] | None = None
+
+    def take(self) -> None:
+        if self._held is None:
+            held = _LOCK.shared()
+            held.__enter__()
+            self._held = held
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.__exit__(None, None, None)
 
 
 def shared_lock():  # -> ContextManager[None]

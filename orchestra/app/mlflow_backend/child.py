@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     request = BackendRequest.from_json(argv[0])
     try:
         request = replace(request, targets=targets_of(request))
-        return api.run(request.uri, run_options(request)).exit_code
+        return api.run(request.uri, run_options(request), record=False).exit_code
     except OrchestraError as exc:
         message = f"orchestra: error: {exc}"
         print(message, file=sys.stderr)

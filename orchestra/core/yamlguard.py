@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.core import settings
+from orchestra.core import settings, yamlfast
 
 MAX_ALIASES = 1000
 MAX_NODES = 200_000
@@ -107,15 +107,20 @@ def load(text: str, where: str, error: type[Exception]) -> Any:
     """The values of a one-document YAML text, exactly as PyYAML's SafeLoader builds them, within
     the limits of ``check`` (over one: ``error``, one line; malformed: ``yaml.YAMLError``).
 
-    Plain trees (mappings, sequences, scalars, aliases of finished nodes) are built here from the
+    The plain subset MLproject files are written in is read by ``yamlfast`` without libyaml.
+    Other plain trees (mappings, sequences, scalars, aliases of finished nodes) are built here from the
     parser's events in one pass: composing a node graph first costs a Python resolver call per
     scalar and most of the time of a large MLproject. Anything else (merge keys, explicit tags,
     recursive anchors, unhashable keys, several documents) goes through ``check`` and PyYAML's
     own loader, which also reports malformed YAML.
     """
+    _check_size(text, where, error)
+    try:
+        return yamlfast.read(text)  # the plain subset, without an object per event
+    except yamlfast.NotPlain:
+        pass
     import yaml
 
-    _check_size(text, where, error)
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_class(text)
     try:

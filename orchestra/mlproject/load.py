@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -68,11 +69,12 @@ def load(root: Path) -> ProjectSpec:
 
 
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
-    import yaml
-
     try:  # size, aliases, depth: checked while it is built (see yamlguard.load)
         data = yamlguard.load(text, where, SpecError)
-    except yaml.YAMLError as exc:
+    except Exception as exc:
+        yaml = sys.modules.get("yaml")  # (not imported at all when the file is in the plain subset)
+        if yaml is None or not isinstance(exc, yaml.YAMLError):
+            raise
         _malformed(exc, where)
     if data is None:
         data = {}

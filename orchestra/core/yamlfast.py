@@ -1,0 +1,340 @@
+"""A reader for the plain subset of YAML that MLproject files are written in, line by line.
+
+libyaml hands every token to Python as an event object: for a generated MLproject of 10,000
+stages that alone is most of the time of planning it. ``read`` handles, with str methods and a
+few regexes over lines, block mappings and sequences (a sequence's item may open a compact
+mapping), plain and quoted one-line scalars, one-line flow sequences and mappings, and
+comments, and builds exactly what ``yaml.SafeLoader`` builds (YAML 1.1 types: bools
+``yes``/``off``, ints ``0o17``/``0x1f``/``1_000``, floats, nulls, timestamps). On anything else —
+anchors, aliases, tags, multi-line or block scalars, escapes, complex keys, tabs, documents
+markers, directives, deep nesting, a line it does not recognise — it raises ``NotPlain`` and the
+caller reads the text with libyaml (``yamlguard.load``), which also explains malformed YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_DEPTH = 50  # deeper documents go through libyaml, which applies the nesting limit
+
+
+class NotPlain(Exception):
+    """The text is outside the subset: read it with libyaml."""
+
+
+# Outside the subset wherever it appears: a tab, a carriage return and the other line breaks YAML
+# knows, a byte-order mark, control characters (which PyYAML refuses).
+_UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+_KEY = re.compile(r"([A-Za-z0-9_][\w.\-/]*):(?: +|$)")
+_KEY_LINE = re.compile(r"( *)([A-Za-z0-9_][\w.\-/]*):(?: +|$)")
+# A plain scalar may not start with an indicator ('-' only before a character that ends nothing).
+_PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@` ")
+_COMMENT = re.compile(r"(?: +(?:#.*)?)?")
+_FLOW_PLAIN = re.compile(r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|-[^\s?:,\[\]{}#])[^?:,\[\]{}#]*")
+_DOUBLE = re.compile(r'"([^"\\]*)"')
+_SINGLE = re.compile(r"'((?:[^']|'')*)'")
+_SPACES = re.compile(" *")
+_NOT_SIMPLE = re.compile(r"[\[\]{}'\"#:?]")
+
+# PyYAML's implicit resolvers (yaml/resolver.py), in its order, by the first character they apply
+# to; tests check they are PyYAML's own.
+_BOOL = ("tag:yaml.org,2002:bool", (r'''^(?:yes|Yes|YES|no|No|NO
+                    |true|True|TRUE|false|False|FALSE
+                    |on|On|ON|off|Off|OFF)$''', re.X), "yYnNtTfFoO")
+_FLOAT = ("tag:yaml.org,2002:float", (r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$''', re.X), "-+0123456789.")
+_INT = ("tag:yaml.org,2002:int", (r'''^(?:[-+]?0b[0-1_]+
+                    |[-+]?0[0-7_]+
+                    |[-+]?(?:0|[1-9][0-9_]*)
+                    |[-+]?0x[0-9a-fA-F_]+
+                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$''', re.X), "-+0123456789")
+_MERGE = ("tag:yaml.org,2002:merge", (r'^(?:<<)$', 0), "<")
+_NULL = ("tag:yaml.org,2002:null", (r'''^(?: ~
+                    |null|Null|NULL
+                    | )$''', re.X), "~nN")
+_TIMESTAMP = ("tag:yaml.org,2002:timestamp", (r'''^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
+                     (?:[Tt]|[ \t]+)[0-9][0-9]?
+                     :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
+                     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$''', re.X), "0123456789")
+_VALUE = ("tag:yaml.org,2002:value", (r'^(?:=)$', 0), "=")
+# (compiled on first use, by ``re``'s own cache: importing this module compiles none of them)
+RESOLVERS: dict[str, list[tuple[str, tuple[str, int]]]] = {}
+for _tag, _pattern, _first in (_BOOL, _FLOAT, _INT, _MERGE, _NULL, _TIMESTAMP, _VALUE):
+    for _char in _first:
+        RESOLVERS.setdefault(_char, []).append((_tag, _pattern))
+_BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
+
+
+class _Scalars:
+    """Plain scalars typed as SafeLoader types them, remembered by text (a generated file repeats
+    the same few values); numbers and dates are built by PyYAML's own constructor."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, Any] = {}
+        self.constructor: Any = None
+
+    def __call__(self, text: str) -> Any:
+        try:
+            return self.seen[text]
+        except KeyError:
+            pass
+        value: Any = text
+        for tag, (pattern, flags) in RESOLVERS.get(text[0], ()):
+            if re.match(pattern, text, flags):
+                value = self._construct(tag, text)
+                break
+        self.seen[text] = value
+        return value
+
+    def _construct(self, tag: str, text: str) -> Any:
+        if tag == _BOOL[0]:
+            return _BOOLS[text.lower()]
+        if tag == _NULL[0]:
+            return None
+        if tag in (_MERGE[0], _VALUE[0]):
+            raise NotPlain  # a merge key (<<), a value key (=)
+        if self.constructor is None:
+            import yaml
+            from yaml.constructor import SafeConstructor
+
+            self.node, self.constructor = yaml.ScalarNode, SafeConstructor()
+        try:
+            return self.constructor.construct_object(self.node(tag, text))
+        except Exception:  # noqa: BLE001 - e.g. ``0b_``: whatever PyYAML does, it does it
+            raise NotPlain from None
+
+
+def read(text: str) -> Any:
+    """The value of ``text`` as ``yaml.safe_load`` builds it; ``NotPlain`` outside the subset."""
+    if _UNUSUAL.search(text):
+        raise NotPlain
+    return _Reader(text.split("\n")).document()
+
+
+class _Reader:
+    """Block structure by indentation: a stack of open collections, each ``[indent, container,
+    indentless]`` (``indentless``: a sequence written at its mapping key's own indent)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.scalar = _Scalars()
+        self.flows: dict[str, Any] = {}  # a flow collection's text → its value (returned as copies)
+
+    def document(self) -> Any:
+        stack: list[list[Any]] = []
+        pending: tuple[Any, Any, int] | None = None  # (mapping, key, its indent): a value to come
+        root: Any = None
+        key_line, seen, scalar, value = _KEY_LINE.match, self.scalar.seen, self.scalar, self.value
+        for line in self.lines:
+            key = key_line(line)  # the usual line, ``  name: value``, matched at once
+            if key is not None:
+                indent, item = key.end(1), False
+            else:
+                body = line.lstrip(" ")
+                if not body or body[0] == "#":
+                    continue
+                indent = len(line) - len(body)
+                item = body[0] == "-" and (len(body) == 1 or body[1] == " ")
+            if pending is not None:
+                mapping, name, at = pending
+                pending = None
+                if indent > at or (indent == at and item):
+                    child: Any = [] if item else {}
+                    mapping[name] = child
+                    stack.append([indent, child, indent == at])
+                    if len(stack) > MAX_DEPTH:
+                        raise NotPlain
+                else:
+                    mapping[name] = None
+            elif not stack:
+                if root is not None:
+                    raise NotPlain  # a second top-level node: PyYAML's error
+                root = [] if item else {}
+                stack.append([indent, root, False])
+            top = stack[-1]
+            while indent < top[0] or (indent == top[0] and top[2] and not item):
+                stack.pop()
+                if not stack:
+                    raise NotPlain  # under the first line's indent
+                top = stack[-1]
+            if indent != top[0]:
+                raise NotPlain  # a continuation line, or an indentation PyYAML would refuse
+            if key is None or type(top[1]) is not dict:
+                pending = self.entry(stack, body if key is None else line.lstrip(" "), indent, item)
+                continue
+            text = key.group(2)
+            name = seen[text] if text in seen else scalar(text)
+            rest = line[key.end():]
+            if not rest or rest[0] == "#":
+                pending = (top[1], name, indent)
+                continue
+            if rest[0] in _PLAIN_START:
+                top[1][name] = value(rest)
+                continue
+            cut = rest.find(" #")  # a plain scalar, inline: the common case
+            plain = (rest if cut < 0 else rest[:cut]).rstrip(" ")
+            if ": " in plain or plain[-1] == ":":
+                raise NotPlain  # a mapping where a scalar was expected: PyYAML's error
+            top[1][name] = seen[plain] if plain in seen else scalar(plain)
+        if pending is not None:
+            pending[0][pending[1]] = None
+        return root
+
+    def entry(self, stack: list[list[Any]], body: str, indent: int, item: bool) -> tuple[Any, Any, int] | None:
+        """One line's entry into the innermost collection; a mapping key without a value yet is
+        returned as pending."""
+        container = stack[-1][1]
+        if item:
+            if type(container) is not list:
+                raise NotPlain
+            rest = body[1:].lstrip(" ")
+            if not rest or rest[0] == "#":
+                raise NotPlain  # an item whose value is on the next lines
+            key = _KEY.match(rest)
+            if key is None:
+                container.append(self.value(rest))
+                return None
+            mapping: dict[Any, Any] = {}
+            container.append(mapping)
+            indent += len(body) - len(rest)
+            stack.append([indent, mapping, False])
+            if len(stack) > MAX_DEPTH:
+                raise NotPlain
+            return self.pair(mapping, key, rest, indent)
+        if type(container) is not dict:
+            raise NotPlain
+        key = _KEY.match(body)
+        if key is None:
+            raise NotPlain  # a quoted or complex key, a scalar where a key belongs
+        return self.pair(container, key, body, indent)
+
+    def pair(self, mapping: dict[Any, Any], key: re.Match[str], body: str, indent: int) -> tuple[Any, Any, int] | None:
+        name = self.scalar(key.group(1))
+        rest = body[key.end():]
+        if not rest or rest[0] == "#":
+            return (mapping, name, indent)
+        mapping[name] = self.value(rest)  # (a key here is a scalar: hashable)
+        return None
+
+    def value(self, rest: str) -> Any:
+        """A scalar or flow collection that fills the rest of a line (a comment may follow)."""
+        first = rest[0]
+        if first in "[{":
+            value = self.flows.get(rest)
+            if value is None:
+                value = self.flow(rest)
+            return _clone(value)
+        elif first == '"' or first == "'":
+            value, end = _quoted(rest, 0)
+        else:
+            if first in _PLAIN_START and not (first == "-" and rest[1:2] not in ("", " ")):
+                raise NotPlain  # an anchor, alias, tag, block scalar, directive...
+            cut = rest.find(" #")
+            plain = (rest if cut < 0 else rest[:cut]).rstrip(" ")
+            if ": " in plain or plain[-1] == ":":
+                raise NotPlain  # a mapping where a scalar was expected: PyYAML's error
+            return self.scalar(plain)
+        if _COMMENT.fullmatch(rest, end) is None:
+            raise NotPlain
+        return value
+
+    def flow(self, rest: str) -> Any:
+        """A flow collection (and its comment) that fills the rest of a line."""
+        end = rest.find("]") if rest[0] == "[" else -1
+        inner = rest[1:end]
+        if end > 0 and not _NOT_SIMPLE.search(inner) and _COMMENT.fullmatch(rest, end + 1) is not None:
+            # A sequence of plain scalars, the usual depends_on: [a, b]
+            items = [item.strip(" ") for item in inner.split(",")]
+            if items == [""]:
+                return []
+            for item in items:
+                if not item or (item[0] in _PLAIN_START and not (item[0] == "-" and item[1:2] not in ("", " "))):
+                    raise NotPlain
+            return [self.scalar(item) for item in items]
+        value, end = _flow(rest, 0, self.scalar, 0)
+        if _COMMENT.fullmatch(rest, end) is None:
+            raise NotPlain
+        if len(self.flows) < 10_000:
+            self.flows[rest] = value
+        return value
+
+
+def _clone(value: Any) -> Any:
+    """A copy of a collection of scalars (PyYAML builds a new one for every node)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _clone(item) if type(item) in _COLLECTIONS else item for key, item in value.items()}
+    if kind is list:
+        return [_clone(item) if type(item) in _COLLECTIONS else item for item in value]
+    return value
+
+
+_COLLECTIONS = (dict, list)
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    if text[pos] == '"':
+        match = _DOUBLE.match(text, pos)
+        if match is None:
+            raise NotPlain  # an escape, or a string that goes on past the line
+        return match.group(1), match.end()
+    match = _SINGLE.match(text, pos)
+    if match is None:
+        raise NotPlain
+    return match.group(1).replace("''", "'"), match.end()
+
+
+def _flow(text: str, pos: int, scalar: Any, depth: int) -> tuple[Any, int]:
+    """A flow sequence or mapping starting at ``text[pos]``, and where it ends; its entries are
+    scalars or flow collections, ``key: value`` pairs in a mapping."""
+    if depth > MAX_DEPTH:
+        raise NotPlain
+    close = "]" if text[pos] == "[" else "}"
+    result: Any = [] if close == "]" else {}
+    pos = _SPACES.match(text, pos + 1).end()  # type: ignore[union-attr]
+    if text[pos:pos + 1] == close:
+        return result, pos + 1
+    while True:
+        item, pos = _flow_node(text, pos, scalar, depth)
+        if close == "}":
+            if text[pos:pos + 2] != ": ":
+                raise NotPlain  # a key without a value, or ':' where PyYAML's and libyaml's readings differ
+            pos = _SPACES.match(text, pos + 1).end()  # type: ignore[union-attr]
+            if text[pos:pos + 1] in (",", "}", ""):
+                raise NotPlain  # an empty value
+            value, pos = _flow_node(text, pos, scalar, depth)
+            try:
+                result[item] = value
+            except TypeError:
+                raise NotPlain from None
+        else:
+            result.append(item)
+        here = text[pos:pos + 1]
+        if here == close:
+            return result, pos + 1
+        if here != ",":
+            raise NotPlain  # unclosed on this line, or something else
+        pos = _SPACES.match(text, pos + 1).end()  # type: ignore[union-attr]
+        if text[pos:pos + 1] in (close, ",", ""):
+            raise NotPlain  # a trailing or doubled comma
+
+
+def _flow_node(text: str, pos: int, scalar: Any, depth: int) -> tuple[Any, int]:
+    """A scalar or collection inside a flow collection, and the position after it and its spaces."""
+    first = text[pos:pos + 1]
+    if first == "[" or first == "{":
+        value, pos = _flow(text, pos, scalar, depth + 1)
+    elif first == '"' or first == "'":
+        value, pos = _quoted(text, pos)
+    else:
+        match = _FLOW_PLAIN.match(text, pos)
+        if match is None:
+            raise NotPlain
+        plain = match.group().rstrip(" ")
+        value, pos = scalar(plain), pos + len(plain)
+    return value, _SPACES.match(text, pos).end()  # type: ignore[union-attr]

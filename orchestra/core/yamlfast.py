@@ -35,6 +35,10 @@ _FLOW_PLAIN = re.compile(r"(?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|-[^\s?:,\[\]{}#])[^?:
 _DOUBLE = re.compile(r'"([^"\\]*)"')
 _SINGLE = re.compile(r"'((?:[^']|'')*)'")
 _SPACES = re.compile(" *")
+# A double-quoted value without escapes; a flow sequence of plain scalars that start with a letter,
+# digit or underscore; either followed by a comment or nothing.
+_SIMPLE_QUOTED = re.compile(r'"([^"\\]*)"(?: +(?:#.*)?)?')
+_SIMPLE_SEQUENCE = re.compile(r'\[ *(\w[\w.\-/]*(?: *, *\w[\w.\-/]*)*) *\](?: +(?:#.*)?)?')
 _NOT_SIMPLE = re.compile(r"[\[\]{}'\"#:?]")
 
 # PyYAML's implicit resolvers (yaml/resolver.py), in its order, by the first character they apply
@@ -128,68 +132,100 @@ class _Reader:
     def document(self) -> Any:
         stack: list[list[Any]] = []
         pending: tuple[Any, Any, int] | None = None  # (mapping, key, its indent): a value to come
-        root: Any = None
+        root = top = None  # top: the innermost open collection (stack[-1][1]), at top_indent
+        top_indent = -1
         key_line, seen, scalar, value = _KEY_LINE.match, self.scalar.seen, self.scalar, self.value
+        quoted, sequence = _SIMPLE_QUOTED.fullmatch, _SIMPLE_SEQUENCE.fullmatch
         for line in self.lines:
             key = key_line(line)  # the usual line, ``  name: value``, matched at once
-            if key is not None:
-                indent, item = key.end(1), False
-            else:
+            if key is not None and pending is not None and key.end(1) > pending[2]:
+                top, top_indent = {}, key.end(1)  # the first key of a nested mapping
+                pending[0][pending[1]] = top
+                pending = None
+                stack.append([top_indent, top, False])
+                if len(stack) > MAX_DEPTH:
+                    raise NotPlain
+            elif key is not None and pending is None and key.end(1) < top_indent:
+                indent = key.end(1)  # a key of an enclosing mapping
+                while indent < stack[-1][0] or (indent == stack[-1][0] and stack[-1][2]):
+                    stack.pop()
+                    if not stack:
+                        raise NotPlain  # under the first line's indent
+                top_indent, top = stack[-1][0], stack[-1][1]
+                if indent != top_indent or type(top) is not dict:
+                    raise NotPlain
+            elif key is None or pending is not None or key.end(1) != top_indent or type(top) is not dict:
                 body = line.lstrip(" ")
                 if not body or body[0] == "#":
                     continue
-                indent = len(line) - len(body)
-                item = body[0] == "-" and (len(body) == 1 or body[1] == " ")
-            if pending is not None:
-                mapping, name, at = pending
-                pending = None
-                if indent > at or (indent == at and item):
-                    child: Any = [] if item else {}
-                    mapping[name] = child
-                    stack.append([indent, child, indent == at])
-                    if len(stack) > MAX_DEPTH:
-                        raise NotPlain
-                else:
-                    mapping[name] = None
-            elif not stack:
-                if root is not None:
-                    raise NotPlain  # a second top-level node: PyYAML's error
-                root = [] if item else {}
-                stack.append([indent, root, False])
-            top = stack[-1]
-            while indent < top[0] or (indent == top[0] and top[2] and not item):
-                stack.pop()
-                if not stack:
-                    raise NotPlain  # under the first line's indent
-                top = stack[-1]
-            if indent != top[0]:
-                raise NotPlain  # a continuation line, or an indentation PyYAML would refuse
-            if key is None or type(top[1]) is not dict:
-                pending = self.entry(stack, body if key is None else line.lstrip(" "), indent, item)
-                continue
+                pending, root = self.structure(stack, pending, root, line, body, key is not None)
+                top_indent, top = stack[-1][0], stack[-1][1]
+                if key is None or type(top) is not dict:
+                    pending = self.entry(stack, body, top_indent, key is None)
+                    top_indent, top = stack[-1][0], stack[-1][1]
+                    continue
             text = key.group(2)
             name = seen[text] if text in seen else scalar(text)
             rest = line[key.end():]
             if not rest or rest[0] == "#":
-                pending = (top[1], name, indent)
+                pending = (top, name, top_indent)
                 continue
-            if rest[0] in _PLAIN_START:
-                top[1][name] = value(rest)
+            first = rest[0]
+            if first in _PLAIN_START:
+                # "text" and [a, b], the usual quoted and flow values, matched at once
+                match = quoted(rest) if first == '"' else sequence(rest) if first == "[" else None
+                if match is None:
+                    top[name] = value(rest)
+                elif first == '"':
+                    top[name] = match.group(1)
+                else:
+                    top[name] = [seen[item] if item in seen else scalar(item)
+                                 for item in match.group(1).replace(" ", "").split(",")]
                 continue
             cut = rest.find(" #")  # a plain scalar, inline: the common case
             plain = (rest if cut < 0 else rest[:cut]).rstrip(" ")
             if ": " in plain or plain[-1] == ":":
                 raise NotPlain  # a mapping where a scalar was expected: PyYAML's error
-            top[1][name] = seen[plain] if plain in seen else scalar(plain)
+            top[name] = seen[plain] if plain in seen else scalar(plain)
         if pending is not None:
             pending[0][pending[1]] = None
         return root
 
-    def entry(self, stack: list[list[Any]], body: str, indent: int, item: bool) -> tuple[Any, Any, int] | None:
+    def structure(self, stack: list[list[Any]], pending: tuple[Any, Any, int] | None, root: Any, line: str,
+                  body: str, is_key: bool) -> tuple[None, Any]:
+        """Open and close collections for a line that is not a sibling key of the one before."""
+        indent = len(line) - len(body)
+        item = not is_key and body[0] == "-" and (len(body) == 1 or body[1] == " ")
+        if pending is not None:
+            mapping, name, at = pending
+            if indent > at or (indent == at and item):
+                child: Any = [] if item else {}
+                mapping[name] = child
+                stack.append([indent, child, indent == at])
+                if len(stack) > MAX_DEPTH:
+                    raise NotPlain
+            else:
+                mapping[name] = None
+        elif not stack:
+            if root is not None:
+                raise NotPlain  # a second top-level node: PyYAML's error
+            root = [] if item else {}
+            stack.append([indent, root, False])
+        top = stack[-1]
+        while indent < top[0] or (indent == top[0] and top[2] and not item):
+            stack.pop()
+            if not stack:
+                raise NotPlain  # under the first line's indent
+            top = stack[-1]
+        if indent != top[0]:
+            raise NotPlain  # a continuation line, or an indentation PyYAML would refuse
+        return None, root
+
+    def entry(self, stack: list[list[Any]], body: str, indent: int, maybe_item: bool) -> tuple[Any, Any, int] | None:
         """One line's entry into the innermost collection; a mapping key without a value yet is
         returned as pending."""
         container = stack[-1][1]
-        if item:
+        if maybe_item and body[0] == "-" and (len(body) == 1 or body[1] == " "):
             if type(container) is not list:
                 raise NotPlain
             rest = body[1:].lstrip(" ")
@@ -266,10 +302,13 @@ class _Reader:
 
 def _clone(value: Any) -> Any:
     """A copy of a collection of scalars (PyYAML builds a new one for every node)."""
-    kind = type(value)
-    if kind is dict:
-        return {key: _clone(item) if type(item) in _COLLECTIONS else item for key, item in value.items()}
-    if kind is list:
+    if type(value) is dict:
+        copy = value.copy()
+        for key, item in copy.items():
+            if type(item) in _COLLECTIONS:
+                copy[key] = _clone(item)
+        return copy
+    if type(value) is list:
         return [_clone(item) if type(item) in _COLLECTIONS else item for item in value]
     return value
 

@@ -95,6 +95,8 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
     # Iterative DFS post-order: ancestors before descendants, file order among equals; the grey
     # set finds cycles and the stack spells the loop out.
     index = {name: i for i, name in enumerate(stages)}
+    if _in_file_order(index, parents):
+        return tuple(stages)  # what the walk below returns then, without walking
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     for root in stages:
@@ -128,6 +130,18 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
                 state[node] = 2
                 order.append(node)
     return tuple(order)
+
+
+def _in_file_order(index: Mapping[str, int], parents: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether every stage comes after all its parents in the file (a generated file's usual
+    order): the post-order walk then visits the stages in file order."""
+    count = len(index)
+    for name, deps in parents.items():
+        at = index[name]
+        for dep in deps:
+            if index.get(dep, count) >= at:
+                return False
+    return True
 
 
 def _is_ancestor(graph: StageGraph, other: str, name: str, rank: Mapping[str, int],
@@ -165,7 +179,7 @@ def _check_inputs(graph: StageGraph, where: str) -> None:
     rank = {name: i for i, name in enumerate(graph.order)}
     below: dict[str, set[str]] = {}
     for name, stage in graph.stages.items():
-        if stage.implicit or stage.problem is not None:
+        if stage.implicit or stage.problem is not None or "{inputs." not in stage.command:
             continue
         needed = [f.split(".", 1)[1] for f in placeholders(stage.command, where) if f.startswith("inputs.")]
         if not needed:

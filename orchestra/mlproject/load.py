@@ -246,13 +246,15 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any], warnings: list[
     project_env = _env_from(data, root, where, prefix="") or _implicit_env(root)
     entry_points: dict[str, StageSpec] = {}
     for name, entry in (data.get("entry_points") or {}).items():
-        at = f"entry_points.{name}"
-        env_keys = [key for key in ("conda_env", "python_env", "docker_env", "env") if key in entry]
-        if len(env_keys) > 1:
-            raise SpecError(f"only one of conda_env, python_env, docker_env, env may be given, found {', '.join(env_keys)}",
-                            where=f"{where}: {at}")
-        entry_points[str(name)] = build_stage(str(name), entry, where, warnings.append,
-                                              env=_env_from(entry, root, where, prefix=f"{at}."))
+        env = None
+        if not _ENV_KEYS.isdisjoint(entry):
+            at = f"entry_points.{name}"
+            env_keys = [key for key in ("conda_env", "python_env", "docker_env", "env") if key in entry]
+            if len(env_keys) > 1:
+                raise SpecError(f"only one of conda_env, python_env, docker_env, env may be given, found {', '.join(env_keys)}",
+                                where=f"{where}: {at}")
+            env = _env_from(entry, root, where, prefix=f"{at}.")
+        entry_points[str(name)] = build_stage(str(name), entry, where, warnings.append, env=env)
     for stage in entry_points.values():
         for dep in stage.depends_on:
             if dep not in entry_points:
@@ -268,6 +270,9 @@ def _build(root: Path, spec_file: Path, data: Mapping[str, Any], warnings: list[
         env=project_env, hooks=data.get("hooks") or {}, schedules=data.get("schedules") or {},
         warnings=tuple(warnings),
     )
+
+
+_ENV_KEYS = frozenset({"conda_env", "python_env", "docker_env", "env"})
 
 
 def _env_from(data: Mapping[str, Any], root: Path, where: str, prefix: str) -> EnvSpec | None:

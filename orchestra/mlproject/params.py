@@ -154,7 +154,6 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
     remote: list[tuple[str, str]] = []
     missing = []
     for spec in stage.parameters:
-        where = f"stage '{stage.name}': parameter '{spec.name}'"
         if spec.name in given:
             raw, base = given[spec.name], cwd
         elif spec.default is not None:
@@ -162,6 +161,10 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         else:
             missing.append(spec.name)
             continue
+        if spec.type == "string":  # (what convert returns for it)
+            values[spec.name] = text[spec.name] = raw
+            continue
+        where = f"stage '{stage.name}': parameter '{spec.name}'"
         if type_check or spec.type in ("path", "uri"):
             value = convert(spec.type, raw, where=where, base=base)
         else:

@@ -83,7 +83,25 @@ def command_problem(command: Any, declared: set[str] | frozenset[str], at: str) 
             continue
         return Problem(f"placeholder {{{field}}} is not a declared parameter", f"{at}.command",
                        hint=f"declare it under {at.split(': ', 1)[-1]}.parameters, or write {{{{ }}}} for literal braces")
+    refs = [field[7:] for field in fields if field.startswith("inputs.")]
+    if refs:
+        if len(_INPUT_REFS) >= 1_000_000:
+            _INPUT_REFS.clear()
+        _INPUT_REFS[command] = refs
     return None
+
+
+# command → the stages its {inputs.X} name, parsed while the stage is built and taken by
+# ``input_refs`` when the graph is checked (so a large project parses each command once).
+_INPUT_REFS: dict[str, list[str]] = {}
+
+
+def input_refs(command: str, where: str) -> list[str]:
+    """The stage names ``{inputs.NAME}`` placeholders of ``command`` refer to."""
+    refs = _INPUT_REFS.pop(command, None)
+    if refs is None:
+        refs = [field.split(".", 1)[1] for field in placeholders(command, where) if field.startswith("inputs.")]
+    return refs
 
 
 def build_param(name: str, raw: Any, where: str, at: str, warn: Warn) -> ParamSpec:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from orchestra.core.errors import SpecError
-from orchestra.mlproject.entry import placeholders
+from orchestra.mlproject.entry import input_refs
 from orchestra.mlproject.model import ProjectSpec, StageSpec
 
 
@@ -181,7 +181,7 @@ def _check_inputs(graph: StageGraph, where: str) -> None:
     for name, stage in graph.stages.items():
         if stage.implicit or stage.problem is not None or "{inputs." not in stage.command:
             continue
-        needed = [f.split(".", 1)[1] for f in placeholders(stage.command, where) if f.startswith("inputs.")]
+        needed = input_refs(stage.command, where)
         if not needed:
             continue
         for other in needed:

@@ -134,9 +134,9 @@ def _validate(data: dict[str, Any], text: str, where: str) -> None:
         try:
             marker.parent.mkdir(parents=True, exist_ok=True)
             tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(data))
+            tmp.write_text(json.dumps(data, check_circular=False, separators=(",", ":")))
             os.replace(tmp, marker)
-        except (OSError, TypeError, ValueError):
+        except (OSError, TypeError, ValueError, RecursionError):
             pass  # a cache, nothing more
 
 

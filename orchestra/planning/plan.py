@@ -128,8 +128,11 @@ def decide(stage: StageInputs, upstream: Mapping[str, str | None], options: Plan
         if source is not None:
             return StagePlan(name, LOAD, key=source.cache_key, components=source.components, source=source,
                              trusted=True, reasons=(f"--load-stages: trusted outputs of run {options.load_from[:8]}",))
-    pending = sorted(parent for parent, digest in upstream.items() if digest is None)
-    remote = sorted(uri for uri, digest in stage.path_inputs.items() if digest == fingerprint.NOT_DOWNLOADED)
+    pending = [parent for parent, digest in upstream.items() if digest is None]
+    if len(pending) > 1:
+        pending.sort()
+    remote = sorted(uri for uri, digest in stage.path_inputs.items()
+                    if digest == fingerprint.NOT_DOWNLOADED) if stage.path_inputs else ()
     if pending or stage.env_key is None or remote:
         why = (f"decided after {', '.join(pending)} (will run)" if pending
                else "environment not built yet" if stage.env_key is None

@@ -33,8 +33,7 @@ def build_stage(name: str, entry: Mapping[str, Any], where: str, warn: Warn,
     """The StageSpec of entry point ``name``; leniencies are reported through ``warn``."""
     get = entry.get
     declared = get("parameters")
-    params = tuple(build_param(pname, raw, where, f"entry_points.{name}.parameters.{pname}", warn)
-                   for pname, raw in declared.items()) if declared else ()
+    params = tuple([build_param(pname, raw, where, name, warn) for pname, raw in declared.items()]) if declared else ()
     depends_on = get("depends_on") or ()
     if isinstance(depends_on, str):
         depends_on = (depends_on,)
@@ -73,17 +72,21 @@ def command_problem(command: Any, declared: set[str] | frozenset[str], at: str) 
     except ValueError as exc:
         return Problem(f"invalid format spec in the command: {exc}", f"{at}.command",
                        hint="values are substituted as text; drop the :spec")
+    refs: list[str] | None = []
     for field in fields:
         if field in declared or field == "outputs":
+            if field[:7] == "inputs.":
+                refs = None  # (a parameter named like an input reference: the graph parses this one)
             continue
         head = field.split(".", 1)[0]
         if head == "inputs":
             if "." not in field:
                 return Problem("{inputs} needs a stage name, e.g. {inputs.prepare}", f"{at}.command")
+            if refs is not None:
+                refs.append(field[7:])
             continue
         return Problem(f"placeholder {{{field}}} is not a declared parameter", f"{at}.command",
                        hint=f"declare it under {at.split(': ', 1)[-1]}.parameters, or write {{{{ }}}} for literal braces")
-    refs = [field[7:] for field in fields if field.startswith("inputs.")]
     if refs:
         if len(_INPUT_REFS) >= 1_000_000:
             _INPUT_REFS.clear()
@@ -104,8 +107,9 @@ def input_refs(command: str, where: str) -> list[str]:
     return refs
 
 
-def build_param(name: str, raw: Any, where: str, at: str, warn: Warn) -> ParamSpec:
-    """A parameter as MLflow reads it: ``name: TYPE`` or ``{type, default}`` (``type`` defaults to string)."""
+def build_param(name: str, raw: Any, where: str, stage: str, warn: Warn) -> ParamSpec:
+    """Parameter ``name`` of entry point ``stage`` as MLflow reads it: ``name: TYPE`` or
+    ``{type, default}`` (``type`` defaults to string)."""
     if raw is None or isinstance(raw, str):
         declared, default = raw or "string", None
     else:
@@ -116,6 +120,7 @@ def build_param(name: str, raw: Any, where: str, at: str, warn: Warn) -> ParamSp
     except (KeyError, TypeError):  # (TypeError: an unhashable default)
         pass
     warned: list[str] = []
+    at = f"entry_points.{stage}.parameters.{name}"
     if name in RESERVED_PARAMS:  # an MLflow project may declare these: its {name} is then the parameter
         warned.append(f"{where}: {at}: parameter '{name}' is used for {{{name}}} in this entry point instead of "
                       f"orchestra's {{{name}}} (rename it to use orchestra's)")

@@ -144,7 +144,14 @@ def _property_names(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Chec
 
 def _items(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Check:
     sub = c.compile(value)
-    return lambda v: not isinstance(v, list) or all(sub(item) for item in v)
+
+    def check(v: Any) -> bool:
+        if isinstance(v, list):
+            for item in v:
+                if not sub(item):
+                    return False
+        return True
+    return check
 
 
 def _unique(c: _Compiler, value: bool, schema: Mapping[str, Any]) -> Check:
@@ -183,7 +190,16 @@ def _min_length(c: _Compiler, value: int, schema: Mapping[str, Any]) -> Check:
 
 def _one_of(c: _Compiler, value: list[Any], schema: Mapping[str, Any]) -> Check:
     subs = [c.compile(sub) for sub in value]
-    return lambda v: sum(1 for sub in subs if sub(v)) == 1
+
+    def check(v: Any) -> bool:
+        found = False
+        for sub in subs:
+            if sub(v):
+                if found:
+                    return False
+                found = True
+        return found
+    return check
 
 
 def _any_of(c: _Compiler, value: list[Any], schema: Mapping[str, Any]) -> Check:

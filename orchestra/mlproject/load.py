@@ -56,10 +56,11 @@ def load(root: Path) -> ProjectSpec:
         return ProjectSpec(root=root, spec_file=None, name=None, entry_points={}, env=_implicit_env(root))
     where = spec_file.name
     text = spec_file.read_text(encoding="utf-8", errors="replace")
-    data = _cached(text)
+    digest = _digest(text)
+    data = _cached(digest)
     if data is None:
         data = _parse_yaml(text, where)
-        _validate(data, text, where)
+        _validate(data, digest, where)
     warnings: list[str] = []
     _warn_unknown_keys(data, where, warnings.append)
     spec = _build(root, spec_file, data, warnings)
@@ -96,10 +97,12 @@ def _schema() -> dict[str, Any]:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(SCHEMA_PATH.read_bytes() + b"\0" + text.encode()).hexdigest()
+    digest = hashlib.sha256(SCHEMA_PATH.read_bytes() + b"\0")
+    digest.update(text.encode())
+    return digest.hexdigest()
 
 
-def _cached(text: str) -> dict[str, Any] | None:
+def _cached(digest: str) -> dict[str, Any] | None:
     """The parsed form of a file that already validated (None when unseen or unreadable).
 
     A file that validated once is remembered by digest of its text and the schema (under
@@ -107,18 +110,18 @@ def _cached(text: str) -> dict[str, Any] | None:
     constructor and jsonschema: the schema stays the single description, checked once per
     distinct file content and schema version.
     """
-    marker = _validated_marker(_digest(text))
+    marker = _validated_marker(digest)
     try:
         return json.loads(marker.read_text()) if marker is not None else None
     except (OSError, ValueError):
         return None
 
 
-def _validate(data: dict[str, Any], text: str, where: str) -> None:
-    """Validate against schemas/mlproject.schema.json (see ``_cached``)."""
+def _validate(data: dict[str, Any], digest: str, where: str) -> None:
+    """Validate against schemas/mlproject.schema.json (see ``_cached``; ``digest``: ``_digest`` of the text)."""
     raw = SCHEMA_PATH.read_bytes()
     schema = json.loads(raw)
-    marker = _validated_marker(_digest(text))
+    marker = _validated_marker(digest)
     if _COMPILED.get(raw) is None:
         _COMPILED.clear()
         _COMPILED[raw] = fastschema.compile_schema(schema)

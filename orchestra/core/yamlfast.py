@@ -27,7 +27,7 @@ class NotPlain(Exception):
 # knows, a byte-order mark, control characters (which PyYAML refuses).
 _UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _KEY = re.compile(r"([A-Za-z0-9_][\w.\-/]*):(?: +|$)")
-_KEY_LINE = re.compile(r"( *)([A-Za-z0-9_][\w.\-/]*):(?: +|$)")
+_KEY_LINE = re.compile(r"( *)([A-Za-z0-9_][\w.\-/]*):(?: +|$)(.*)")
 # A plain scalar may not start with an indicator ('-' only before a character that ends nothing).
 _PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@` ")
 _COMMENT = re.compile(r"(?: +(?:#.*)?)?")
@@ -138,35 +138,41 @@ class _Reader:
         quoted, sequence = _SIMPLE_QUOTED.fullmatch, _SIMPLE_SEQUENCE.fullmatch
         for line in self.lines:
             key = key_line(line)  # the usual line, ``  name: value``, matched at once
-            if key is not None and pending is not None and key.end(1) > pending[2]:
-                top, top_indent = {}, key.end(1)  # the first key of a nested mapping
-                pending[0][pending[1]] = top
-                pending = None
-                stack.append([top_indent, top, False])
-                if len(stack) > MAX_DEPTH:
-                    raise NotPlain
-            elif key is not None and pending is None and key.end(1) < top_indent:
-                indent = key.end(1)  # a key of an enclosing mapping
-                while indent < stack[-1][0] or (indent == stack[-1][0] and stack[-1][2]):
-                    stack.pop()
-                    if not stack:
-                        raise NotPlain  # under the first line's indent
-                top_indent, top = stack[-1][0], stack[-1][1]
-                if indent != top_indent or type(top) is not dict:
-                    raise NotPlain
-            elif key is None or pending is not None or key.end(1) != top_indent or type(top) is not dict:
+            if key is not None:
+                spaces, text, rest = key.groups()
+                indent = len(spaces)
+                if pending is None and indent == top_indent and type(top) is dict:
+                    pass  # a sibling of the key before
+                elif pending is not None and indent > pending[2]:
+                    top, top_indent = {}, indent  # the first key of a nested mapping
+                    pending[0][pending[1]] = top
+                    pending = None
+                    stack.append([top_indent, top, False])
+                    if len(stack) > MAX_DEPTH:
+                        raise NotPlain
+                elif pending is None and indent < top_indent:
+                    while indent < stack[-1][0] or (indent == stack[-1][0] and stack[-1][2]):
+                        stack.pop()  # back to a key of an enclosing mapping
+                        if not stack:
+                            raise NotPlain  # under the first line's indent
+                    top_indent, top = stack[-1][0], stack[-1][1]
+                    if indent != top_indent or type(top) is not dict:
+                        raise NotPlain
+                else:
+                    key = None  # (the general case below)
+            if key is None:
                 body = line.lstrip(" ")
                 if not body or body[0] == "#":
                     continue
-                pending, root = self.structure(stack, pending, root, line, body, key is not None)
+                is_key = key_line(line) is not None
+                pending, root = self.structure(stack, pending, root, line, body, is_key)
                 top_indent, top = stack[-1][0], stack[-1][1]
-                if key is None or type(top) is not dict:
-                    pending = self.entry(stack, body, top_indent, key is None)
+                if not is_key or type(top) is not dict:
+                    pending = self.entry(stack, body, top_indent, not is_key)
                     top_indent, top = stack[-1][0], stack[-1][1]
                     continue
-            text = key.group(2)
+                spaces, text, rest = key_line(line).groups()  # type: ignore[union-attr]
             name = seen[text] if text in seen else scalar(text)
-            rest = line[key.end():]
             if not rest or rest[0] == "#":
                 pending = (top, name, top_indent)
                 continue

@@ -48,6 +48,8 @@ class StageGraph:
         return seen
 
     def subgraph(self, names: Iterable[str]) -> "StageGraph":
+        if names is self.order:
+            return self  # (what ``select`` returns when every stage is a target)
         keep = set(names)
         if len(keep) == len(self.order) and all(name in self.stages for name in keep):
             return self  # every stage (a chain's last stage selects them all): nothing to drop
@@ -206,8 +208,10 @@ def check_runnable(graph: StageGraph) -> None:
 
 def select(graph: StageGraph, targets: Iterable[str]) -> tuple[str, ...]:
     """The targets and all their ancestors, in topological order."""
-    keep: set[str] = set()
     stack = list(targets)
+    if len(stack) == len(graph.order) and graph.stages.keys() == set(stack):
+        return graph.order  # every stage (a pipeline's default targets)
+    keep: set[str] = set()
     while stack:  # one walk for all targets: linear in the graph, however many targets
         node = stack.pop()
         if node not in keep:

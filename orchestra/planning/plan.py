@@ -174,14 +174,18 @@ class LiveStoreView:
     def __init__(self, project_uri: str | None = None) -> None:
         self.project_uri = project_uri
 
+    # Where no store exists yet (a fresh ORCHESTRA_HOME), nothing has run: the answers are empty
+    # and asking creates no store (``plan`` writes nothing; a run creates it when it records).
+
     def find_by_key(self, cache_key: str) -> list[Candidate]:
-        return runs.find_by_key(cache_key, limit=1)  # only the best is loaded: decode no other
+        # only the best is loaded: decode no other
+        return runs.find_by_key(cache_key, limit=1) if runs.exists() else []
 
     def stage_of(self, run_id: str, name: str) -> Candidate | None:
         return runs.stage_of(run_id, name)
 
     def latest_for_stage(self, name: str) -> Candidate | None:
-        return runs.latest_for_stage(name, self.project_uri)
+        return runs.latest_for_stage(name, self.project_uri) if runs.exists() else None
 
 
 def describe(decision: StagePlan) -> str:

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
+from orchestra.core import settings
 from orchestra.core.errors import RunNotFoundError
 from orchestra.core.records import LoadedFrom, Metric, RunRecord, StageRecord, StageUpdate, pipeline_metrics
 from orchestra.core.status import RunStatus, StageStatus
@@ -106,6 +107,11 @@ def new_run_id() -> str:
 
 def db() -> sqlite3.Connection:
     return connect("runs", SCHEMA)
+
+
+def exists() -> bool:
+    """Whether the store has been created (asking creates nothing, unlike ``db()``)."""
+    return (settings.home() / "runs.sqlite").is_file()
 
 
 def transaction() -> immediate:

@@ -14,7 +14,7 @@ entry_points:
     command: "echo {n} {f} > {outputs}/x"
   train:
     parameters: {lst: {default: [1, {2: b}]}, flag: {type: bool, default: on}}
-    command: "cat {inputs.prepare}/x {lst} {flag}"
+    command: "cat {inputs.prepare}/x && echo {lst} {flag}"
     depends_on: [prepare]
 """
 
@@ -69,3 +69,17 @@ def test_a_damaged_or_foreign_entry_is_a_miss_and_is_rewritten(tmp_path, home, d
     marker.write_bytes(damage(good))
     assert _shape(specload.load(tmp_path)) == expected
     assert marker.read_bytes() == good
+
+
+def test_planning_in_a_fresh_home_creates_no_store(tmp_path, orchestra_home):
+    """``plan`` writes nothing: with no store yet, nothing has run, and asking creates none."""
+    from orchestra.app import api
+
+    (tmp_path / "MLproject").write_text(TEXT.replace("{1: {type: int, default: 0x10}, ", "{"))
+    the_plan = api.plan(str(tmp_path), api.RunOptions())
+    assert [(s.name, s.action) for s in the_plan.stages] == [("prepare", "RUN"), ("train", "RUN")]
+    assert the_plan.stages[0].reasons == ("never ran",)
+    assert not (orchestra_home / "runs.sqlite").exists()
+    api.run(str(tmp_path), api.RunOptions())  # a run creates it; the next plan loads from it
+    assert (orchestra_home / "runs.sqlite").exists()
+    assert [s.action for s in api.plan(str(tmp_path), api.RunOptions()).stages] == ["LOAD", "LOAD"]

@@ -53,9 +53,9 @@ def build_stage(name: str, entry: Mapping[str, Any], where: str, warn: Warn,
         resources_check.validate(resources, f"{where}: entry_points.{name}.resources")
     return StageSpec(
         name=name, command=command if problem is None else "", parameters=params,
-        depends_on=tuple(dict.fromkeys(depends_on)), outputs=tuple(outputs),
+        depends_on=tuple(dict.fromkeys(depends_on)) if len(depends_on) > 1 else tuple(depends_on), outputs=tuple(outputs),
         cache=bool(get("cache", True)), retries=int(get("retries", 0)), timeout=get("timeout"),
-        env=env, resources=dict(resources or {}), problem=problem,
+        env=env, resources=dict(resources) if resources else {}, problem=problem,
     )
 
 
@@ -78,13 +78,12 @@ def command_problem(command: Any, declared: set[str] | frozenset[str], at: str) 
             if field[:7] == "inputs.":
                 refs = None  # (a parameter named like an input reference: the graph parses this one)
             continue
-        head = field.split(".", 1)[0]
-        if head == "inputs":
-            if "." not in field:
-                return Problem("{inputs} needs a stage name, e.g. {inputs.prepare}", f"{at}.command")
+        if field[:7] == "inputs.":
             if refs is not None:
                 refs.append(field[7:])
             continue
+        if field == "inputs":
+            return Problem("{inputs} needs a stage name, e.g. {inputs.prepare}", f"{at}.command")
         return Problem(f"placeholder {{{field}}} is not a declared parameter", f"{at}.command",
                        hint=f"declare it under {at.split(': ', 1)[-1]}.parameters, or write {{{{ }}}} for literal braces")
     if refs:
@@ -168,13 +167,15 @@ def placeholders(command: str, where: str, check_specs: bool = False) -> list[st
         raise SpecError(f"invalid command template: {exc}", where=where,
                         hint="use {{ and }} for literal braces") from None
     fields = []
+    specs = False
     for _literal, field, spec, _conversion in parsed:
         if field is not None:
             if field == "" or field.isdigit():
                 raise SpecError("positional placeholder {} is not allowed", where=where,
                                 hint="name a parameter, e.g. {alpha}")
             fields.append(field)
-    if check_specs:
+            specs = specs or bool(spec)
+    if check_specs and specs:
         for _literal, field, spec, _conversion in parsed:
             if field is not None and spec:
                 format("", spec)

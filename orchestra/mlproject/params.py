@@ -104,7 +104,7 @@ def parse_assignments(raw: Iterable[str], stage_names: Iterable[str]) -> tuple[A
 
 def check_unused(assignments: Sequence[Assignment], stages: Sequence[StageSpec], allow_extras: bool) -> None:
     """In a pipeline, a ``-P`` that no selected stage declares is an error."""
-    if allow_extras:
+    if allow_extras or not assignments:
         return
     by_name = {stage.name: stage for stage in stages}
     for item in assignments:

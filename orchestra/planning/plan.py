@@ -111,8 +111,9 @@ def plan(graph: StageGraph, inputs: Mapping[str, StageInputs], options: PlanOpti
     """Decide every stage of ``graph`` (already restricted to the selected stages)."""
     manifests: dict[str, str | None] = {}
     decisions: list[StagePlan] = []
+    parents, known = graph.parents, manifests.get
     for name in graph.order:
-        upstream = {parent: manifests.get(parent) for parent in graph.parents[name]}
+        upstream = {parent: known(parent) for parent in parents[name]}
         decision = decide(inputs[name], upstream, options, view)
         # A loaded stage's outputs are known now; a stage that runs makes its children wait.
         manifests[name] = decision.source.manifest_digest if decision.action == LOAD and decision.source else None

@@ -223,3 +223,21 @@ def test_a_generated_mlproject_needs_no_pyyaml(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "ORCHESTRA_HOME": str(tmp_path / "home")}).stdout
     assert out.split() == ["300", "False"]
+
+
+@pytest.mark.parametrize("text", [
+    "".join(f"{'  ' * i}k{i}:\n" for i in range(101)) + "  " * 101 + "x: 1\n",  # block mappings
+    "a: " + "[" * 101 + "]" * 101 + "\n",  # flow sequences
+])
+def test_deep_documents_go_to_libyaml_and_its_depth_limit(text):
+    with pytest.raises(yamlfast.NotPlain):
+        yamlfast.read(text)
+    with pytest.raises(SpecError, match="nests deeper than 100"):
+        yamlguard.load(text, "MLproject", SpecError)
+
+
+def test_the_size_limit_holds_before_the_fast_reader(monkeypatch):
+    monkeypatch.setenv("ORCHESTRA_MAX_YAML_BYTES", "1000")
+    text = "a: 1\n" * 300  # in the subset, 1,500 bytes
+    with pytest.raises(SpecError, match="over the limit of 1000"):
+        yamlguard.load(text, "MLproject", SpecError)

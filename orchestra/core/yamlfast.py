@@ -139,7 +139,7 @@ class _Reader:
         root = top = None  # top: the innermost open collection (stack[-1][1]), at top_indent
         top_indent = -1
         key_line, seen, scalar, value = _KEY_LINE.match, self.scalar.seen, self.scalar, self.value
-        quoted, sequence = _SIMPLE_QUOTED.fullmatch, _SIMPLE_SEQUENCE.fullmatch
+        quoted, sequence, flows = _SIMPLE_QUOTED.fullmatch, _SIMPLE_SEQUENCE.fullmatch, self.flows
         for line in self.lines:
             key = key_line(line)  # the usual line, ``  name: value``, matched at once
             if key is not None:
@@ -184,7 +184,9 @@ class _Reader:
             if first in _PLAIN_START:
                 # "text" and [a, b], the usual quoted and flow values, matched at once
                 match = quoted(rest) if first == '"' else sequence(rest) if first == "[" else None
-                if match is None:
+                if match is None and first == "{" and rest in flows:
+                    top[name] = _clone(flows[rest])  # (a generated file repeats its flow mappings)
+                elif match is None:
                     top[name] = value(rest)
                 elif first == '"':
                     top[name] = match.group(1)

@@ -156,7 +156,7 @@ def _items(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Check:
 
 def _unique(c: _Compiler, value: bool, schema: Mapping[str, Any]) -> Check:
     def check(v: Any) -> bool:
-        if not value or not isinstance(v, list):
+        if not value or not isinstance(v, list) or len(v) < 2:
             return True
         try:
             return len({(type(item).__name__, item) for item in v}) == len(v)

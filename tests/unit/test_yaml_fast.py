@@ -204,9 +204,15 @@ def test_mutated_documents_never_read_differently():
     for _ in range(3000):
         text = _document(rng)
         for _ in range(rng.randrange(1, 3)):
-            at = rng.randrange(len(text) + 1)
-            if rng.random() < 0.3:
+            at, roll, lines = rng.randrange(len(text) + 1), rng.random(), text.split("\n")
+            line = rng.randrange(len(lines))
+            if roll < 0.3:
                 text = text[:at] + text[at + 1:]
+            elif roll < 0.4:  # a line twice
+                text = "\n".join(lines[:line] + [lines[line]] + lines[line:])
+            elif roll < 0.5:  # a line indented otherwise
+                lines[line] = " " * rng.randrange(6) + lines[line].lstrip(" ")
+                text = "\n".join(lines)
             else:
                 text = text[:at] + rng.choice(MUTATIONS) + text[at:]
         _compare(text)

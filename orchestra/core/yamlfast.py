@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from orchestra.core.yamlscalars import Scalars
+
 MAX_DEPTH = 50  # deeper documents go through libyaml, which applies the nesting limit
 
 
@@ -42,78 +44,6 @@ _SIMPLE_QUOTED = re.compile(r'"([^"\\]*)"(?: +(?:#.*)?)?')
 _SIMPLE_SEQUENCE = re.compile(r'\[ *(\w[\w.\-/]*(?: *, *\w[\w.\-/]*)*) *\](?: +(?:#.*)?)?')
 _NOT_SIMPLE = re.compile(r"[\[\]{}'\"#:?]")
 
-# PyYAML's implicit resolvers (yaml/resolver.py), in its order, by the first character they apply
-# to; tests check they are PyYAML's own.
-_BOOL = ("tag:yaml.org,2002:bool", (r'''^(?:yes|Yes|YES|no|No|NO
-                    |true|True|TRUE|false|False|FALSE
-                    |on|On|ON|off|Off|OFF)$''', re.X), "yYnNtTfFoO")
-_FLOAT = ("tag:yaml.org,2002:float", (r'''^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
-                    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
-                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$''', re.X), "-+0123456789.")
-_INT = ("tag:yaml.org,2002:int", (r'''^(?:[-+]?0b[0-1_]+
-                    |[-+]?0[0-7_]+
-                    |[-+]?(?:0|[1-9][0-9_]*)
-                    |[-+]?0x[0-9a-fA-F_]+
-                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$''', re.X), "-+0123456789")
-_MERGE = ("tag:yaml.org,2002:merge", (r'^(?:<<)$', 0), "<")
-_NULL = ("tag:yaml.org,2002:null", (r'''^(?: ~
-                    |null|Null|NULL
-                    | )$''', re.X), "~nN")
-_TIMESTAMP = ("tag:yaml.org,2002:timestamp", (r'''^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
-                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?
-                     (?:[Tt]|[ \t]+)[0-9][0-9]?
-                     :[0-9][0-9] :[0-9][0-9] (?:\.[0-9]*)?
-                     (?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$''', re.X), "0123456789")
-_VALUE = ("tag:yaml.org,2002:value", (r'^(?:=)$', 0), "=")
-# (compiled on first use, by ``re``'s own cache: importing this module compiles none of them)
-RESOLVERS: dict[str, list[tuple[str, tuple[str, int]]]] = {}
-for _tag, _pattern, _first in (_BOOL, _FLOAT, _INT, _MERGE, _NULL, _TIMESTAMP, _VALUE):
-    for _char in _first:
-        RESOLVERS.setdefault(_char, []).append((_tag, _pattern))
-_BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
-
-
-class _Scalars:
-    """Plain scalars typed as SafeLoader types them, remembered by text (a generated file repeats
-    the same few values); numbers and dates are built by PyYAML's own constructor."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, Any] = {}
-        self.constructor: Any = None
-
-    def __call__(self, text: str) -> Any:
-        try:
-            return self.seen[text]
-        except KeyError:
-            pass
-        value: Any = text
-        for tag, (pattern, flags) in RESOLVERS.get(text[0], ()):
-            if re.match(pattern, text, flags):
-                value = self._construct(tag, text)
-                break
-        self.seen[text] = value
-        return value
-
-    def _construct(self, tag: str, text: str) -> Any:
-        if tag == _BOOL[0]:
-            return _BOOLS[text.lower()]
-        if tag == _NULL[0]:
-            return None
-        if tag in (_MERGE[0], _VALUE[0]):
-            raise NotPlain  # a merge key (<<), a value key (=)
-        if self.constructor is None:
-            import yaml
-            from yaml.constructor import SafeConstructor
-
-            self.node, self.constructor = yaml.ScalarNode, SafeConstructor()
-        try:
-            return self.constructor.construct_object(self.node(tag, text))
-        except Exception:  # noqa: BLE001 - e.g. ``0b_``: whatever PyYAML does, it does it
-            raise NotPlain from None
-
-
 def read(text: str) -> Any:
     """The value of ``text`` as ``yaml.safe_load`` builds it; ``NotPlain`` outside the subset."""
     if text.isascii():  # (deleting the allowed bytes is several times faster than the search)
@@ -130,7 +60,7 @@ class _Reader:
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.scalar = _Scalars()
+        self.scalar = Scalars(NotPlain)
         self.flows: dict[str, Any] = {}  # a flow collection's text → its value (returned as copies)
 
     def document(self) -> Any:

@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from orchestra.core import yamlfast, yamlguard
+from orchestra.core import yamlfast, yamlguard, yamlscalars
 from orchestra.core.errors import SpecError
 
 LOADERS = (yaml.SafeLoader, yaml.CSafeLoader)
@@ -105,8 +105,34 @@ def test_the_resolvers_are_pyyaml_s():
               for char, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
               if char not in ("", "!", "&", "*")}  # no plain scalar is empty or starts with these
     ours = {char: [(tag, (pattern, flags & re.X)) for tag, (pattern, flags) in resolvers]
-            for char, resolvers in yamlfast.RESOLVERS.items()}
+            for char, resolvers in yamlscalars.RESOLVERS.items()}
     assert ours == theirs
+
+
+def test_numbers_are_built_as_pyyaml_builds_them():
+    """Ints and floats are built here (PyYAML is imported only for dates): every plain scalar
+    PyYAML types as a number, from a generator of digits, signs, underscores and the like."""
+    rng = random.Random(7)
+    pieces = ["0", "1", "7", "9", "_", "-", "+", ".", ":", "x", "b", "e", "E", "a", "f", "inf", "nan", "5"]
+    texts = {"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 7))) for _ in range(20000)}
+    texts |= {".inf", "-.Inf", "+.INF", ".NaN", "0", "-0", "+0", "0b1_0", "-0x_1f", "017", "-017", "1:30", "-1:30:59.5",
+              "190:20:30", "1_000", "1.5e+3", "6.8523015e+5", "685.230_15e+03", "0.", "-0.0", "00"}
+    scalars, constructor = yamlscalars.Scalars(yamlfast.NotPlain), yaml.constructor.SafeConstructor()
+    checked = 0
+    for text in sorted(texts):
+        tag = yaml.SafeLoader(text).resolve(yaml.ScalarNode, text, (True, False))
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+            continue
+        try:
+            expected = constructor.construct_object(yaml.ScalarNode(tag, text))
+        except ValueError:
+            with pytest.raises(yamlfast.NotPlain):
+                scalars(text)
+            continue
+        got = scalars(text)
+        assert type(got) is type(expected) and (got == expected or (got != got and expected != expected)), text
+        checked += 1
+    assert checked > 300
 
 
 # --- generated documents ------------------------------------------------------------------
@@ -222,6 +248,7 @@ def test_a_generated_mlproject_needs_no_pyyaml(tmp_path):
     text = "name: big\nentry_points:\n  s0:\n    command: \"true\"\n" + "".join(
         f"  s{i}:\n    parameters: {{p: {{type: string, default: \"1\"}}}}\n"
         f"    command: \"cat {{inputs.s{i - 1}}}/me.txt > {{outputs}}/me.txt\"\n    depends_on: [s{i - 1}]\n"
+        f"    retries: {i % 3}\n    timeout: 1.5e+3\n"  # (numbers are built without PyYAML too)
         for i in range(1, 300))
     (tmp_path / "MLproject").write_text(text)
     code = ("import sys; from orchestra.mlproject import load; spec = load.load(sys.argv[1]); "

@@ -30,7 +30,8 @@ class NotPlain(Exception):
 _UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _PRINTABLE_ASCII = bytes([10, *range(0x20, 0x7F)])
 _KEY = re.compile(r"([A-Za-z0-9_][\w.\-/]*):(?: +|$)")
-_KEY_LINE = re.compile(r"( *)([A-Za-z0-9_][\w.\-/]*):(?: +|$)(.*)")
+# Any line: its indentation, the key when it is ``name: value`` (else None), the rest.
+_LINE = re.compile(r"^( *)(?:([A-Za-z0-9_][\w.\-/]*):(?: +|$))?(.*)$", re.M)
 # A plain scalar may not start with an indicator ('-' only before a character that ends nothing).
 _PLAIN_START = frozenset("-?:,[]{}#&*!|>'\"%@` ")
 _COMMENT = re.compile(r"(?: +(?:#.*)?)?")
@@ -51,15 +52,15 @@ def read(text: str) -> Any:
             raise NotPlain
     elif _UNUSUAL.search(text):
         raise NotPlain
-    return _Reader(text.split("\n")).document()
+    return _Reader(text).document()
 
 
 class _Reader:
     """Block structure by indentation: a stack of open collections, each ``[indent, container,
     indentless]`` (``indentless``: a sequence written at its mapping key's own indent)."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.scalar = Scalars(NotPlain)
         self.flows: dict[str, Any] = {}  # a flow collection's text → its value (returned as copies)
 
@@ -68,44 +69,43 @@ class _Reader:
         pending: tuple[Any, Any, int] | None = None  # (mapping, key, its indent): a value to come
         root = top = None  # top: the innermost open collection (stack[-1][1]), at top_indent
         top_indent = -1
-        key_line, seen, scalar, value = _KEY_LINE.match, self.scalar.seen, self.scalar, self.value
+        seen, scalar, value = self.scalar.seen, self.scalar, self.value
         quoted, sequence, flows = _SIMPLE_QUOTED.fullmatch, _SIMPLE_SEQUENCE.fullmatch, self.flows
-        for line in self.lines:
-            key = key_line(line)  # the usual line, ``  name: value``, matched at once
-            if key is not None:
-                spaces, text, rest = key.groups()
-                indent = len(spaces)
-                if pending is None and indent == top_indent and type(top) is dict:
-                    pass  # a sibling of the key before
-                elif pending is not None and indent > pending[2]:
-                    top, top_indent = {}, indent  # the first key of a nested mapping
-                    pending[0][pending[1]] = top
-                    pending = None
-                    stack.append([top_indent, top, False])
-                    if len(stack) > MAX_DEPTH:
-                        raise NotPlain
-                elif pending is None and indent < top_indent:
-                    while indent < stack[-1][0] or (indent == stack[-1][0] and stack[-1][2]):
-                        stack.pop()  # back to a key of an enclosing mapping
-                        if not stack:
-                            raise NotPlain  # under the first line's indent
-                    top_indent, top = stack[-1][0], stack[-1][1]
-                    if indent != top_indent or type(top) is not dict:
-                        raise NotPlain
-                else:
-                    key = None  # (the general case below)
-            if key is None:
-                body = line.lstrip(" ")
+        for line in _LINE.finditer(self.text):
+            spaces, text, rest = line.groups()  # text: the key of the usual ``  name: value`` line
+            indent = len(spaces)
+            general = text is None
+            if general:
+                pass
+            elif pending is None and indent == top_indent and type(top) is dict:
+                pass  # a sibling of the key before
+            elif pending is not None and indent > pending[2]:
+                top, top_indent = {}, indent  # the first key of a nested mapping
+                pending[0][pending[1]] = top
+                pending = None
+                stack.append([top_indent, top, False])
+                if len(stack) > MAX_DEPTH:
+                    raise NotPlain
+            elif pending is None and indent < top_indent:
+                while indent < stack[-1][0] or (indent == stack[-1][0] and stack[-1][2]):
+                    stack.pop()  # back to a key of an enclosing mapping
+                    if not stack:
+                        raise NotPlain  # under the first line's indent
+                top_indent, top = stack[-1][0], stack[-1][1]
+                if indent != top_indent or type(top) is not dict:
+                    raise NotPlain
+            else:
+                general = True
+            if general:
+                body = line.group()[indent:]
                 if not body or body[0] == "#":
                     continue
-                is_key = key_line(line) is not None
-                pending, root = self.structure(stack, pending, root, line, body, is_key)
+                pending, root = self.structure(stack, pending, root, indent, body, text is not None)
                 top_indent, top = stack[-1][0], stack[-1][1]
-                if not is_key or type(top) is not dict:
-                    pending = self.entry(stack, body, top_indent, not is_key)
+                if text is None or type(top) is not dict:
+                    pending = self.entry(stack, body, top_indent, text is None)
                     top_indent, top = stack[-1][0], stack[-1][1]
                     continue
-                spaces, text, rest = key_line(line).groups()  # type: ignore[union-attr]
             name = seen[text] if text in seen else scalar(text)
             if not rest or rest[0] == "#":
                 pending = (top, name, top_indent)
@@ -133,10 +133,9 @@ class _Reader:
             pending[0][pending[1]] = None
         return root
 
-    def structure(self, stack: list[list[Any]], pending: tuple[Any, Any, int] | None, root: Any, line: str,
+    def structure(self, stack: list[list[Any]], pending: tuple[Any, Any, int] | None, root: Any, indent: int,
                   body: str, is_key: bool) -> tuple[None, Any]:
         """Open and close collections for a line that is not a sibling key of the one before."""
-        indent = len(line) - len(body)
         item = not is_key and body[0] == "-" and (len(body) == 1 or body[1] == " ")
         if pending is not None:
             mapping, name, at = pending

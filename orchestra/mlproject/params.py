@@ -142,12 +142,13 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         ParamError: a missing required parameter or a value of the wrong type.
     """
     given: dict[str, str] = {}
-    for item in assignments:
-        if item.stage is None and item.key not in given:
-            given[item.key] = item.value
-    for item in assignments:
-        if item.stage == stage.name:
-            given[item.key] = item.value
+    if assignments:
+        for item in assignments:
+            if item.stage is None and item.key not in given:
+                given[item.key] = item.value
+        for item in assignments:
+            if item.stage == stage.name:
+                given[item.key] = item.value
     values: dict[str, Any] = {}
     text: dict[str, str] = {}
     path_files: list[str] = []

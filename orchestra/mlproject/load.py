@@ -224,10 +224,12 @@ def _warn_unknown_keys(data: Mapping[str, Any], where: str, warn: Any) -> None:
     name = data.get("name")
     if name is not None and not isinstance(name, (str, int, float)):
         warn(f"{where}: name: expected a string, got {_kind(name)} (kept as text)")
+    known = schema["entry"]
     for stage, entry in (data.get("entry_points") or {}).items():
-        for key in entry:
-            if key not in schema["entry"]:
-                warn(f"{where}: entry_points.{stage}: unknown key '{key}' ignored{did_you_mean(key, schema['entry'])}")
+        if not known.issuperset(entry):
+            for key in entry:
+                if key not in known:
+                    warn(f"{where}: entry_points.{stage}: unknown key '{key}' ignored{did_you_mean(key, known)}")
 
 
 _SCHEMA_KEYS: dict[str, frozenset[str]] = {}

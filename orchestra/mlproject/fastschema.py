@@ -104,7 +104,7 @@ _BUILTINS = frozenset({dict, list, str, bool, int, float, type(None)})
 
 
 def _properties(c: _Compiler, value: Mapping[str, Any], schema: Mapping[str, Any]) -> Check:
-    subs = {key: c.compile(sub) for key, sub in value.items()}
+    subs = {key: check for key, sub in value.items() if (check := c.compile(sub)) is not _always}
 
     def check(v: Any) -> bool:  # over the instance's keys: an entry point uses few of its 13
         if not isinstance(v, dict):
@@ -139,7 +139,14 @@ def _required(c: _Compiler, value: list[str], schema: Mapping[str, Any]) -> Chec
 
 def _property_names(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Check:
     sub = c.compile(value)
-    return lambda v: not isinstance(v, dict) or all(sub(key) for key in v)
+
+    def check(v: Any) -> bool:
+        if isinstance(v, dict):
+            for key in v:
+                if not sub(key):
+                    return False
+        return True
+    return check
 
 
 def _items(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Check:

@@ -5,7 +5,9 @@ a deeply nested document exhausts the stack. ``check`` walks the parser's events
 is constructed — and refuses a document over the size limit (``ORCHESTRA_MAX_YAML_BYTES``,
 default 16 MiB), with more than 1,000 aliases, with aliases that expand to more than 200,000
 nodes, or nested deeper than 100 levels. ``load`` applies the same limits while it builds the
-values in that one pass over libyaml's events (no node graph, no second parse).
+values in that one pass over libyaml's events (no node graph, no second parse); a document in the
+plain subset ``yamlfast`` reads (no anchors, aliases or tags, nested at most 50 levels) is under
+all but the size limit by construction, checked first.
 """
 
 from __future__ import annotations

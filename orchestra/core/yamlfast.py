@@ -111,6 +111,14 @@ class _Reader:
                 pending = (top, name, top_indent)
                 continue
             first = rest[0]
+            if first == '"' and rest[-1] == '"' and rest.count('"') == 2 and "\\" not in rest:
+                top[name] = rest[1:-1]  # "text" (what _SIMPLE_QUOTED matches, without a comment)
+                continue
+            if first == "[" and rest[-1] == "]":
+                inner = rest[1:-1]
+                if inner.isascii() and inner.isidentifier():  # [name], the usual depends_on
+                    top[name] = [seen[inner] if inner in seen else scalar(inner)]
+                    continue
             if first in _PLAIN_START:
                 # "text" and [a, b], the usual quoted and flow values, matched at once
                 match = quoted(rest) if first == '"' else sequence(rest) if first == "[" else None

@@ -36,7 +36,9 @@ def prepare(uri: str, options: RunOptions, *, build_envs: bool,
     collecting = gc.isenabled()
     # A large MLproject allocates hundreds of thousands of containers, none of them in a cycle:
     # the cyclic collector would walk them all again and again (a third of planning 100,000
-    # stages). It runs as usual once this returns.
+    # stages). It runs as usual once this returns, and what planning allocated starts in the
+    # oldest generation (freeze then unfreeze moves it there unscanned; the first young
+    # collection would walk all of it), unless the process froze objects of its own.
     gc.disable()
     try:
         return _prepare(project, options, build_envs=build_envs, progress=progress)
@@ -45,6 +47,9 @@ def prepare(uri: str, options: RunOptions, *, build_envs: bool,
         raise
     finally:
         if collecting:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -110,11 +115,12 @@ def _prepare(project: source.ProjectDir, options: RunOptions, *, build_envs: boo
     for stage in stages:
         env = environments[stage.name]
         p = params[stage.name]
+        path_inputs = {path: _path_digest(path) for path in p.path_files} if p.path_files else {}
+        if remote_digests:
+            path_inputs.update(remote_digests.get(stage.name, {}))
         inputs[stage.name] = planmod.StageInputs(
             name=stage.name, command=stage.command, params=p, env_key=env.key if env else None,
-            code_digest=project.code_digest,
-            path_inputs={**{path: _path_digest(path) for path in p.path_files}, **remote_digests.get(stage.name, {})},
-            cache=stage.cache,
+            code_digest=project.code_digest, path_inputs=path_inputs, cache=stage.cache,
         )
     plan_options = planmod.PlanOptions(no_cache=options.cache.no_cache, force=frozenset(options.cache.force),
                                        load_from=load_from, load_stages=frozenset(options.cache.load_stages))

@@ -5,14 +5,16 @@ a deeply nested document exhausts the stack. ``check`` walks the parser's events
 is constructed — and refuses a document over the size limit (``ORCHESTRA_MAX_YAML_BYTES``,
 default 16 MiB), with more than 1,000 aliases, with aliases that expand to more than 200,000
 nodes, or nested deeper than 100 levels. ``load`` applies the same limits while it builds the
-values in that one pass over libyaml's events (no node graph, no second parse).
+values in that one pass over libyaml's events (no node graph, no second parse); a document in the
+plain subset ``yamlfast`` reads (no anchors, aliases or tags, nested at most 50 levels) is under
+all but the size limit by construction, checked first.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestra.core import settings
+from orchestra.core import settings, yamlfast
 
 MAX_ALIASES = 1000
 MAX_NODES = 200_000
@@ -107,15 +109,20 @@ def load(text: str, where: str, error: type[Exception]) -> Any:
     """The values of a one-document YAML text, exactly as PyYAML's SafeLoader builds them, within
     the limits of ``check`` (over one: ``error``, one line; malformed: ``yaml.YAMLError``).
 
-    Plain trees (mappings, sequences, scalars, aliases of finished nodes) are built here from the
+    The plain subset MLproject files are written in is read by ``yamlfast`` without libyaml.
+    Other plain trees (mappings, sequences, scalars, aliases of finished nodes) are built here from the
     parser's events in one pass: composing a node graph first costs a Python resolver call per
     scalar and most of the time of a large MLproject. Anything else (merge keys, explicit tags,
     recursive anchors, unhashable keys, several documents) goes through ``check`` and PyYAML's
     own loader, which also reports malformed YAML.
     """
+    _check_size(text, where, error)
+    try:
+        return yamlfast.read(text)  # the plain subset, without an object per event
+    except yamlfast.NotPlain:
+        pass
     import yaml
 
-    _check_size(text, where, error)
     loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader = loader_class(text)
     try:

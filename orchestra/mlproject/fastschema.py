@@ -104,7 +104,7 @@ _BUILTINS = frozenset({dict, list, str, bool, int, float, type(None)})
 
 
 def _properties(c: _Compiler, value: Mapping[str, Any], schema: Mapping[str, Any]) -> Check:
-    subs = {key: c.compile(sub) for key, sub in value.items()}
+    subs = {key: check for key, sub in value.items() if (check := c.compile(sub)) is not _always}
 
     def check(v: Any) -> bool:  # over the instance's keys: an entry point uses few of its 13
         if not isinstance(v, dict):
@@ -139,17 +139,31 @@ def _required(c: _Compiler, value: list[str], schema: Mapping[str, Any]) -> Chec
 
 def _property_names(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Check:
     sub = c.compile(value)
-    return lambda v: not isinstance(v, dict) or all(sub(key) for key in v)
+
+    def check(v: Any) -> bool:
+        if isinstance(v, dict):
+            for key in v:
+                if not sub(key):
+                    return False
+        return True
+    return check
 
 
 def _items(c: _Compiler, value: Any, schema: Mapping[str, Any]) -> Check:
     sub = c.compile(value)
-    return lambda v: not isinstance(v, list) or all(sub(item) for item in v)
+
+    def check(v: Any) -> bool:
+        if isinstance(v, list):
+            for item in v:
+                if not sub(item):
+                    return False
+        return True
+    return check
 
 
 def _unique(c: _Compiler, value: bool, schema: Mapping[str, Any]) -> Check:
     def check(v: Any) -> bool:
-        if not value or not isinstance(v, list):
+        if not value or not isinstance(v, list) or len(v) < 2:
             return True
         try:
             return len({(type(item).__name__, item) for item in v}) == len(v)
@@ -183,7 +197,16 @@ def _min_length(c: _Compiler, value: int, schema: Mapping[str, Any]) -> Check:
 
 def _one_of(c: _Compiler, value: list[Any], schema: Mapping[str, Any]) -> Check:
     subs = [c.compile(sub) for sub in value]
-    return lambda v: sum(1 for sub in subs if sub(v)) == 1
+
+    def check(v: Any) -> bool:
+        found = False
+        for sub in subs:
+            if sub(v):
+                if found:
+                    return False
+                found = True
+        return found
+    return check
 
 
 def _any_of(c: _Compiler, value: list[Any], schema: Mapping[str, Any]) -> Check:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from orchestra.core.errors import SpecError
-from orchestra.mlproject.entry import placeholders
+from orchestra.mlproject.entry import input_refs
 from orchestra.mlproject.model import ProjectSpec, StageSpec
 
 
@@ -48,6 +48,8 @@ class StageGraph:
         return seen
 
     def subgraph(self, names: Iterable[str]) -> "StageGraph":
+        if names is self.order:
+            return self  # (what ``select`` returns when every stage is a target)
         keep = set(names)
         if len(keep) == len(self.order) and all(name in self.stages for name in keep):
             return self  # every stage (a chain's last stage selects them all): nothing to drop
@@ -95,6 +97,8 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
     # Iterative DFS post-order: ancestors before descendants, file order among equals; the grey
     # set finds cycles and the stack spells the loop out.
     index = {name: i for i, name in enumerate(stages)}
+    if _in_file_order(index, parents):
+        return tuple(stages)  # what the walk below returns then, without walking
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     for root in stages:
@@ -128,6 +132,18 @@ def _topological_order(stages: Mapping[str, StageSpec], parents: Mapping[str, tu
                 state[node] = 2
                 order.append(node)
     return tuple(order)
+
+
+def _in_file_order(index: Mapping[str, int], parents: Mapping[str, tuple[str, ...]]) -> bool:
+    """Whether every stage comes after all its parents in the file (a generated file's usual
+    order): the post-order walk then visits the stages in file order."""
+    count = len(index)
+    for name, deps in parents.items():
+        at = index[name]
+        for dep in deps:
+            if index.get(dep, count) >= at:
+                return False
+    return True
 
 
 def _is_ancestor(graph: StageGraph, other: str, name: str, rank: Mapping[str, int],
@@ -165,9 +181,9 @@ def _check_inputs(graph: StageGraph, where: str) -> None:
     rank = {name: i for i, name in enumerate(graph.order)}
     below: dict[str, set[str]] = {}
     for name, stage in graph.stages.items():
-        if stage.implicit or stage.problem is not None:
+        if stage.implicit or stage.problem is not None or "{inputs." not in stage.command:
             continue
-        needed = [f.split(".", 1)[1] for f in placeholders(stage.command, where) if f.startswith("inputs.")]
+        needed = input_refs(stage.command, where)
         if not needed:
             continue
         for other in needed:
@@ -192,8 +208,10 @@ def check_runnable(graph: StageGraph) -> None:
 
 def select(graph: StageGraph, targets: Iterable[str]) -> tuple[str, ...]:
     """The targets and all their ancestors, in topological order."""
-    keep: set[str] = set()
     stack = list(targets)
+    if len(stack) == len(graph.order) and graph.stages.keys() == set(stack):
+        return graph.order  # every stage (a pipeline's default targets)
+    keep: set[str] = set()
     while stack:  # one walk for all targets: linear in the graph, however many targets
         node = stack.pop()
         if node not in keep:

@@ -104,7 +104,7 @@ def parse_assignments(raw: Iterable[str], stage_names: Iterable[str]) -> tuple[A
 
 def check_unused(assignments: Sequence[Assignment], stages: Sequence[StageSpec], allow_extras: bool) -> None:
     """In a pipeline, a ``-P`` that no selected stage declares is an error."""
-    if allow_extras:
+    if allow_extras or not assignments:
         return
     by_name = {stage.name: stage for stage in stages}
     for item in assignments:
@@ -142,19 +142,19 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         ParamError: a missing required parameter or a value of the wrong type.
     """
     given: dict[str, str] = {}
-    for item in assignments:
-        if item.stage is None and item.key not in given:
-            given[item.key] = item.value
-    for item in assignments:
-        if item.stage == stage.name:
-            given[item.key] = item.value
+    if assignments:
+        for item in assignments:
+            if item.stage is None and item.key not in given:
+                given[item.key] = item.value
+        for item in assignments:
+            if item.stage == stage.name:
+                given[item.key] = item.value
     values: dict[str, Any] = {}
     text: dict[str, str] = {}
     path_files: list[str] = []
     remote: list[tuple[str, str]] = []
     missing = []
     for spec in stage.parameters:
-        where = f"stage '{stage.name}': parameter '{spec.name}'"
         if spec.name in given:
             raw, base = given[spec.name], cwd
         elif spec.default is not None:
@@ -162,6 +162,10 @@ def resolve(stage: StageSpec, assignments: Sequence[Assignment], *, cwd: Path, p
         else:
             missing.append(spec.name)
             continue
+        if spec.type == "string":  # (what convert returns for it)
+            values[spec.name] = text[spec.name] = raw
+            continue
+        where = f"stage '{stage.name}': parameter '{spec.name}'"
         if type_check or spec.type in ("path", "uri"):
             value = convert(spec.type, raw, where=where, base=base)
         else:

@@ -113,8 +113,9 @@ def plan(graph: StageGraph, inputs: Mapping[str, StageInputs], options: PlanOpti
     """Decide every stage of ``graph`` (already restricted to the selected stages)."""
     manifests: dict[str, str | None] = {}
     decisions: list[StagePlan] = []
+    parents, known = graph.parents, manifests.get
     for name in graph.order:
-        upstream = {parent: manifests.get(parent) for parent in graph.parents[name]}
+        upstream = {parent: known(parent) for parent in parents[name]}
         decision = decide(inputs[name], upstream, options, view)
         # A loaded stage's outputs are known now; a stage that runs makes its children wait.
         manifests[name] = decision.source.manifest_digest if decision.action == LOAD and decision.source else None
@@ -130,8 +131,11 @@ def decide(stage: StageInputs, upstream: Mapping[str, str | None], options: Plan
         if source is not None:
             return StagePlan(name, LOAD, key=source.cache_key, components=source.components, source=source,
                              trusted=True, reasons=(f"--load-stages: trusted outputs of run {options.load_from[:8]}",))
-    pending = sorted(parent for parent, digest in upstream.items() if digest is None)
-    remote = sorted(uri for uri, digest in stage.path_inputs.items() if digest == fingerprint.NOT_DOWNLOADED)
+    pending = [parent for parent, digest in upstream.items() if digest is None]
+    if len(pending) > 1:
+        pending.sort()
+    remote = sorted(uri for uri, digest in stage.path_inputs.items()
+                    if digest == fingerprint.NOT_DOWNLOADED) if stage.path_inputs else ()
     if pending or stage.env_key is None or remote:
         why = (f"decided after {', '.join(pending)} (will run)" if pending
                else "environment not built yet" if stage.env_key is None
@@ -173,14 +177,18 @@ class LiveStoreView:
     def __init__(self, project_uri: str | None = None) -> None:
         self.project_uri = project_uri
 
+    # Where no store exists yet (a fresh ORCHESTRA_HOME), nothing has run: the answers are empty
+    # and asking creates no store (``plan`` writes nothing; a run creates it when it records).
+
     def find_by_key(self, cache_key: str) -> list[Candidate]:
-        return runs.find_by_key(cache_key, limit=1)  # only the best is loaded: decode no other
+        # only the best is loaded: decode no other
+        return runs.find_by_key(cache_key, limit=1) if runs.exists() else []
 
     def stage_of(self, run_id: str, name: str) -> Candidate | None:
         return runs.stage_of(run_id, name)
 
     def latest_for_stage(self, name: str) -> Candidate | None:
-        return runs.latest_for_stage(name, self.project_uri)
+        return runs.latest_for_stage(name, self.project_uri) if runs.exists() else None
 
 
 def describe(decision: StagePlan) -> str:

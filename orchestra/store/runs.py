@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping, Sequence
 
+from orchestra.core import settings
 from orchestra.core.pids import hostname
 from orchestra.core.randomid import hex_id
 from orchestra.core.errors import RunNotFoundError
@@ -107,6 +108,11 @@ def new_run_id() -> str:
 
 def db() -> sqlite3.Connection:
     return connect("runs", SCHEMA)
+
+
+def exists() -> bool:
+    """Whether the store has been created (asking creates nothing, unlike ``db()``)."""
+    return (settings.home() / "runs.sqlite").is_file()
 
 
 def transaction() -> immediate:

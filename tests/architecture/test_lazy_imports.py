@@ -66,7 +66,7 @@ def test_the_scan_reads_this_repository():
 # it comes with concurrent.futures too). `orchestra.core.classcode` keeps `inspect` away from
 # `dataclasses`; `orchestra.core.log` imports `logging` when something logs; OpenSSL's start-up
 # (hashlib, hmac, secrets: ~3 ms) waits for a file over 1 MiB to hash (`orchestra.core.digest`).
-NOT_ON_THE_RUN_PATH = ("inspect", "logging", "concurrent.futures", "difflib", "getpass", "hashlib", "_hashlib", "socket",
+NOT_ON_THE_RUN_PATH = ("yaml", "inspect", "logging", "concurrent.futures", "difflib", "getpass", "hashlib", "_hashlib", "socket",
                        "hmac", "secrets", "orchestra.source.git",
                        "orchestra.execution.container", "orchestra.mlproject.docker_spec")
 

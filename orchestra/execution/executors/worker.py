@@ -32,9 +32,11 @@ from typing import Any, Mapping
 
 from orchestra import envs
 from orchestra.core import settings
+from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
 from orchestra.execution.process import LineSink, ProcessRegistry
+from orchestra.planning import fingerprint
 from orchestra.store import artifacts
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./,:+@-]+$")
@@ -53,6 +55,12 @@ class RemoteTask:
         code_manifest: the project tree in the store (store mode only).
         lines_topic: where to send output lines for the driver's console (None: don't).
         outcome_topic: where to also send the outcome, as an event (None: only the task's result).
+        publish_here: with shared paths, publish the outputs into the object store here (this
+            worker uses the driver's ``ORCHESTRA_HOME``) instead of leaving them to the driver.
+        after: the upstream stages whose outcomes Dask passes to the task (submitted ahead of
+            their end): it runs only if they all ended OK, with their manifests as its inputs'.
+        step_parts: with ``after``, the stage's key components without those stages' digests
+            (its ``ORCHESTRA_STEP_BASE`` is computed here once they are known).
     """
 
     task: StageTask
@@ -61,6 +69,9 @@ class RemoteTask:
     code_manifest: Mapping[str, Mapping[str, Any]] | None = None
     lines_topic: str | None = None
     outcome_topic: str | None = None
+    publish_here: bool = False
+    after: tuple[str, ...] = ()
+    step_parts: Mapping[str, Any] | None = None
 
 
 def scratch_root() -> Path:
@@ -138,6 +149,8 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     task = remote.task
     if remote.store_url is None:
         local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), _Rewriter({})))
+        if remote.publish_here:  # the default publisher: into the (shared) object store
+            return execute(local, registry, sink)
         return execute(local, registry, sink, publisher=lambda staging: None)  # the driver publishes
 
     from orchestra.store.remote import RemoteStore
@@ -302,15 +315,46 @@ class _TaskRegistry(ProcessRegistry):
         self._sup.groups.remove(proc)
 
 
-def run_dask(remote: RemoteTask) -> TaskOutcome:
+def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> RemoteTask | TaskOutcome:
+    """A task submitted ahead of its upstream stages' end, now that their outcomes are here: the
+    task with their manifests (its inputs) and its step base, or, when one of them did not end
+    OK, the outcome of an attempt that never ran its command."""
+    import time
+
+    task = remote.task
+    for parent, outcome in zip(remote.after, upstream):
+        if outcome.status != AttemptStatus.OK or outcome.manifest is None:
+            now = time.time()
+            return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.KILLED, exit_code=None,
+                               start_time=now, end_time=now, message=f"not run: upstream {parent} {outcome.status}")
+    manifests = {**task.input_manifests, **{p: o.manifest for p, o in zip(remote.after, upstream) if p in task.input_dirs}}
+    overlay = dict(task.overlay_env)
+    if remote.step_parts is not None:
+        digests = {p: o.manifest_digest or artifacts.manifest_digest(o.manifest or {}) for p, o in zip(remote.after, upstream)}
+        known = remote.step_parts.get("upstream") or {}
+        parts = {**remote.step_parts, "upstream": {p: digests.get(p) if d is None else d for p, d in known.items()}}
+        overlay["ORCHESTRA_STEP_BASE"] = fingerprint.step_base(parts) or ""
+    env = task.env if not task.env else {**task.env, **{k: v for k, v in overlay.items() if k == "ORCHESTRA_STEP_BASE"}}
+    task = dataclasses.replace(task, input_manifests=manifests, overlay_env=overlay, env=env)
+    return dataclasses.replace(remote, task=task, after=(), step_parts=None)
+
+
+def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     """The function Dask runs on a worker for each attempt.
 
     With ``outcome_topic`` set, the outcome also goes to the driver as an event, once
     everything it names is published: it arrives ahead of the task's completion, and the driver
     needs no gather round trip per stage (the result stays for a driver that asks).
+    ``upstream``: the outcomes of ``remote.after`` (a task submitted ahead, see
+    :func:`after_upstream`); its command runs only if they all ended OK.
     """
     from distributed import get_worker
 
+    if remote.after:
+        ready = after_upstream(remote, upstream)
+        if isinstance(ready, TaskOutcome):
+            return ready  # no event: the driver settles it from its upstream stage's outcome
+        remote = ready
     worker = get_worker()
     sup = supervisor()
     registry = _TaskRegistry(sup)

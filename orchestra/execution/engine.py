@@ -162,8 +162,8 @@ class _Engine:
         else runs (without keep_going), so no other stage's failure can race them, and a stage's
         slot passes to one child only: what runs at once stays within ``jobs``. A stage goes ahead
         only when the driver knows it will run (not load) whatever its parent produces."""
-        if self.ready or not self.running or (not self.keep_going and self.running - len(self.ahead) != 1):
-            return
+        if self.ready or self.early or not self.running or (not self.keep_going and self.running - len(self.ahead) != 1):
+            return  # (an outcome come early: its stage's future may be released, wait for its parent's)
         progress = True
         while progress and len(self.ahead) < AHEAD:
             progress = False

@@ -150,12 +150,17 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     if remote.store_url is None:
         local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), _Rewriter({})))
         if remote.publish_here:  # the default publisher: into the (shared) object store
+            if Path(task.outputs_dir).exists():
+                return _ran_already(task)
             return execute(local, registry, sink)
         return execute(local, registry, sink, publisher=lambda staging: None)  # the driver publishes
 
     from orchestra.store.remote import RemoteStore
 
     store = RemoteStore(remote.store_url)
+    attempt_key = store.attempt_key(task.run_id, task.stage, task.attempt)
+    if store.fs.exists(f"{attempt_key}/manifest.json"):
+        return _ran_already(task)
     root = scratch_root()
     code_dir = root / "code" / artifacts.manifest_digest(remote.code_manifest or {}).split(":")[1][:32]
     store.fetch_tree(remote.code_manifest or {}, code_dir)
@@ -173,7 +178,6 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
             env=_stage_env(task, code_dir, rewrite), log_dir=paths[task.log_dir],
             staging_dir=paths[task.staging_dir], metrics_file=paths[task.metrics_file], outputs_dir="",
         )
-        attempt_key = store.attempt_key(task.run_id, task.stage, task.attempt)
 
         def publish(staging: Path) -> dict[str, Any]:
             manifest = store.push_tree(staging, task.declared_outputs)
@@ -187,6 +191,17 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
         return outcome
     finally:
         _clear(scratch)
+
+
+def _ran_already(task: StageTask) -> TaskOutcome:
+    """The attempt published its outputs already: Dask runs it again because the worker holding
+    its result was lost before a stage submitted ahead of its end read it. Its command must not
+    run twice (it would publish over outputs the driver recorded): that stage's attempt fails."""
+    import time
+
+    now = time.time()
+    return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
+                       start_time=now, end_time=now, message="ran already; its result was lost with its Dask worker")
 
 
 def _thread_scratch(root: Path) -> Path:
@@ -325,8 +340,9 @@ def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> Rem
     for parent, outcome in zip(remote.after, upstream):
         if outcome.status != AttemptStatus.OK or outcome.manifest is None:
             now = time.time()
-            return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.KILLED, exit_code=None,
-                               start_time=now, end_time=now, message=f"not run: upstream {parent} {outcome.status}")
+            return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
+                               start_time=now, end_time=now,
+                               message=f"not run: upstream {parent} {outcome.status} ({outcome.message or 'no outputs'})")
     manifests = {**task.input_manifests, **{p: o.manifest for p, o in zip(remote.after, upstream) if p in task.input_dirs}}
     overlay = dict(task.overlay_env)
     if remote.step_parts is not None:

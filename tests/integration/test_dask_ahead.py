@@ -228,3 +228,40 @@ def test_a_killed_run_leaves_no_stage_process_and_runs_no_child(make_project, ah
     _wait_for(lambda: not any(k.startswith("orchestra-") for k in _scheduler_keys(ahead_cluster.address)),
               "no orchestra task left on the scheduler")
     assert not ran.exists()
+
+
+LOGS_AN_ARTIFACT = """
+import os, tempfile, mlflow
+note = os.path.join(tempfile.mkdtemp(), "where.txt")
+open(note, "w").write("endpoint")
+mlflow.log_artifact(note)
+"""
+
+
+def test_a_child_ahead_of_a_parent_whose_outputs_grew_on_the_driver_is_submitted_again(make_project, ahead_cluster,
+                                                                                      home, tmp_path):
+    """With an artifact store, what the parent logged through the driver's tracking endpoint joins
+    its outputs on the driver, after the worker sent its manifest: the child submitted ahead with
+    that manifest is taken back and submitted again, and reads the artifact."""
+    from tests.mlflow_server import require_venv
+
+    marker, release = tmp_path / "a-started", tmp_path / "release"
+    root = make_project(f"""
+        entry_points:
+          a:
+            command: "{_held(marker, release, '$ORCHESTRA_TEST_MLFLOW_VENV/bin/python logs.py')}"
+          b:
+            depends_on: [a]
+            command: "cat {{inputs.a}}/mlflow-artifacts/where.txt > {{outputs}}/b.txt"
+    """, {"logs.py": LOGS_AN_ARTIFACT})
+    env = {"ORCHESTRA_TEST_MLFLOW_VENV": str(require_venv()), "ORCHESTRA_ARTIFACTS": f"file://{tmp_path / 'store'}"}
+    proc = _start(root, ahead_cluster.address, env=env)
+    try:
+        _wait_for(marker.exists, "a started", proc)
+        _ahead_of(ahead_cluster.address, "b")
+    finally:
+        release.touch()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (err, out)
+    stages = {s["name"]: s for s in json.loads(out)["stages"]}
+    assert (Path(stages["b"]["outputs_dir"]) / "b.txt").read_text() == "endpoint"

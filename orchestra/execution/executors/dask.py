@@ -312,7 +312,10 @@ class DaskExecutor:
                 attempt_key = self.store.attempt_key(task.run_id, task.stage, task.attempt)
                 self.store.append_logs(attempt_key, Path(task.log_dir))
                 if outcome.status == AttemptStatus.OK and outcome.manifest is not None:
-                    manifest = {**outcome.manifest, **_received_here(Path(task.staging_dir))}
+                    received = _received_here(Path(task.staging_dir))
+                    if received:  # into the store too: the stages below read their inputs from there
+                        remote.push(self.store, received)
+                    manifest = {**outcome.manifest, **received}
                     remote.pull(self.store, manifest, Path(task.outputs_dir))
                     if manifest != outcome.manifest:
                         self._spoiled.update(below)

@@ -278,6 +278,8 @@ class _Engine:
         """Interrupted: cancel the executor, wait for the running attempts; every running or
         pending stage becomes KILLED."""
         self.executor.cancel()
+        self.running -= len(self.early)  # settled already: no cancellation will report them
+        self.early.clear()
         while self.running:
             for outcome in self.executor.wait_any(None):
                 self.running -= 1

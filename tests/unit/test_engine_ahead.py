@@ -105,3 +105,39 @@ def test_executors_that_cannot_go_ahead_are_unchanged(tmp_path):
     driver, executor = AheadDriver(), FakeExecutor()
     run(graph, driver, executor, jobs=2)
     assert not driver.of("will_run")
+
+
+class NewestFirst(AheadExecutor):
+    """Reports the newest task first: a stage ahead ends (as Dask may tell it) before its parent."""
+
+    def wait_any(self, timeout=None):
+        if self.running and not self.cancelled:
+            task = self.running.pop()
+            if self.interrupt is not None and self.interrupt(self):
+                self.running.append(task)
+                self.interrupt = None
+                raise KeyboardInterrupt
+            return [self._outcome(task, self.script.get((task.stage, task.attempt), AttemptStatus.OK), None)]
+        return super().wait_any(timeout)
+
+
+def test_an_outcome_that_comes_before_its_parents_waits_for_it(tmp_path):
+    graph = make_graph(tmp_path, {"a": (), "b": ("a",), "c": ("b",)})
+    driver, executor = AheadDriver(), NewestFirst()
+    result = run(graph, driver, executor, jobs=1)
+    assert result.status == RunStatus.FINISHED
+    ended = [name for name, _s in driver.of("ended")]
+    started = [name for name, _a in driver.of("started")]
+    assert ended == ["a", "b", "c"] and started == ["a", "b", "c"]
+    calls = driver.calls
+    assert calls.index(("ended", "a", StageStatus.FINISHED)) < calls.index(("started", "b", 1))
+
+
+def test_an_interrupt_with_an_outcome_held_ends(tmp_path):
+    graph = make_graph(tmp_path, {"a": (), "b": ("a",), "c": ("b",)})
+    driver = AheadDriver()
+    seen = []
+    executor = NewestFirst(interrupt=lambda ex: seen.append(1) or len(seen) == 2)
+    result = run(graph, driver, executor, jobs=1)
+    assert result.status == RunStatus.KILLED
+    assert all(status == StageStatus.KILLED for status in result.stages.values())

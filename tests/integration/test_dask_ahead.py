@@ -265,3 +265,36 @@ def test_a_child_ahead_of_a_parent_whose_outputs_grew_on_the_driver_is_submitted
     assert proc.returncode == 0, (err, out)
     stages = {s["name"]: s for s in json.loads(out)["stages"]}
     assert (Path(stages["b"]["outputs_dir"]) / "b.txt").read_text() == "endpoint"
+
+
+def test_a_driver_killed_with_sigkill_leaves_no_stage_process_and_runs_no_child(make_project, ahead_cluster, home,
+                                                                                tmp_path):
+    """The scheduler forgets a lost client's tasks: the running parent's group is killed by its
+    worker's supervisor, and the child waiting ahead never starts."""
+    pidfile, ran = tmp_path / "a-pid", tmp_path / "b-ran"
+    root = make_project(f"""
+        entry_points:
+          a:
+            command: "echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 120; echo x > {{outputs}}/a.txt"
+          b:
+            depends_on: [a]
+            command: "touch {ran}"
+    """)
+    proc = _start(root, ahead_cluster.address)
+    _wait_for(pidfile.exists, "a started", proc)
+    _ahead_of(ahead_cluster.address, "b")
+    pid = int(pidfile.read_text())
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    _wait_for(gone, "a's process killed")
+    _wait_for(lambda: not any(k.startswith("orchestra-") for k in _scheduler_keys(ahead_cluster.address)),
+              "no orchestra task left on the scheduler")
+    assert not ran.exists()

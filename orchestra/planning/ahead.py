@@ -10,6 +10,7 @@ all, the entry point included, so no outputs could ever match), or caching is of
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any, Mapping
 
 from orchestra.core.status import StageStatus
@@ -50,9 +51,12 @@ def sure_to_run(stage: StageInputs, upstream: Mapping[str, str | None], options:
 def _could_load(name: str, parts: Mapping[str, Any]) -> bool:
     """Whether a reusable record of ``name`` has the components ``parts`` has, upstream aside."""
     mine = _canonical(parts)
-    rows = runs.db().execute(  # noqa: S608 - a constant
-        f"SELECT components FROM stages WHERE name = ? AND status IN ({_WITH_OUTPUTS}) AND manifest IS NOT NULL"
-        " LIMIT ?", (name, MAX_COMPARED + 1)).fetchall()
+    query = (f"SELECT components FROM stages WHERE name = ? AND status IN ({_WITH_OUTPUTS}) AND manifest IS NOT NULL"
+             " AND json_extract(components, '$.code') = ? AND json_extract(components, '$.command') = ? LIMIT ?")
+    try:
+        rows = runs.db().execute(query, (name, parts["code"], parts["command"], MAX_COMPARED + 1)).fetchall()
+    except sqlite3.OperationalError:  # an SQLite without JSON functions: every record of the name
+        rows = runs.db().execute(query.split(" AND json_extract")[0] + " LIMIT ?", (name, MAX_COMPARED + 1)).fetchall()
     if len(rows) > MAX_COMPARED:
         return True
     for row in rows:

@@ -55,3 +55,14 @@ def test_load_from_or_an_environment_not_built_is_never_guessed():
     assert sure_to_run(stage(), {"prep": None}, PlanOptions(load_from="0" * 32)) is None
     unbuilt = StageInputs("train", "t", StageParams(values={}), None, "sha256:c", {})
     assert sure_to_run(unbuilt, {"prep": None}, PlanOptions()) is None
+
+
+def test_many_records_of_other_code_do_not_hide_the_answer_but_many_alike_do():
+    for _ in range(70):
+        store_finished(stage(code="sha256:old"), "sha256:p")
+    assert sure_to_run(stage(), {"prep": None}, PlanOptions()) is not None
+    other_params = StageInputs("train", "train {inputs.prep}", StageParams(values={"alpha": 0.9}), "local:py",
+                               "sha256:c", {})
+    for _ in range(65):
+        store_finished(other_params, "sha256:p")
+    assert sure_to_run(stage(), {"prep": None}, PlanOptions()) is None  # too many to compare: decided later

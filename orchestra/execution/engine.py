@@ -162,8 +162,9 @@ class _Engine:
         else runs (without keep_going), so no other stage's failure can race them, and a stage's
         slot passes to one child only: what runs at once stays within ``jobs``. A stage goes ahead
         only when the driver knows it will run (not load) whatever its parent produces."""
-        if self.ready or self.early or not self.running or (not self.keep_going and self.running - len(self.ahead) != 1):
-            return  # (an outcome come early: its stage's future may be released, wait for its parent's)
+        alone = self.keep_going or self.running - len(self.ahead) == 1
+        if self.ready or self.early or not self.running or not alone:
+            return  # (an outcome come early: its stage's future may be released; wait for its parent's)
         progress = True
         while progress and len(self.ahead) < AHEAD:
             progress = False
@@ -173,7 +174,7 @@ class _Engine:
                 if child is None:
                     continue
                 upstream = {p: self.manifests.get(p) for p in self.graph.parents[child]}
-                decision = self.driver.will_run(child, upstream)  # type: ignore[attr-defined]
+                decision = self.driver.will_run(child, upstream)
                 if decision is None:
                     continue
                 task = self.driver.task(child, 1, decision)

@@ -65,7 +65,8 @@ def _scheduler_keys(address: str) -> dict[str, str]:
     from distributed import Client
 
     with Client(address, timeout=10, set_as_default=False) as client:
-        return client.run_on_scheduler(lambda dask_scheduler: {str(k): ts.state for k, ts in dask_scheduler.tasks.items()})
+        return client.run_on_scheduler(
+            lambda dask_scheduler: {str(k): ts.state for k, ts in dask_scheduler.tasks.items()})
 
 
 def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None):
@@ -171,7 +172,8 @@ def test_a_failing_parent_never_runs_the_child_submitted_ahead(make_project, ahe
 
 def test_a_retried_parent_runs_its_child_once_after_the_attempt_that_succeeded(make_project, ahead_cluster, home,
                                                                               tmp_path):
-    counter, marker, release, runs = tmp_path / "a-attempts", tmp_path / "a-started", tmp_path / "release", tmp_path / "b-runs"
+    counter, marker = tmp_path / "a-attempts", tmp_path / "a-started"
+    release, runs = tmp_path / "release", tmp_path / "b-runs"
     first_fails = f"echo x >> {counter}; [ $(wc -l < {counter}) -ge 2 ] || exit 1; echo ok > {{outputs}}/a.txt"
     root = make_project(f"""
         entry_points:

@@ -34,7 +34,8 @@ def test_the_upstream_outcome_gives_the_inputs_manifest_and_the_step_base(tmp_pa
     ready = after_upstream(remote, (outcome(AttemptStatus.OK, manifest),))
     assert isinstance(ready, RemoteTask) and ready.after == ()
     assert ready.task.input_manifests == {"a": manifest}
-    assert ready.task.overlay_env["ORCHESTRA_STEP_BASE"] == fingerprint.step_base({**parts, "upstream": {"a": "sha256:a-out"}})
+    expected = fingerprint.step_base({**parts, "upstream": {"a": "sha256:a-out"}})
+    assert ready.task.overlay_env["ORCHESTRA_STEP_BASE"] == expected
 
 
 def test_an_upstream_attempt_that_did_not_end_ok_means_the_command_never_runs(tmp_path):

@@ -327,7 +327,8 @@ class DaskExecutor:
                     manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
-                return dataclasses.replace(outcome, manifest=manifest, manifest_digest=artifacts.manifest_digest(manifest))
+                return dataclasses.replace(outcome, manifest=manifest,
+                                           manifest_digest=artifacts.manifest_digest(manifest))
         except OrchestraError as exc:
             return dataclasses.replace(outcome, status=AttemptStatus.FAILED, message=str(exc), manifest=None,
                                        manifest_digest=None)

@@ -337,16 +337,17 @@ def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> Rem
     import time
 
     task = remote.task
-    for parent, outcome in zip(remote.after, upstream):
+    ended = dict(zip(remote.after, upstream))
+    for parent, outcome in ended.items():
         if outcome.status != AttemptStatus.OK or outcome.manifest is None:
             now = time.time()
+            why = f"not run: upstream {parent} {outcome.status} ({outcome.message or 'no outputs'})"
             return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
-                               start_time=now, end_time=now,
-                               message=f"not run: upstream {parent} {outcome.status} ({outcome.message or 'no outputs'})")
-    manifests = {**task.input_manifests, **{p: o.manifest for p, o in zip(remote.after, upstream) if p in task.input_dirs}}
+                               start_time=now, end_time=now, message=why)
+    manifests = {**task.input_manifests, **{p: o.manifest for p, o in ended.items() if p in task.input_dirs}}
     overlay = dict(task.overlay_env)
     if remote.step_parts is not None:
-        digests = {p: o.manifest_digest or artifacts.manifest_digest(o.manifest or {}) for p, o in zip(remote.after, upstream)}
+        digests = {p: o.manifest_digest or artifacts.manifest_digest(o.manifest or {}) for p, o in ended.items()}
         known = remote.step_parts.get("upstream") or {}
         parts = {**remote.step_parts, "upstream": {p: digests.get(p) if d is None else d for p, d in known.items()}}
         overlay["ORCHESTRA_STEP_BASE"] = fingerprint.step_base(parts) or ""

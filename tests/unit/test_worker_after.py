@@ -45,6 +45,7 @@ def test_an_upstream_attempt_that_did_not_end_ok_means_the_command_never_runs(tm
         result = after_upstream(remote, (outcome(status),))
         assert isinstance(result, TaskOutcome) and result.status == AttemptStatus.FAILED
         assert f"upstream a {status}" in (result.message or "")
+    assert "left to the driver" in (after_upstream(remote, (outcome(AttemptStatus.OK),)).message or "")
     # OK without a manifest (outputs the driver would publish): never taken as inputs either.
     assert isinstance(after_upstream(remote, (outcome(AttemptStatus.OK),)), TaskOutcome)
     assert not ran.exists()
@@ -54,6 +55,17 @@ def test_an_attempt_that_published_already_does_not_run_again(tmp_path):
     ran = tmp_path / "ran"
     t = task(tmp_path, f"touch {ran}")
     Path(t.outputs_dir).mkdir(parents=True)
-    result = execute_remote(RemoteTask(task=t, key="k", publish_here=True), ProcessRegistry(None))
+    from orchestra.core import settings
+
+    result = execute_remote(RemoteTask(task=t, key="k", publish_here=True, home=str(settings.home())),
+                            ProcessRegistry(None))
     assert result.status == AttemptStatus.FAILED and "ran already" in (result.message or "")
     assert not ran.exists()
+
+
+def test_a_worker_with_another_home_leaves_publishing_to_the_driver(tmp_path):
+    t = task(tmp_path, f"echo x > {tmp_path}/stages/b/staging/o.txt")
+    result = execute_remote(RemoteTask(task=t, key="k", publish_here=True, home=str(tmp_path / "driver-home")),
+                            ProcessRegistry(None))
+    assert result.status == AttemptStatus.OK and result.manifest is None
+    assert (Path(t.staging_dir) / "o.txt").read_text() == "x\n" and not Path(t.outputs_dir).exists()

@@ -59,6 +59,7 @@ class DaskExecutor:
         self._below: dict[str, list[str]] = {}
         self._spoiled: set[str] = set()
         self._publish_here = False
+        self._home = str(settings.home())
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
@@ -116,8 +117,7 @@ class DaskExecutor:
                                      "filesystem, or share ORCHESTRA_HOME and the project at the same paths")
         # Workers that see this machine's files and use its ORCHESTRA_HOME publish outputs
         # themselves: a stage submitted ahead then finds its upstream outputs without the driver.
-        home = str(settings.home())
-        self._publish_here = probe is not None and all(h == home for _v, _t, h in seen.values())
+        self._publish_here = probe is not None and all(h == self._home for _v, _t, h in seen.values())
 
     # -- the Executor protocol ------------------------------------------------------------
     @property
@@ -168,7 +168,7 @@ class DaskExecutor:
         shipped = task if not task.overlay_env else _without_env(task)
         remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
                                  code_manifest=code, lines_topic=self._topic if self._sink_for else None,
-                                 outcome_topic=self._topic, publish_here=self._publish_here, after=after,
+                                 outcome_topic=self._topic, publish_here=self._publish_here, home=self._home, after=after,
                                  step_parts=step_parts)
         if self._sink_for is not None:
             self._sinks[task.stage] = self._sink_for(task.stage)

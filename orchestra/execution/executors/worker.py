@@ -55,8 +55,9 @@ class RemoteTask:
         code_manifest: the project tree in the store (store mode only).
         lines_topic: where to send output lines for the driver's console (None: don't).
         outcome_topic: where to also send the outcome, as an event (None: only the task's result).
-        publish_here: with shared paths, publish the outputs into the object store here (this
-            worker uses the driver's ``ORCHESTRA_HOME``) instead of leaving them to the driver.
+        publish_here: with shared paths, publish the outputs into the object store here instead
+            of leaving them to the driver, if this worker uses the driver's ``ORCHESTRA_HOME``
+            (``home``; a worker that joined later may not).
         after: the upstream stages whose outcomes Dask passes to the task (submitted ahead of
             their end): it runs only if they all ended OK, with their manifests as its inputs'.
         step_parts: with ``after``, the stage's key components without those stages' digests
@@ -70,6 +71,7 @@ class RemoteTask:
     lines_topic: str | None = None
     outcome_topic: str | None = None
     publish_here: bool = False
+    home: str | None = None
     after: tuple[str, ...] = ()
     step_parts: Mapping[str, Any] | None = None
 
@@ -149,7 +151,7 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     task = remote.task
     if remote.store_url is None:
         local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), _Rewriter({})))
-        if remote.publish_here:  # the default publisher: into the (shared) object store
+        if remote.publish_here and str(settings.home()) == remote.home:  # into the shared object store
             if Path(task.outputs_dir).exists():
                 return _ran_already(task)
             return execute(local, registry, sink)
@@ -341,7 +343,9 @@ def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> Rem
     for parent, outcome in ended.items():
         if outcome.status != AttemptStatus.OK or outcome.manifest is None:
             now = time.time()
-            why = f"not run: upstream {parent} {outcome.status} ({outcome.message or 'no outputs'})"
+            why = (f"not run: upstream {parent} {outcome.status} ({outcome.message})"
+                   if outcome.status != AttemptStatus.OK
+                   else f"not run: the outputs of upstream {parent} were left to the driver to publish")
             return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
                                start_time=now, end_time=now, message=why)
     manifests = {**task.input_manifests, **{p: o.manifest for p, o in ended.items() if p in task.input_dirs}}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -37,8 +38,12 @@ _PEAK = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_cluster(tmp: Path) -> tuple[str, list[subprocess.Popen]]:
-    env = bench_env({"PYTHONPATH": str(REPO), "DASK_LOGGING__DISTRIBUTED": "error"})
+def start_cluster(tmp: Path, home: Path | None = None) -> tuple[str, list[subprocess.Popen]]:
+    """A scheduler and two 1-thread workers; with ``home``, the workers use it as ORCHESTRA_HOME
+    (as a driver on the same machine does by default): they publish outputs themselves, and
+    orchestra submits a chain's next stages ahead of their parent's end."""
+    env = bench_env({"PYTHONPATH": str(REPO), "DASK_LOGGING__DISTRIBUTED": "error",
+                     **({"ORCHESTRA_HOME": str(home)} if home else {})})
     sfile = tmp / "scheduler.json"
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                "--port", "0", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sfile)],
@@ -100,6 +105,14 @@ def fanout_noop(root: Path, width: int) -> Path:
     return root
 
 
+def _fresh(project: Path, label: str, i: int) -> Path:
+    """A copy of ``project`` whose code differs (a marker file): cold in a home of earlier runs."""
+    copy = project.with_name(f"{project.name}-{label}-{i}")
+    shutil.copytree(project, copy, dirs_exist_ok=True)
+    (copy / "marker.txt").write_text(f"{label} {i} {time.time_ns()}\n")
+    return copy
+
+
 def peak(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall seconds and the peak RSS (MB) of the command (the run's driver: its stage processes
     are far smaller)."""
@@ -108,7 +121,7 @@ def peak(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return float(out[0]), int(out[1]) / 1024
 
 
-def fanout_memory(tmp: Path, dask: list[str], repeats: int) -> None:
+def fanout_memory(tmp: Path, dask: list[str], repeats: int, home: Path) -> None:
     """The 1 → N fan-out on dask and on the local pool (-j 2), N = 250, 1,000, 2,000: wall time and
     the driver's peak RSS; what one more stage costs in driver memory."""
     widths = (250, 1000, 2000)
@@ -117,8 +130,9 @@ def fanout_memory(tmp: Path, dask: list[str], repeats: int) -> None:
         med = {}
         for width in widths:
             project = fanout_noop(tmp / f"wide{width}", width)
-            samples = [peak([*ORCHESTRA, "run", str(project), "-q", *extra], {"ORCHESTRA_HOME": fresh_home()})
-                       for _ in range(max(1, repeats // 2))]
+            samples = [peak([*ORCHESTRA, "run", str(_fresh(project, label[:5], i)), "-q", *extra],
+                            {"ORCHESTRA_HOME": str(home) if extra is dask else fresh_home()})
+                       for i in range(max(1, repeats // 2))]
             wall = statistics.median(w for w, _ in samples)
             rss = statistics.median(r for _, r in samples)
             med[width] = rss
@@ -132,11 +146,12 @@ def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     repeats = int(args[0]) if args else 5
     tmp = Path(tempfile.mkdtemp(prefix="bench-dask-"))
-    address, procs = start_cluster(tmp)
+    home = tmp / "home"  # the driver's and the workers' (each dask run: a project of its own, so cold)
+    address, procs = start_cluster(tmp, home)
     dask = ["--executor", "dask://" + address.removeprefix("tcp://")]
     try:
         if "--only-fanout" in sys.argv:
-            fanout_memory(tmp, dask, repeats)
+            fanout_memory(tmp, dask, repeats, home)
             return
         n = 200
         chain = chain_project(tmp / "chain", n)
@@ -153,19 +168,19 @@ def main() -> None:
             chained += chn
             # The fixed cost of a run (interpreter, imports: distributed alone is ~0.5-1.5 s here).
             rows["one_local"].append(timed([*ORCHESTRA, "run", str(single), "-e", "s0", "-q"], {"ORCHESTRA_HOME": fresh_home()}))
-            rows["one_dask"].append(timed([*ORCHESTRA, "run", str(single), "-e", "s0", "-q", *dask],
-                                          {"ORCHESTRA_HOME": fresh_home()}))
+            rows["one_dask"].append(timed([*ORCHESTRA, "run", str(_fresh(single, "one", i)), "-e", "s0", "-q", *dask],
+                                          {"ORCHESTRA_HOME": str(home)}))
             rows["local"].append(timed([*ORCHESTRA, "run", str(chain), "-q"], {"ORCHESTRA_HOME": fresh_home()}))
-            rows["dask"].append(timed([*ORCHESTRA, "run", str(chain), "-q", *dask], {"ORCHESTRA_HOME": fresh_home()}))
-            rows["dask_store"].append(timed([*ORCHESTRA, "run", str(chain), "-q", *dask], {
-                "ORCHESTRA_HOME": fresh_home(), "ORCHESTRA_ARTIFACTS": f"file://{tmp}/store{i}"}))
-        home = fresh_home()
-        timed([*ORCHESTRA, "run", str(fan), "-q"], {"ORCHESTRA_HOME": home})
+            rows["dask"].append(timed([*ORCHESTRA, "run", str(_fresh(chain, "shared", i)), "-q", *dask],
+                                      {"ORCHESTRA_HOME": str(home)}))
+            rows["dask_store"].append(timed([*ORCHESTRA, "run", str(_fresh(chain, "store", i)), "-q", *dask], {
+                "ORCHESTRA_HOME": str(home), "ORCHESTRA_ARTIFACTS": f"file://{tmp}/store{i}"}))
+        timed([*ORCHESTRA, "run", str(fan), "-q"], {"ORCHESTRA_HOME": str(home)})
         for _ in range(0 if "--only-chain" in sys.argv else max(3, repeats // 2)):
             rows["fan_local"].append(timed([*ORCHESTRA, "run", str(fan), "-j", "2", "-q", "--no-cache"],
-                                           {"ORCHESTRA_HOME": home}))
+                                           {"ORCHESTRA_HOME": str(home)}))
             rows["fan_dask"].append(timed([*ORCHESTRA, "run", str(fan), "-j", "2", "-q", "--no-cache", *dask],
-                                          {"ORCHESTRA_HOME": home}))
+                                          {"ORCHESTRA_HOME": str(home)}))
         print("1-stage project (fixed cost of a run)")
         report("local pool", rows["one_local"])
         report("dask", rows["one_dask"])
@@ -191,7 +206,7 @@ def main() -> None:
         fixed = med["one_dask"] - med["one_local"]
         print(f"ratio to ideal: local {med['fan_local'] / 4:.3f}, dask {med['fan_dask'] / 4:.3f}; dask adds "
               f"{(med['fan_dask'] - med['fan_local'] - fixed) / 17 * 1000:.1f} ms/stage beyond its fixed cost")
-        fanout_memory(tmp, dask, repeats)
+        fanout_memory(tmp, dask, repeats, home)
     finally:
         for proc in reversed(procs):
             os.killpg(proc.pid, signal.SIGTERM)

@@ -94,6 +94,13 @@ class EventDriver:
             return planned
         return planmod.decide(self.prepared.inputs[name], upstream, self.prepared.options, self.view)
 
+    def will_run(self, name: str, upstream: Mapping[str, str | None]) -> planmod.StagePlan | None:
+        """A RUN decision that holds whatever the running upstream stages (digest None) produce,
+        or None (the engine then decides the stage after they end, as usual)."""
+        from orchestra.planning import ahead
+
+        return ahead.sure_to_run(self.prepared.inputs[name], upstream, self.prepared.options)
+
     def task(self, name: str, attempt: int, decision: planmod.StagePlan) -> StageTask:
         prepared = self.prepared
         stage = prepared.graph.stages[name]
@@ -109,7 +116,7 @@ class EventDriver:
         task = build_task(self.context, stage, attempt, params=prepared.params[name],
                           environment=prepared.environments[name], env_spec=prepared.spec.env_for(stage),
                           inputs=inputs, input_manifests=self.manifests, provided_env=provided,
-                          step_base=fingerprint.step_base(decision.components),
+                          step_base=fingerprint.step_base(decision.components) if decision.key else None,
                           inputs_file=self._inputs_file() if more else None)
         self._commands[name] = task.command
         return task
@@ -184,6 +191,8 @@ class EventDriver:
                 self.manifests[name] = outcome.manifest or {}
         else:
             change = StageUpdate(status=stage_status, end_time=now, message=message)
+            if self.endpoint is not None and name in self._commands:  # submitted ahead, taken back
+                self.endpoint.close_stage(name, published=False)
         duration = (outcome.end_time - self.started_at.get(name, outcome.start_time)) if outcome else None
         self.bus.publish(self.identity.event(
             events.STAGE_ENDED, stage=name, status=stage_event(stage_status),

@@ -17,6 +17,9 @@ from orchestra.execution.executors.base import Executor, StageTask, TaskOutcome
 from orchestra.mlproject.graph import StageGraph
 from orchestra.planning.plan import LOAD, RUN, StagePlan
 
+# At most this many stages submitted ahead of their parent's end (one behind the other in a chain).
+AHEAD = 4
+
 # Short names for the stage statuses the loop below moves between.
 FINISHED, FAILED, SKIPPED, LOADED, KILLED, PENDING, RUNNING = (
     StageStatus.FINISHED, StageStatus.FAILED, StageStatus.SKIPPED, StageStatus.LOADED, StageStatus.KILLED,
@@ -39,6 +42,11 @@ class Driver(Protocol):
 
     def ended(self, name: str, status: StageStatus, decision: StagePlan | None, outcome: TaskOutcome | None,
               message: str | None) -> None: ...
+
+    def will_run(self, name: str, upstream: Mapping[str, str | None]) -> StagePlan | None:
+        """A RUN decision that holds whatever the upstream stages still running (digest None)
+        produce — the stage is then submitted ahead of their end —, or None when it may load.
+        Its ``components`` are the key's, those stages' digests None (the worker fills them in)."""
 
 
 @dataclass
@@ -80,6 +88,13 @@ class _Engine:
         self.position = {name: i for i, name in enumerate(graph.order)}
         self.running = 0
         self.stopping = False
+        # Submitted ahead: a stage submitted before its one unfinished parent ended (that parent →
+        # it; it holds the parent's slot after it), and its outcome if it came before the parent's.
+        self.inflight: dict[str, None] = {}  # submitted stages whose outcome is still to come
+        self.ahead: dict[str, str] = {}
+        self.handed: set[str] = set()
+        self.early: dict[str, TaskOutcome] = {}
+        self.can_ahead = bool(getattr(executor, "ahead", False)) and hasattr(driver, "will_run")
         self.result = EngineResult(status=RunStatus.FINISHED, stages=self.state, manifests=self.manifests)
 
     def run(self) -> EngineResult:
@@ -88,6 +103,8 @@ class _Engine:
                 self.start_ready()
                 if self.stopping:
                     self.skip_unstarted()
+                elif self.can_ahead:
+                    self.submit_ahead()
                 if not self.running:
                     continue
                 for outcome in self.executor.wait_any(None):
@@ -105,11 +122,13 @@ class _Engine:
     def start_ready(self) -> None:
         """Decide the ready stages in order: load them, or submit them while a slot is free."""
         while self.ready and not self.stopping:
+            if self.ahead and not self.keep_going:
+                break  # a failure of this stage must not race stages submitted ahead: they go first
             name = self.ready.pop(0)
             decision = self._decide(name)
             if decision is None:
                 continue
-            if self.running >= self.jobs:
+            if self.running - len(self.ahead) >= self.jobs:
                 self.ready.insert(0, name)
                 break
             self.state[name] = RUNNING
@@ -135,6 +154,71 @@ class _Engine:
         self.driver.started(name, attempt, decision)
         self.executor.submit(task)
         self.running += 1
+        self.inflight[name] = None
+
+    def submit_ahead(self) -> None:
+        """Submit the next stages of a chain before their parent ended, so the cluster starts each
+        as soon as its parent ends, without a round trip through this driver. Only while nothing
+        else runs (without keep_going), so no other stage's failure can race them, and a stage's
+        slot passes to one child only: what runs at once stays within ``jobs``. A stage goes ahead
+        only when the driver knows it will run (not load) whatever its parent produces."""
+        alone = self.keep_going or self.running - len(self.ahead) == 1
+        if self.ready or self.early or not self.running or not alone:
+            return  # (an outcome come early: its stage's future may be released; wait for its parent's)
+        progress = True
+        while progress and len(self.ahead) < AHEAD:
+            progress = False
+            for tail in [n for n in self.inflight if n not in self.handed]:
+                child = next((c for c in self.graph.children[tail] if self.state[c] == PENDING and c not in self.ahead
+                              and self.waiting[c] == 1), None)
+                if child is None:
+                    continue
+                upstream = {p: self.manifests.get(p) for p in self.graph.parents[child]}
+                decision = self.driver.will_run(child, upstream)
+                if decision is None:
+                    continue
+                task = self.driver.task(child, 1, decision)
+                after = (tail, *(p for p in task.input_dirs if p in self.inflight and p != tail))
+                self.executor.submit_after(task, after, decision.components)  # type: ignore[attr-defined]
+                self.ahead[child] = tail
+                self.handed.add(tail)
+                self.inflight[child] = None
+                self.running += 1
+                progress = True
+                break
+
+    def activate(self, name: str) -> None:
+        """A stage submitted ahead, its parent now ended with outputs: decided and recorded as
+        started (after the parent's end), or withdrawn and made ready when its inputs changed."""
+        self.handed.discard(self.ahead.pop(name))
+        if self.executor.spoiled(name):  # type: ignore[attr-defined]
+            self._withdraw(name)
+            self.ready.append(name)
+            return
+        upstream = {parent: self.manifests[parent] for parent in self.graph.parents[name]}
+        decision = self.driver.decide(name, upstream)
+        if decision.action != RUN:  # another run published it meanwhile: running it is still right
+            decision = StagePlan(name, RUN, decision.key, decision.components, ("submitted ahead of its upstream",))
+        self.decisions[name] = decision
+        self.state[name] = RUNNING
+        self.driver.started(name, 1, decision)
+        early = self.early.pop(name, None)
+        if early is not None:
+            self.on_outcome(early)
+
+    def withdraw_ahead(self) -> None:
+        """Take back every stage submitted ahead (an upstream attempt did not end OK, or the run
+        stops): they never started for the run, and their tasks never run their commands."""
+        for name in list(self.ahead):
+            self._withdraw(name)
+        self.ahead.clear()
+        self.handed.clear()
+        self.early.clear()
+
+    def _withdraw(self, name: str) -> None:
+        self.executor.withdraw(name)  # type: ignore[attr-defined]
+        self.inflight.pop(name, None)
+        self.running -= 1
 
     def skip_unstarted(self) -> None:
         """After a failure (without keep_going): the ready stages that never started are SKIPPED."""
@@ -146,9 +230,15 @@ class _Engine:
 
     def on_outcome(self, outcome: TaskOutcome) -> None:
         """One attempt ended: the stage finishes, is killed, retries, or fails."""
-        self.running -= 1
         name = outcome.stage
+        if name in self.ahead:  # before its parent's outcome: settled once that one is
+            self.early[name] = outcome
+            return
+        self.running -= 1
+        self.inflight.pop(name, None)
         decision = self.decisions[name]
+        if outcome.status != AttemptStatus.OK and self.ahead:
+            self.withdraw_ahead()
         if outcome.status == AttemptStatus.OK:
             self.driver.ended(name, FINISHED, decision, outcome, None)
             self.complete(name, FINISHED, outcome.manifest_digest)
@@ -175,7 +265,10 @@ class _Engine:
             for child in self.graph.children[name]:
                 self.waiting[child] -= 1
                 if self.waiting[child] == 0 and self.state[child] == PENDING:
-                    self.ready.append(child)
+                    if child in self.ahead:
+                        self.activate(child)
+                    else:
+                        self.ready.append(child)
             return
         for child in sorted(self.graph.descendants(name), key=self.position.__getitem__):
             if self.state[child] == PENDING:
@@ -186,9 +279,13 @@ class _Engine:
         """Interrupted: cancel the executor, wait for the running attempts; every running or
         pending stage becomes KILLED."""
         self.executor.cancel()
+        self.running -= len(self.early)  # settled already: no cancellation will report them
+        self.early.clear()
         while self.running:
             for outcome in self.executor.wait_any(None):
                 self.running -= 1
+                if outcome.stage in self.ahead:
+                    continue  # never started for the run: killed below, as a pending stage
                 self.state[outcome.stage] = KILLED
                 self.driver.ended(outcome.stage, KILLED, self.decisions.get(outcome.stage), outcome, "interrupted")
         for name in self.graph.order:

@@ -122,17 +122,19 @@ WORKERS = (("gpu", "GPU=1"), ("cpu", None))
 
 @contextlib.contextmanager
 def private_cluster(workers: tuple[tuple[str, str | None], ...] = (("solo", None),),
-                    extra_pythonpath: str | None = None) -> Iterator[Cluster]:
-    """A cluster of its own, for tests that break the scheduler or change its workers."""
+                    extra_pythonpath: str | None = None, home: Path | None = None) -> Iterator[Cluster]:
+    """A cluster of its own, for tests that break the scheduler or change its workers; with
+    ``home``, its workers use it as ORCHESTRA_HOME (a driver using it too shares their store)."""
     pytest.importorskip("distributed")
-    c = _start(workers, extra_pythonpath)
+    c = _start(workers, extra_pythonpath, home)
     try:
         yield c
     finally:
         _stop(c)
 
 
-def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS, extra_pythonpath: str | None = None) -> Cluster:
+def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS, extra_pythonpath: str | None = None,
+           home: Path | None = None) -> Cluster:
     tmp = Path(tempfile.mkdtemp(prefix="orchestra-dask-"))
     endpoint = s3_endpoint() if workers == WORKERS else ""
     env = {**os.environ, **(_aws_env(endpoint) if endpoint else {}), "PYTHONPATH": str(REPO_ROOT),
@@ -161,7 +163,8 @@ def _start(workers: tuple[tuple[str, str | None], ...] = WORKERS, extra_pythonpa
                 "--local-directory", str(tmp / f"local-{name}")]
         if resources:
             argv += ["--resources", resources]
-        wenv = {**env, "WORKER_LABEL": name, "ORCHESTRA_WORKER_DIR": str(tmp / f"scratch-{name}")}
+        wenv = {**env, "WORKER_LABEL": name, "ORCHESTRA_WORKER_DIR": str(tmp / f"scratch-{name}"),
+                **({"ORCHESTRA_HOME": str(home)} if home else {})}
         if extra_pythonpath:
             wenv["PYTHONPATH"] = os.pathsep.join([extra_pythonpath, env["PYTHONPATH"]])
         procs.append(subprocess.Popen(argv, stdout=wlog, stderr=wlog, start_new_session=True, env=wenv))

@@ -29,61 +29,10 @@ from orchestra.core import settings
 from orchestra.core.errors import BadInputError, OrchestraError
 from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import StageTask, TaskOutcome
+from orchestra.execution.executors.daskconnect import connect, probe_worker, prompt_submits
 from orchestra.execution.executors.worker import RemoteTask, run_dask
 from orchestra.execution.process import LineSink
 from orchestra.store import artifacts
-
-CONNECT_TIMEOUT_S = 5.0
-
-
-def _check_reachable(address: str, timeout: float) -> None:
-    """Fail at once on a refused connection: distributed's client retries until its timeout."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address)
-    if parts.scheme not in ("tcp", "") or parts.hostname is None or parts.port is None:
-        return  # other transports: the client decides
-    try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
-            pass
-    except ConnectionRefusedError:
-        raise BadInputError(f"cannot reach the Dask scheduler at {address}: connection refused", where="--executor",
-                            hint="is it running, and is the address right?") from None
-    except OSError:
-        pass  # unresolvable or slow: the client's own attempt reports it
-
-
-def connect(address: str, timeout: float | None = None) -> Any:
-    """A distributed.Client for ``address`` (``tcp://host:port``), or a one-line exit-2 error.
-
-    The connect timeout is ``timeout``, else ``ORCHESTRA_DASK_CONNECT_TIMEOUT`` seconds (5).
-    """
-    if timeout is None:
-        try:
-            timeout = float(settings.current().dask_connect_timeout or CONNECT_TIMEOUT_S)
-        except ValueError:
-            raise BadInputError("ORCHESTRA_DASK_CONNECT_TIMEOUT: not a number of seconds") from None
-    try:
-        import distributed
-    except ImportError:
-        raise BadInputError("--executor dask://: Dask is not installed",
-                            hint="pip install 'orchestra[dask]'") from None
-    _check_reachable(address, timeout)
-    import logging
-
-    # A failed connect logs a traceback from distributed's loop; the error below says it all.
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
-    try:
-        client = distributed.Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise BadInputError(f"cannot reach the Dask scheduler at {address}: {str(exc).splitlines()[0][:200]}",
-                            where="--executor", hint="is it running, and is the address right?") from None
-    # The client logs tracebacks when it loses the scheduler; orchestra reports it per stage.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
-    return client
-
 
 class DaskExecutor:
     """Runs StageTasks on a Dask cluster."""
@@ -98,11 +47,19 @@ class DaskExecutor:
 
             self.store = RemoteStore(store_url)
         self.client = connect(address, connect_timeout)
-        _prompt_submits(self.client)
+        prompt_submits(self.client)
         self._events: queue.Queue[tuple[str, str, Any]] = queue.Queue()
         self._running: dict[str, tuple[Any, StageTask]] = {}
         self._code: dict[str, Mapping[str, Any]] = {}
         self._settled: dict[str, Any] = {}  # key → future, released once the next stages are submitted
+        # Submitting ahead: each stage's key and future while it runs (its children's upstream),
+        # the stages submitted ahead of each stage, those whose upstream outputs changed here.
+        self._keys: dict[str, str] = {}
+        self._futures: dict[str, Any] = {}
+        self._below: dict[str, list[str]] = {}
+        self._spoiled: set[str] = set()
+        self._publish_here = False
+        self._home = str(settings.home())
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
@@ -142,25 +99,61 @@ class DaskExecutor:
         if probe is not None:
             probe.write_text(token)
         try:
-            seen = self.client.run(_probe, str(probe) if probe else None, str(project_dir or ""))
+            seen = self.client.run(probe_worker, str(probe) if probe else None, str(project_dir or ""))
         finally:
             if probe is not None:
                 probe.unlink(missing_ok=True)
         # Workers unpickle orchestra's task and result types: another version breaks subtly.
-        other = sorted(f"{addr} has {version}" for addr, (version, _t) in seen.items() if version != __version__)
+        other = sorted(f"{addr} has {version}" for addr, (version, _t, _h) in seen.items() if version != __version__)
         if other:
             raise BadInputError(f"Dask workers run another orchestra than this machine ({__version__}): "
                                 + ", ".join(other), where="--executor",
                                 hint="install the same orchestra on the driver, the scheduler and every worker")
-        blind = sorted(addr for addr, (_v, value) in seen.items() if value != token)
+        blind = sorted(addr for addr, (_v, value, _h) in seen.items() if value != token)
         if probe is not None and blind:
             raise BadInputError(f"Dask workers {', '.join(blind)} cannot see this machine's files "
                                 f"({probe.parent}, {project_dir})", where="--executor",
                                 hint="set ORCHESTRA_ARTIFACTS=s3://bucket/prefix or a file:// URL on a shared "
                                      "filesystem, or share ORCHESTRA_HOME and the project at the same paths")
+        # Workers that see this machine's files and use its ORCHESTRA_HOME publish outputs
+        # themselves: a stage submitted ahead then finds its upstream outputs without the driver.
+        self._publish_here = probe is not None and all(h == self._home for _v, _t, h in seen.values())
 
     # -- the Executor protocol ------------------------------------------------------------
-    def submit(self, task: StageTask) -> None:
+    @property
+    def ahead(self) -> bool:
+        """Whether a stage may be submitted before its upstream stage ended (``submit_after``):
+        its worker must get that stage's published outputs without the driver, so an artifact
+        store, or shared paths with workers that use this machine's ``ORCHESTRA_HOME``."""
+        return self.store is not None or self._publish_here
+
+    def submit_after(self, task: StageTask, after: tuple[str, ...], step_parts: Mapping[str, Any] | None) -> None:
+        """Submit ``task`` ahead of the end of ``after`` (stages submitted and still running): Dask
+        starts it on their end, with their outcomes; if one did not end OK, its command never runs
+        (see ``worker.after_upstream``). Its inputs' manifests and step base come from them."""
+        futures = tuple(self._futures[parent] for parent in after)
+        self.submit(task, after=after, upstream=futures, step_parts=step_parts)
+
+    def withdraw(self, stage: str) -> None:
+        """Forget a stage submitted ahead whose start the engine took back (its upstream stage
+        failed or is retried, or the run stops): its task is cancelled, its outcome never reported."""
+        key = self._keys.pop(stage, None)
+        with self._lock:
+            entry = self._running.pop(key, None) if key else None
+        self._futures.pop(stage, None)
+        self._below.pop(stage, None)
+        self._spoiled.discard(stage)
+        if entry is not None:
+            self._sinks.pop(stage, None)
+            entry[0].cancel(force=True)
+
+    def spoiled(self, stage: str) -> bool:
+        """A stage submitted ahead whose upstream outputs changed here after the worker sent them
+        (files the tracking endpoint received joined them): it must be withdrawn and submitted again."""
+        return stage in self._spoiled
+
+    def submit(self, task: StageTask, *, after: tuple[str, ...] = (), upstream: tuple[Any, ...] = (),
+               step_parts: Mapping[str, Any] | None = None) -> None:
         from orchestra.mlproject import resources
 
         key = f"orchestra-{task.stage}-{task.attempt}-{uuid.uuid4().hex[:12]}"
@@ -175,13 +168,18 @@ class DaskExecutor:
         shipped = task if not task.overlay_env else _without_env(task)
         remote_task = RemoteTask(task=shipped, key=key, store_url=self.store.url if self.store else None,
                                  code_manifest=code, lines_topic=self._topic if self._sink_for else None,
-                                 outcome_topic=self._topic)
+                                 outcome_topic=self._topic, publish_here=self._publish_here, home=self._home, after=after,
+                                 step_parts=step_parts)
         if self._sink_for is not None:
             self._sinks[task.stage] = self._sink_for(task.stage)
-        future = self.client.submit(run_dask, remote_task, key=key, pure=False,
+        future = self.client.submit(run_dask, remote_task, *upstream, key=key, pure=False,
                                     resources=resources.labels(task.resources) or None)
         with self._lock:
             self._running[key] = (future, task)
+        self._keys[task.stage] = key
+        self._futures[task.stage] = future
+        for parent in after:
+            self._below.setdefault(parent, []).append(task.stage)
         future.add_done_callback(lambda _f, key=key: self._on_done(key))
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
@@ -273,6 +271,9 @@ class DaskExecutor:
             return None  # already settled (by its outcome event; lost, then its cancellation reported done)
         future, task = entry
         self._settled[key] = future
+        if self._keys.get(task.stage) == key:
+            del self._keys[task.stage]
+            self._futures.pop(task.stage, None)
         self._sinks.pop(task.stage, None)
         if kind == "outcome":
             try:
@@ -303,6 +304,7 @@ class DaskExecutor:
         """Bring a worker's outputs and logs into this machine's stores."""
         import dataclasses
 
+        below = self._below.pop(task.stage, ())
         try:
             if self.store is not None:
                 from orchestra.store import remote
@@ -310,9 +312,13 @@ class DaskExecutor:
                 attempt_key = self.store.attempt_key(task.run_id, task.stage, task.attempt)
                 self.store.append_logs(attempt_key, Path(task.log_dir))
                 if outcome.status == AttemptStatus.OK and outcome.manifest is not None:
-                    manifest = {**outcome.manifest, **_received_here(Path(task.staging_dir))}
+                    received = _received_here(Path(task.staging_dir))
+                    if received:  # into the store too: the stages below read their inputs from there
+                        remote.push(self.store, received)
+                    manifest = {**outcome.manifest, **received}
                     remote.pull(self.store, manifest, Path(task.outputs_dir))
                     if manifest != outcome.manifest:
+                        self._spoiled.update(below)
                         return dataclasses.replace(outcome, manifest=manifest,
                                                    manifest_digest=artifacts.manifest_digest(manifest))
             elif outcome.status == AttemptStatus.OK and outcome.manifest is None:
@@ -321,7 +327,8 @@ class DaskExecutor:
                     manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
                 finally:
                     shutil.rmtree(staging, ignore_errors=True)
-                return dataclasses.replace(outcome, manifest=manifest, manifest_digest=artifacts.manifest_digest(manifest))
+                return dataclasses.replace(outcome, manifest=manifest,
+                                           manifest_digest=artifacts.manifest_digest(manifest))
         except OrchestraError as exc:
             return dataclasses.replace(outcome, status=AttemptStatus.FAILED, message=str(exc), manifest=None,
                                        manifest_digest=None)
@@ -332,15 +339,6 @@ class DaskExecutor:
             assert self.store is not None
             self._code[cwd] = self.store.push_tree(Path(cwd), skip=frozenset({".git"}))
         return self._code[cwd]
-
-
-def _prompt_submits(client: Any) -> None:
-    """Send the client's messages to the scheduler within 2 ms of the previous batch (Dask's
-    client waits 10 ms; its workers and scheduler 2-5 ms): a chain submits its next stage right
-    after the previous one's futures were released, which otherwise waits out that interval."""
-    stream = getattr(client, "scheduler_comm", None)
-    if stream is not None and isinstance(getattr(stream, "interval", None), float):
-        stream.interval = min(stream.interval, 0.002)
 
 
 def _received_here(staging: Path) -> dict[str, Any]:
@@ -361,16 +359,6 @@ def _without_env(task: StageTask) -> StageTask:
 
     # The driver's whole environment (tokens included) stays here: workers use their own.
     return dataclasses.replace(task, env={})
-
-
-def _probe(path: str | None, project_dir: str) -> tuple[str, str | None]:
-    """Runs on each worker: its orchestra version, and the driver's token if it can see it."""
-    if path is None:
-        return __version__, None
-    try:
-        return __version__, Path(path).read_text() if Path(project_dir).is_dir() else None
-    except OSError:
-        return __version__, None
 
 
 def _outcome(task: StageTask, status: AttemptStatus, message: str) -> TaskOutcome:

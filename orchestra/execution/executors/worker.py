@@ -32,9 +32,11 @@ from typing import Any, Mapping
 
 from orchestra import envs
 from orchestra.core import settings
+from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
 from orchestra.execution.process import LineSink, ProcessRegistry
+from orchestra.planning import fingerprint
 from orchestra.store import artifacts
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./,:+@-]+$")
@@ -53,6 +55,13 @@ class RemoteTask:
         code_manifest: the project tree in the store (store mode only).
         lines_topic: where to send output lines for the driver's console (None: don't).
         outcome_topic: where to also send the outcome, as an event (None: only the task's result).
+        publish_here: with shared paths, publish the outputs into the object store here instead
+            of leaving them to the driver, if this worker uses the driver's ``ORCHESTRA_HOME``
+            (``home``; a worker that joined later may not).
+        after: the upstream stages whose outcomes Dask passes to the task (submitted ahead of
+            their end): it runs only if they all ended OK, with their manifests as its inputs'.
+        step_parts: with ``after``, the stage's key components without those stages' digests
+            (its ``ORCHESTRA_STEP_BASE`` is computed here once they are known).
     """
 
     task: StageTask
@@ -61,6 +70,10 @@ class RemoteTask:
     code_manifest: Mapping[str, Mapping[str, Any]] | None = None
     lines_topic: str | None = None
     outcome_topic: str | None = None
+    publish_here: bool = False
+    home: str | None = None
+    after: tuple[str, ...] = ()
+    step_parts: Mapping[str, Any] | None = None
 
 
 def scratch_root() -> Path:
@@ -138,11 +151,18 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
     task = remote.task
     if remote.store_url is None:
         local = dataclasses.replace(task, env=_stage_env(task, Path(task.cwd), _Rewriter({})))
+        if remote.publish_here and str(settings.home()) == remote.home:  # into the shared object store
+            if Path(task.outputs_dir).exists():
+                return _ran_already(task)
+            return execute(local, registry, sink)
         return execute(local, registry, sink, publisher=lambda staging: None)  # the driver publishes
 
     from orchestra.store.remote import RemoteStore
 
     store = RemoteStore(remote.store_url)
+    attempt_key = store.attempt_key(task.run_id, task.stage, task.attempt)
+    if store.fs.exists(f"{attempt_key}/manifest.json"):
+        return _ran_already(task)
     root = scratch_root()
     code_dir = root / "code" / artifacts.manifest_digest(remote.code_manifest or {}).split(":")[1][:32]
     store.fetch_tree(remote.code_manifest or {}, code_dir)
@@ -160,7 +180,6 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
             env=_stage_env(task, code_dir, rewrite), log_dir=paths[task.log_dir],
             staging_dir=paths[task.staging_dir], metrics_file=paths[task.metrics_file], outputs_dir="",
         )
-        attempt_key = store.attempt_key(task.run_id, task.stage, task.attempt)
 
         def publish(staging: Path) -> dict[str, Any]:
             manifest = store.push_tree(staging, task.declared_outputs)
@@ -174,6 +193,17 @@ def execute_remote(remote: RemoteTask, registry: ProcessRegistry, sink: LineSink
         return outcome
     finally:
         _clear(scratch)
+
+
+def _ran_already(task: StageTask) -> TaskOutcome:
+    """The attempt published its outputs already: Dask runs it again because the worker holding
+    its result was lost before a stage submitted ahead of its end read it. Its command must not
+    run twice (it would publish over outputs the driver recorded): that stage's attempt fails."""
+    import time
+
+    now = time.time()
+    return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
+                       start_time=now, end_time=now, message="ran already; its result was lost with its Dask worker")
 
 
 def _thread_scratch(root: Path) -> Path:
@@ -302,15 +332,50 @@ class _TaskRegistry(ProcessRegistry):
         self._sup.groups.remove(proc)
 
 
-def run_dask(remote: RemoteTask) -> TaskOutcome:
+def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> RemoteTask | TaskOutcome:
+    """A task submitted ahead of its upstream stages' end, now that their outcomes are here: the
+    task with their manifests (its inputs) and its step base, or, when one of them did not end
+    OK, the outcome of an attempt that never ran its command."""
+    import time
+
+    task = remote.task
+    ended = dict(zip(remote.after, upstream))
+    for parent, outcome in ended.items():
+        if outcome.status != AttemptStatus.OK or outcome.manifest is None:
+            now = time.time()
+            why = (f"not run: upstream {parent} {outcome.status} ({outcome.message})"
+                   if outcome.status != AttemptStatus.OK
+                   else f"not run: the outputs of upstream {parent} were left to the driver to publish")
+            return TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.FAILED, exit_code=None,
+                               start_time=now, end_time=now, message=why)
+    manifests = {**task.input_manifests, **{p: o.manifest for p, o in ended.items() if p in task.input_dirs}}
+    overlay = dict(task.overlay_env)
+    if remote.step_parts is not None:
+        digests = {p: o.manifest_digest or artifacts.manifest_digest(o.manifest or {}) for p, o in ended.items()}
+        known = remote.step_parts.get("upstream") or {}
+        parts = {**remote.step_parts, "upstream": {p: digests.get(p) if d is None else d for p, d in known.items()}}
+        overlay["ORCHESTRA_STEP_BASE"] = fingerprint.step_base(parts) or ""
+    env = task.env if not task.env else {**task.env, **{k: v for k, v in overlay.items() if k == "ORCHESTRA_STEP_BASE"}}
+    task = dataclasses.replace(task, input_manifests=manifests, overlay_env=overlay, env=env)
+    return dataclasses.replace(remote, task=task, after=(), step_parts=None)
+
+
+def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     """The function Dask runs on a worker for each attempt.
 
     With ``outcome_topic`` set, the outcome also goes to the driver as an event, once
     everything it names is published: it arrives ahead of the task's completion, and the driver
     needs no gather round trip per stage (the result stays for a driver that asks).
+    ``upstream``: the outcomes of ``remote.after`` (a task submitted ahead, see
+    :func:`after_upstream`); its command runs only if they all ended OK.
     """
     from distributed import get_worker
 
+    if remote.after:
+        ready = after_upstream(remote, upstream)
+        if isinstance(ready, TaskOutcome):
+            return ready  # no event: the driver settles it from its upstream stage's outcome
+        remote = ready
     worker = get_worker()
     sup = supervisor()
     registry = _TaskRegistry(sup)

@@ -33,7 +33,8 @@ def build_stage(name: str, entry: Mapping[str, Any], where: str, warn: Warn,
     """The StageSpec of entry point ``name``; leniencies are reported through ``warn``."""
     get = entry.get
     declared = get("parameters")
-    params = tuple([build_param(pname, raw, where, name, warn) for pname, raw in declared.items()]) if declared else ()
+    # A name YAML reads as a number (``1:``) is its text, as `-P 1=…` names it.
+    params = tuple([build_param(str(pname), raw, where, name, warn) for pname, raw in declared.items()]) if declared else ()
     depends_on = get("depends_on") or ()
     if isinstance(depends_on, str):
         depends_on = (depends_on,)

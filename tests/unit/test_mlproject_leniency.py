@@ -176,3 +176,23 @@ def test_a_parameter_named_outputs_is_the_parameter_in_its_entry_point(tmp_path)
     assert any("parameter 'outputs' is used for {outputs}" in w for w in spec.warnings)
     assert rendered(root) == "echo 'out dir'"
     assert rendered(root, "other") == "echo /o"  # orchestra's own output directory elsewhere
+
+
+def test_a_parameter_name_yaml_reads_as_a_number_is_its_text(tmp_path):
+    """``1:`` under ``parameters`` is an int key to YAML; mlflow run accepts it, and so does the
+    planner (it sorted the names with the others and failed with a TypeError)."""
+    from orchestra.app import api
+    from orchestra.core.options import RunOptions, Selection
+
+    root = project(tmp_path / "p", """
+entry_points:
+  main:
+    parameters:
+      1: {type: float, default: 0.5}
+      a: {type: float, default: 0.1}
+    command: "echo {a}"
+""")
+    spec = load(root)
+    assert [p.name for p in spec.entry_points["main"].parameters] == ["1", "a"]
+    planned = api.plan(str(root), RunOptions(selection=Selection(params=("1=3",))))
+    assert planned.stages[0].name == "main"

@@ -66,3 +66,22 @@ def test_nothing_is_written_when_bytecode_writing_is_off_or_the_cache_is_disable
     assert first["compiled"] > 10 and not Path(first["path"]).exists()
     off = _probe(tmp_path, ORCHESTRA_NO_CLASS_CODE_CACHE="1")
     assert off["cached"] == 0 and off["frozen"] and off["eq"] and not Path(off["path"]).exists()
+
+
+API_PROBE = r"""
+import json, sys
+from orchestra.app import api  # a program using the API, not the CLI
+import orchestra.core.classcode as cc
+print(json.dumps({"compiled": len(cc._new), "cached": len(cc._cache), "cli": "orchestra.cli" in sys.modules}))
+"""
+
+
+def test_a_program_using_the_api_reads_the_cache_too(tmp_path):
+    """``orchestra.app`` installs the cache: planning through ``api.plan`` in a new process (the
+    planning benchmark, a notebook) compiles none of the run path's ~60 dataclasses once it is written."""
+    full = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "ORCHESTRA_NO_CLASS_CODE_CACHE")}
+    full["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    runs = [json.loads(subprocess.run([sys.executable, "-c", API_PROBE], capture_output=True, text=True, env=full,
+                                      check=True, timeout=120).stdout) for _ in range(2)]
+    assert not runs[0]["cli"] and runs[0]["compiled"] > 40
+    assert runs[1]["compiled"] == 0 and runs[1]["cached"] >= runs[0]["compiled"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestra.core import settings, yamlfast
+from orchestra.core.yamlscalars import Scalars
 
 MAX_ALIASES = 1000
 MAX_NODES = 200_000
@@ -141,37 +142,6 @@ class _NotPlain(Exception):
 
 _STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _PLAIN_TAGS = {None, "!"}
-_SCALAR_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
-                          "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"})
-
-
-class _Scalars:
-    """Plain scalars typed as SafeLoader types them (its resolver's patterns and constructors),
-    remembered by text: a generated file repeats the same few values."""
-
-    def __init__(self) -> None:
-        import yaml
-        from yaml.constructor import SafeConstructor
-
-        self.node = yaml.ScalarNode
-        self.constructor = SafeConstructor()
-        self.patterns = yaml.SafeLoader.yaml_implicit_resolvers
-        self.seen: dict[str, Any] = {}
-
-    def plain(self, value: str) -> Any:
-        try:
-            return self.seen[value]
-        except KeyError:
-            pass
-        result: Any = value
-        for tag, pattern in self.patterns.get(value[:1] if value else "", ()):
-            if pattern.match(value):
-                if tag not in _SCALAR_TAGS:
-                    raise _NotPlain  # a merge key (<<), a value key (=)
-                result = self.constructor.construct_object(self.node(tag, value))
-                break
-        self.seen[value] = result
-        return result
 
 
 def _build(next_event: Any, where: str, error: type[Exception]) -> Any:
@@ -180,7 +150,7 @@ def _build(next_event: Any, where: str, error: type[Exception]) -> Any:
 
     scalar_event, alias_event, end_events = yaml.ScalarEvent, yaml.AliasEvent, (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     start_events, stream_end, document_start = (yaml.MappingStartEvent, yaml.SequenceStartEvent), yaml.StreamEndEvent, yaml.DocumentStartEvent
-    scalars = _Scalars()
+    scalars = Scalars(_NotPlain)
     built: dict[str, tuple[Any, int]] = {}  # anchor → its value and the number of nodes it stands for
     stack: list[list[Any]] = []  # per open collection: [container, nodes so far, anchor, pending key or _NO_KEY]
     documents = aliases = expanded = 0
@@ -190,7 +160,7 @@ def _build(next_event: Any, where: str, error: type[Exception]) -> Any:
         kind = type(event)
         if kind is scalar_event:
             if event.tag in _PLAIN_TAGS:
-                value = scalars.plain(event.value) if event.implicit[0] else event.value
+                value = scalars(event.value) if event.implicit[0] else event.value
             elif event.tag == _STR:
                 value = event.value
             else:

@@ -38,6 +38,7 @@ RESOLVERS: dict[str, list[tuple[str, tuple[str, int]]]] = {}
 for _tag, _pattern, _first in (_BOOL, _FLOAT, _INT, _MERGE, _NULL, _TIMESTAMP, _VALUE):
     for _char in _first:
         RESOLVERS.setdefault(_char, []).append((_tag, _pattern))
+_EMPTY = [(_NULL[0], _NULL[1])]  # an empty plain scalar: PyYAML's resolver lists "" for null only
 _BOOLS = {"yes": True, "no": False, "true": True, "false": False, "on": True, "off": False}
 
 
@@ -57,7 +58,7 @@ class Scalars:
         except KeyError:
             pass
         value: Any = text
-        for tag, (pattern, flags) in RESOLVERS.get(text[0], ()):
+        for tag, (pattern, flags) in (RESOLVERS.get(text[0], ()) if text else _EMPTY):
             if re.match(pattern, text, flags):
                 value = self._construct(tag, text)
                 break
@@ -109,13 +110,7 @@ def construct_int(text: str) -> int:
     if value[0] == "0":
         return sign * int(value, 8)
     if ":" in value:
-        digits = [int(part) for part in value.split(":")]
-        digits.reverse()
-        base, number = 1, 0
-        for digit in digits:
-            number += digit * base
-            base *= 60
-        return sign * number
+        return sign * _base60([int(part) for part in value.split(":")], 0)
     return sign * int(value)
 
 
@@ -130,14 +125,17 @@ def construct_float(text: str) -> float:
     if value == ".nan":
         return _NAN
     if ":" in value:
-        digits = [float(part) for part in value.split(":")]
-        digits.reverse()
-        base, number = 1, 0.0
-        for digit in digits:
-            number += digit * base
-            base *= 60
-        return sign * number
+        return sign * _base60([float(part) for part in value.split(":")], 0.0)
     return sign * float(value)
+
+
+def _base60(digits: list[Any], number: Any) -> Any:
+    """``1:30:05`` as PyYAML adds it up: from the last part, each worth 60 times the one after."""
+    base = 1
+    for digit in reversed(digits):
+        number += digit * base
+        base *= 60
+    return number
 
 
 _INF = 1e300 * 1e300  # (PyYAML's own values: SafeConstructor.inf_value and nan_value)

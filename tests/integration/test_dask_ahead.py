@@ -199,37 +199,14 @@ def test_a_retried_parent_runs_its_child_once_after_the_attempt_that_succeeded(m
 
 
 def test_a_killed_run_leaves_no_stage_process_and_runs_no_child(make_project, ahead_cluster, home, tmp_path):
-    pidfile, ran = tmp_path / "a-pid", tmp_path / "b-ran"
-    root = make_project(f"""
-        entry_points:
-          a:
-            command: "echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 120; echo x > {{outputs}}/a.txt"
-          b:
-            depends_on: [a]
-            command: "touch {ran}"
-    """)
-    proc = _start(root, ahead_cluster.address)
-    _wait_for(pidfile.exists, "a started", proc)
-    _ahead_of(ahead_cluster.address, "b")
-    pid = int(pidfile.read_text())
+    proc, pid, ran = _held_parent_with_child_ahead(make_project, ahead_cluster, tmp_path)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     stages = {s["name"]: s for s in json.loads(out)["stages"]}
     assert stages["a"]["status"] == "KILLED" and stages["b"]["status"] == "KILLED"
     assert stages["b"]["start_time"] is None
-
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    _wait_for(gone, "a's process killed")
-    _wait_for(lambda: not any(k.startswith("orchestra-") for k in _scheduler_keys(ahead_cluster.address)),
-              "no orchestra task left on the scheduler")
-    assert not ran.exists()
+    _no_stage_process_left(ahead_cluster, pid, ran)
 
 
 LOGS_AN_ARTIFACT = """
@@ -273,6 +250,14 @@ def test_a_driver_killed_with_sigkill_leaves_no_stage_process_and_runs_no_child(
                                                                                 tmp_path):
     """The scheduler forgets a lost client's tasks: the running parent's group is killed by its
     worker's supervisor, and the child waiting ahead never starts."""
+    proc, pid, ran = _held_parent_with_child_ahead(make_project, ahead_cluster, tmp_path)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    _no_stage_process_left(ahead_cluster, pid, ran)
+
+
+def _held_parent_with_child_ahead(make_project, ahead_cluster, tmp_path):
+    """A run whose stage ``a`` sleeps (its pid written) while ``b`` waits ahead of it on the cluster."""
     pidfile, ran = tmp_path / "a-pid", tmp_path / "b-ran"
     root = make_project(f"""
         entry_points:
@@ -285,10 +270,10 @@ def test_a_driver_killed_with_sigkill_leaves_no_stage_process_and_runs_no_child(
     proc = _start(root, ahead_cluster.address)
     _wait_for(pidfile.exists, "a started", proc)
     _ahead_of(ahead_cluster.address, "b")
-    pid = int(pidfile.read_text())
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
+    return proc, int(pidfile.read_text()), ran
 
+
+def _no_stage_process_left(ahead_cluster, pid: int, ran: Path) -> None:
     def gone() -> bool:
         try:
             os.kill(pid, 0)

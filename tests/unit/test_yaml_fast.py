@@ -15,6 +15,7 @@ import yaml
 
 from orchestra.core import yamlfast, yamlguard, yamlscalars
 from orchestra.core.errors import SpecError
+from tests.unit.test_yaml_onepass import _same  # (one definition of "the same value, NaN included")
 
 LOADERS = (yaml.SafeLoader, yaml.CSafeLoader)
 
@@ -47,16 +48,6 @@ OUTSIDE_OR_MALFORMED = [
     "a: x\nb\n", "a:\n\n  # c\n  b: 1\n   c: 2\n", "- a\nb: 1\n", "a: {b: [c, d}, e]\n", "a: [x]]\n",
     "a: 0b_\n", "- - x\n", "a: \x07\n", "a: b\x85c\n", "a: [a\u2028b]\n", "a: '\n", "a: \"\\\"\"\n",
 ]
-
-
-def _same(a, b) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b or (a != a and b != b)  # NaN
 
 
 def _compare(text: str) -> bool:

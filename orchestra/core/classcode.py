@@ -36,10 +36,14 @@ _new: dict[str, Any] = {}
 _path: str | None = None
 
 
-def cache_path() -> str:
-    """Where the cache lives: beside the bytecode of ``orchestra/__init__.py``."""
+def cache_dir() -> str:
+    """Where orchestra's code caches live: beside the bytecode of ``orchestra/__init__.py``."""
     init = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py")
-    return os.path.join(os.path.dirname(cache_from_source(init)), f"class-code.{sys.implementation.cache_tag}.bin")
+    return os.path.dirname(cache_from_source(init))
+
+
+def cache_path() -> str:
+    return os.path.join(cache_dir(), f"class-code.{sys.implementation.cache_tag}.bin")
 
 
 def _read(path: str) -> dict[str, Any]:

@@ -68,8 +68,28 @@ def local_project(root: Path, subdir: str, display_uri: str) -> ProjectDir:
 
 
 def _git(path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
-    return subprocess.run(["git", *args], cwd=path, capture_output=True, env=env, check=False)
+    return subprocess.run(["git", *args], cwd=path, capture_output=True, env=_git_env(), check=False)
+
+
+def _start_git(path: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["git", *args], cwd=path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=_git_env())
+
+
+def _git_env() -> dict[str, str]:
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+
+
+_GIT_DISCOVERY_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES", "GIT_DISCOVERY_ACROSS_FILESYSTEM")
+
+
+def _may_be_in_git(path: Path) -> bool:
+    """Whether git's discovery could find a work tree from ``path``: a ``.git`` (a directory, or
+    the file of a linked worktree or submodule) in it or a parent. Environment variables that
+    change discovery leave the answer to git."""
+    if any(name in os.environ for name in _GIT_DISCOVERY_ENV):
+        return True
+    return any(os.path.lexists(os.path.join(directory, ".git")) for directory in (path, *path.parents))
 
 
 def git_state(path: Path) -> GitState | None:
@@ -80,20 +100,20 @@ def git_state(path: Path) -> GitState | None:
     are code (not excluded by ``.gitignore``, ``.orchestraignore`` or the built-ins).
     Returns None outside git, or in a repository with no commit yet.
     """
-    top = _git(path, "rev-parse", "--show-toplevel", "--show-prefix")
-    if top.returncode != 0:
+    if not _may_be_in_git(path):
+        return None  # no `.git` above: git would say so after ~2 ms of starting up
+    # One rev-parse: top level, prefix, commit, the project's tree at HEAD, and the branch.
+    head = _git(path, "rev-parse", "--show-toplevel", "--show-prefix", "HEAD", "HEAD:./", "--symbolic-full-name", "HEAD")
+    if head.returncode != 0:  # outside a work tree, no commit yet, or a directory HEAD does not have
         return None
-    lines = top.stdout.decode().splitlines()
-    prefix = lines[1] if len(lines) > 1 else ""
-    head = _git(path, "rev-parse", "HEAD", f"HEAD:{prefix}")
-    if head.returncode != 0:
+    lines = head.stdout.decode().splitlines()
+    if len(lines) < 5:
         return None
-    commit, tree = head.stdout.decode().split()[:2]
-    branch_out = _git(path, "symbolic-ref", "--short", "-q", "HEAD")
-    branch = branch_out.stdout.decode().strip() or None
-    remote = _git(path, "config", "--get", "remote.origin.url")
-    repo_url = strip_credentials(remote.stdout.decode().strip()) or None
+    top, prefix, commit, tree, ref = lines[:5]
+    branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+    remote = _start_git(path, "config", "--get", "remote.origin.url")  # runs beside the status
     status = _git(path, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
+    repo_url = strip_credentials(remote.communicate()[0].decode().strip()) or None
     entries = [e for e in status.stdout.decode(errors="surrogateescape").split("\0") if e]
     changed: list[str] = []
     skip_next = False
@@ -106,6 +126,6 @@ def git_state(path: Path) -> GitState | None:
             skip_next = True
         changed.append(name)
     changed = uncommitted_code(path, prefix, changed)
-    return GitState(commit, branch, repo_url, bool(changed), git_tree_digest(tree, Path(lines[0]), changed))
+    return GitState(commit, branch, repo_url, bool(changed), git_tree_digest(tree, Path(top), changed))
 
 

@@ -62,8 +62,12 @@ def _apply(conn: sqlite3.Connection, path: Path, schema: str, version: int) -> N
         fcntl.flock(lock, fcntl.LOCK_EX)
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(schema)
-        conn.execute(f"PRAGMA user_version={version}")
+        try:  # one transaction: one commit for every table, not one each
+            conn.executescript(f"BEGIN IMMEDIATE;\n{schema}\n;PRAGMA user_version={version};\nCOMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 def reset_connections() -> None:

@@ -67,7 +67,8 @@ def test_the_scan_reads_this_repository():
 # `dataclasses`; `orchestra.core.log` imports `logging` when something logs; OpenSSL's start-up
 # (hashlib, hmac, secrets: ~3 ms) waits for a file over 1 MiB to hash (`orchestra.core.digest`).
 NOT_ON_THE_RUN_PATH = ("yaml", "inspect", "logging", "concurrent.futures", "difflib", "getpass", "hashlib", "_hashlib", "socket",
-                       "hmac", "secrets", "orchestra.source.git",
+                       "hmac", "secrets", "ctypes", "gettext",
+                       "orchestra.source.git",
                        "orchestra.execution.container", "orchestra.mlproject.docker_spec")
 
 

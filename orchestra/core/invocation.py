@@ -16,7 +16,7 @@ from orchestra.core.tracking_uri import redact
 
 TAG = "orchestra.invocation"
 REDACTED = "REDACTED"
-_SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|credential)")
+_SECRET_NAME = r"(?i)(password|passwd|secret|token|api[_-]?key|credential)"  # compiled at the first NAME=value
 _ALWAYS_DROP = ("--load-from",)  # replaced by the run being resumed
 _FLAG_VALUES = ("-P", "--param", "--param-list")
 
@@ -24,7 +24,7 @@ _FLAG_VALUES = ("-P", "--param", "--param-list")
 def _redact_arg(arg: str) -> str:
     text = redact(arg)
     name, sep, _ = text.partition("=")
-    if sep and _SECRET_NAME.search(name):
+    if sep and re.search(_SECRET_NAME, name):
         return f"{name}={REDACTED}"
     return text
 

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
 
 
@@ -17,4 +17,8 @@ def hex_id(nbytes: int) -> str:
 
 def url_token(nbytes: int) -> str:
     """``secrets.token_urlsafe(nbytes)``: bearer tokens."""
-    return base64.urlsafe_b64encode(os.urandom(nbytes)).rstrip(b"=").decode("ascii")
+    encoded = binascii.b2a_base64(os.urandom(nbytes), newline=False)  # base64.urlsafe_b64encode, without base64
+    return encoded.translate(_URLSAFE).rstrip(b"=").decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")

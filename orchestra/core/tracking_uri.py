@@ -19,7 +19,7 @@ from orchestra.core import settings
 from orchestra.core.errors import BadInputError
 
 ENV_VAR = "MLFLOW_TRACKING_URI"
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+_USERINFO = r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@"  # compiled at the first text with an "@"
 
 
 class TrackingURIError(BadInputError):
@@ -51,7 +51,9 @@ class TrackingURI:
 
 def redact(text: str) -> str:
     """``text`` with every ``scheme://user:secret@`` reduced to ``scheme://``."""
-    return _USERINFO.sub(lambda m: m.group("scheme"), text)
+    if "@" not in text:
+        return text
+    return re.sub(_USERINFO, lambda m: m.group("scheme"), text)
 
 
 def parse(value: str, *, where: str = "--tracking-uri") -> TrackingURI:

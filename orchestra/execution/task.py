@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from _string import formatter_parser  # what string.Formatter().parse calls
 
 from orchestra.core.layout import RunLayout, input_variable
 from orchestra.execution.executors.base import StageTask
@@ -96,7 +96,7 @@ def upstream_inputs(graph: StageGraph, name: str, outputs: Mapping[str, str]) ->
     if len(upstream) <= MAX_INPUT_VARIABLES:
         return {parent: outputs[parent] for parent in upstream}, False
     stage = graph.stages[name]
-    named = [field[len("inputs."):] for _, field, _, _ in string.Formatter().parse(stage.command)
+    named = [field[len("inputs."):] for _, field, _, _ in formatter_parser(stage.command)
              if field and field.startswith("inputs.")]
     return {parent: outputs[parent] for parent in dict.fromkeys((*stage.depends_on, *named))
             if parent in outputs}, True

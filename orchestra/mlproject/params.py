@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlparse, urlsplit, urlunsplit
+from _string import formatter_parser  # what string.Formatter().parse calls
 
 from orchestra.core.errors import ParamError, SpecError
 from orchestra.mlproject.model import StageSpec
@@ -250,7 +250,7 @@ def convert(type_name: str, raw: Any, *, where: str, base: Path | None = None, c
 def render(stage: StageSpec, params: StageParams, *, outputs: str, inputs: Mapping[str, str]) -> str:
     """Fill the command template with shell-quoted values; append extras as ``--key value``."""
     pieces: list[str] = []
-    for literal, field_name, spec, conversion in string.Formatter().parse(stage.command):
+    for literal, field_name, spec, conversion in formatter_parser(stage.command):
         pieces.append(literal)
         if field_name is None:
             continue

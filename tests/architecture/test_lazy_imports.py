@@ -90,3 +90,20 @@ def test_every_dataclass_has_a_docstring():
                 if not ast.get_docstring(node):
                     missing.append(f"{name}.{node.name}")
     assert not missing, "dataclasses without a docstring: " + ", ".join(missing)
+
+
+def test_no_module_renames_classvar_initvar_or_kw_only():
+    """``orchestra.core.classcode`` answers dataclasses' marker check by the marker's name: a
+    module binding ``ClassVar``, ``InitVar`` or ``KW_ONLY`` to another name would defeat it."""
+    markers = {"ClassVar", "InitVar", "KW_ONLY"}
+    renamed = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                renamed += [f"{name}:{node.lineno}" for alias in node.names
+                            if alias.name in markers and alias.asname not in (None, alias.name)]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, (ast.Name, ast.Attribute)):
+                value = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+                if value in markers:
+                    renamed.append(f"{name}:{node.lineno}")
+    assert not renamed, "ClassVar, InitVar or KW_ONLY bound to another name: " + ", ".join(renamed)

@@ -85,3 +85,43 @@ def test_a_program_using_the_api_reads_the_cache_too(tmp_path):
                                       check=True, timeout=120).stdout) for _ in range(2)]
     assert not runs[0]["cli"] and runs[0]["compiled"] > 40
     assert runs[1]["compiled"] == 0 and runs[1]["cached"] >= runs[0]["compiled"]
+
+
+MARKERS_PROBE = r"""
+import json, sys, types
+import orchestra.cli  # installs the cache and the annotation check
+import dataclasses
+module = types.ModuleType("orchestra.probe_markers")
+sys.modules[module.__name__] = module
+exec('''
+from __future__ import annotations
+import dataclasses, typing
+from dataclasses import InitVar, KW_ONLY
+from typing import ClassVar
+
+@dataclasses.dataclass(frozen=True)
+class Marked:
+    "Every marker, written the ways orchestra may write them."
+    a: int
+    kind: ClassVar[str] = "k"
+    kind2: typing.ClassVar[int] = 2
+    seed: InitVar[int] = 0
+    _: KW_ONLY
+    b: int = 1
+
+    def __post_init__(self, seed: int) -> None:
+        object.__setattr__(self, "a", self.a + seed)
+''', module.__dict__)
+Marked = module.Marked
+m = Marked(1, seed=5, b=3)
+print(json.dumps({"fields": [f.name for f in dataclasses.fields(Marked)], "a": m.a, "b": m.b,
+                  "kind": Marked.kind, "hooked": dataclasses._is_type.__qualname__}))
+"""
+
+
+def test_classvar_initvar_and_kw_only_still_mean_what_they_say(tmp_path):
+    full = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "ORCHESTRA_NO_CLASS_CODE_CACHE")}
+    full["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    out = json.loads(subprocess.run([sys.executable, "-c", MARKERS_PROBE], capture_output=True, text=True, env=full,
+                                    check=True, timeout=120).stdout)
+    assert out == {"fields": ["a", "b"], "a": 6, "b": 3, "kind": "k", "hooked": "_by_name.<locals>.check"}

@@ -2,10 +2,13 @@
 
 A process that imports it (the CLI, a program calling ``orchestra.app.api``) creates some sixty
 of orchestra's dataclasses: their generated code comes from the class-code cache
-(``orchestra.core.classcode``), installed here before any of them is created. Stage code, which
-imports ``orchestra.stage`` only, never reads the cache.
+(``orchestra.core.classcode``), installed here before any of them is created; and it imports
+some eighty of orchestra's modules, whose code comes from the module-code cache
+(``orchestra.core.modulecode``; the CLI has installed it already, for its command). Stage code,
+which imports ``orchestra.stage`` only, reads neither.
 """
 
-from orchestra.core import classcode
+from orchestra.core import classcode, modulecode
 
 classcode.install()
+modulecode.install("api")

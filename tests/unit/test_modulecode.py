@@ -98,3 +98,24 @@ def test_a_torn_file_is_ignored_and_nothing_is_written_when_bytecode_writing_is_
     assert off["new"] == 0 and not off["cached"] and not cache.exists()
     disabled = _probe(root, ORCHESTRA_NO_MODULE_CODE_CACHE="1")
     assert disabled["path"] is None and not cache.exists()
+
+
+API_PROBE = r"""
+import json, sys
+from orchestra.app import api  # a program using the API, not the CLI
+import orchestra.core.modulecode as mc
+print(json.dumps({"path": mc._path, "new": len(mc._new), "cli": "orchestra.cli" in sys.modules,
+                  "cached": isinstance(api.__loader__, mc._Loader) and api.__loader__.cached is not None}))
+"""
+
+
+def test_a_program_using_the_api_reads_its_own_cache(tmp_path):
+    root = _tree(tmp_path)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONDONTWRITEBYTECODE", "ORCHESTRA_NO_MODULE_CODE_CACHE", "PYTHONPYCACHEPREFIX")}
+    env["PYTHONPATH"] = str(root)
+    runs = [json.loads(subprocess.run([sys.executable, "-c", API_PROBE], capture_output=True, text=True, env=env,
+                                      check=True, timeout=120, cwd=tmp_path).stdout) for _ in range(2)]
+    assert runs[0]["path"].endswith(f"module-code.api.{sys.implementation.cache_tag}.bin") and not runs[0]["cli"]
+    assert runs[0]["new"] > 30 and not runs[0]["cached"]
+    assert runs[1]["new"] == 0 and runs[1]["cached"]

@@ -94,7 +94,10 @@ class _Engine:
         self.ahead: dict[str, str] = {}
         self.handed: set[str] = set()
         self.early: dict[str, TaskOutcome] = {}
-        self.can_ahead = bool(getattr(executor, "ahead", False)) and hasattr(driver, "will_run")
+        # (An executor that cannot take back a stage it started goes ahead only without keep_going:
+        # then a failure comes only from the stage the ones ahead wait for, which never start.)
+        self.can_ahead = (bool(getattr(executor, "ahead", False)) and hasattr(driver, "will_run")
+                          and (not keep_going or getattr(executor, "withdraws_started", True)))
         self.result = EngineResult(status=RunStatus.FINISHED, stages=self.state, manifests=self.manifests)
 
     def run(self) -> EngineResult:

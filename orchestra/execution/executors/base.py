@@ -121,6 +121,7 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
         try:
             if publisher is None:
                 manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
+                inputs.remember(artifacts.tokens(manifest))  # as recorded: what the next stage checks
             else:
                 manifest = publisher(staging)
             digest = artifacts.manifest_digest(manifest) if manifest is not None else None

@@ -234,7 +234,8 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
         replace: False: an existing ``dest`` (linked first by another process) is kept.
     Returns whether this call's tree is now at ``dest``.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if into is None or into.parent != dest.parent:  # (a stage's staging directory is beside its outputs)
+        dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = into if into is not None else _fresh_dir(dest.parent, f".{dest.name}.tmp-{os.getpid()}-")
     base = str(tmp)
     made = {base}
@@ -302,10 +303,9 @@ def tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int,
 def verify(manifest: Mapping[str, Mapping[str, object]], known: dict[str, str] | None = None) -> Verification:
     """Check every object of a manifest: exists, right size, and (if its stat changed) right hash.
 
-    A corrupt object is removed from the store so nothing can link it again.
-
-    ``known``: recorded stat tokens by object key, read once for many manifests (the missing
-    ones are looked up, the ones recorded added).
+    A corrupt object is removed from the store so nothing can link it again. ``known``: recorded
+    stat tokens by object key, read once for many manifests (the missing ones are looked up, the
+    ones recorded added).
     """
     checked: list[tuple[str, str, bool, str, os.stat_result]] = []
     for rel, entry in manifest.items():

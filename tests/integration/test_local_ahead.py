@@ -82,8 +82,10 @@ def test_a_held_stage_whose_parent_failed_never_runs_and_is_withdrawn(pool, tmp_
     pool.submit_after(tasks.make("b"), ("a",), None)
     assert (one(pool).stage, pool.pending) == ("a", 1)
     assert pool.wait_any(0.5) == []  # held: it never starts
+    assert (tasks.layout.stage_dir("b") / "logs").is_dir()  # made while it was held
     pool.withdraw("b")
     assert pool.pending == 0 and pool.wait_any(0.2) == [] and not marker.exists()
+    assert not tasks.layout.stage_dir("b").exists()  # the directories of an attempt that never ran
 
 
 def test_a_cancel_ends_held_stages_as_killed_without_running_them(pool, tmp_path):
@@ -96,7 +98,7 @@ def test_a_cancel_ends_held_stages_as_killed_without_running_them(pool, tmp_path
     pool.cancel()
     outcomes = _all(pool, 2)
     assert sorted((o.stage, o.status) for o in outcomes) == [("a", "killed"), ("b", "killed")]
-    assert pool.pending == 0 and not marker.exists()
+    assert pool.pending == 0 and not marker.exists() and not tasks.layout.stage_dir("b").exists()
 
 
 def test_a_stage_held_for_a_parent_that_already_ended_starts_at_once(pool, tmp_path):

@@ -24,7 +24,7 @@ from queue import Empty, SimpleQueue
 from typing import Any, Callable, Mapping, Union
 
 from orchestra.core.status import AttemptStatus
-from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
+from orchestra.execution.executors.base import StageTask, TaskOutcome, execute, prepare, unprepare
 from orchestra.execution.process import LineSink, ProcessRegistry
 from orchestra.planning import fingerprint
 
@@ -59,6 +59,7 @@ class LocalExecutor:
         # the same manifests).
         self._held: dict[str, tuple[StageTask, tuple[str, ...], Mapping[str, Any] | None]] = {}
         self._done: dict[str, tuple[Mapping[str, Any], str | None]] = {}
+        self._prepared: set[str] = set()  # held stages whose directories are made (``prepare``)
 
     def submit(self, task: StageTask) -> None:
         with self._ready:
@@ -68,6 +69,11 @@ class LocalExecutor:
     def submit_after(self, task: StageTask, after: tuple[str, ...], step_parts: Mapping[str, Any] | None) -> None:
         """Hold ``task`` until every stage of ``after`` (submitted, still running) ended OK; the
         thread that ran the last of them then starts it (see the module docstring)."""
+        try:  # its directories made now, off the path from the parent's end to its start
+            prepare(task)
+            self._prepared.add(task.stage)
+        except OSError:
+            pass  # (made when it starts, as usual)
         with self._ready:
             self._pending += 1
             self._held[task.stage] = (task, after, step_parts)
@@ -88,8 +94,12 @@ class LocalExecutor:
     def withdraw(self, stage: str) -> None:
         """Forget a held stage (its upstream stage did not end OK, or is retried): it never starts."""
         with self._ready:
-            if self._held.pop(stage, None) is not None:
+            held = self._held.pop(stage, None)
+            if held is not None:
                 self._pending -= 1
+        if held is not None and stage in self._prepared:
+            self._prepared.discard(stage)
+            unprepare(held[0])
 
     def spoiled(self, stage: str) -> bool:
         return False  # the parent's files are all published here before a held stage starts
@@ -126,8 +136,11 @@ class LocalExecutor:
                 if self._on_start is not None:
                     self._on_start(task, pid)
 
+            prepared = task.stage in self._prepared
+            self._prepared.discard(task.stage)
             try:
-                finished: _Finished = execute(task, self.registry, self._sink_for(task.stage), started)
+                finished: _Finished = execute(task, self.registry, self._sink_for(task.stage), started,
+                                              prepared=prepared)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the driver's thread by wait_any
                 finished = exc
             report_parent()
@@ -171,7 +184,8 @@ class LocalExecutor:
         """Attempts not started yet end as killed without running; running ones are killed."""
         with self._ready:
             unstarted = [task for task in self._todo if task is not None]
-            unstarted += [task for task, _after, _parts in self._held.values()]
+            held = [task for task, _after, _parts in self._held.values()]
+            unstarted += held
             self._todo.clear()
             self._held.clear()
         now = time.time()
@@ -179,6 +193,10 @@ class LocalExecutor:
             self._finished.put(TaskOutcome(stage=task.stage, attempt=task.attempt, status=AttemptStatus.KILLED,
                                            exit_code=None, start_time=now, end_time=now, message="interrupted"))
         self.registry.terminate_all()
+        for task in held:
+            if task.stage in self._prepared:
+                self._prepared.discard(task.stage)
+                unprepare(task)
 
     def close(self) -> None:
         with self._ready:

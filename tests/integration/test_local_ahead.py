@@ -146,3 +146,27 @@ def test_a_cold_chain_goes_ahead_and_keeps_its_records_in_order(tmp_path):
         assert (out / "me.txt").read_text() == "s0\n"
         base = (out / "base.txt").read_text().strip()
         assert base and base == fingerprint.step_base(me["components"])
+
+
+def test_the_published_objects_tokens_are_recorded_before_the_outcome_is_handed_on(pool, tmp_path):
+    """The pool records the stat tokens of what a stage published (its parent's too, when a held
+    child started first) before the driver gets the outcome: a later check of the files reads
+    them instead of hashing."""
+    from orchestra.core.digest import stat_token
+    from orchestra.store import artifacts
+    from orchestra.store import runs as runstore
+
+    tasks = Tasks(tmp_path, {"a": {"command": "echo from-a > {outputs}/x.txt"},
+                             "b": {"command": "cat {inputs.a}/x.txt > {outputs}/y.txt; echo b >> {outputs}/y.txt",
+                                   "depends_on": ["a"]}})
+    pool.submit(tasks.make("a"))
+    pool.submit_after(tasks.make("b"), ("a",), None)
+    outcomes = []
+    deadline = time.monotonic() + 60
+    while len(outcomes) < 2 and time.monotonic() < deadline:
+        for outcome in pool.wait_any(deadline - time.monotonic()):
+            sha = outcome.manifest[next(iter(outcome.manifest))]["sha256"]  # as the driver would read it now
+            outcomes.append((outcome.stage, runstore.object_stats([sha]).get(sha),
+                             stat_token(os.stat(artifacts.object_file(sha)))))
+    assert [stage for stage, _r, _t in outcomes] == ["a", "b"]
+    assert all(recorded == token for _s, recorded, token in outcomes)

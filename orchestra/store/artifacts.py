@@ -73,12 +73,13 @@ def manifest_digest(manifest: Mapping[str, Mapping[str, object]]) -> str:
     return "sha256:" + sha256(canonical.encode()).hexdigest()
 
 
-def publish(staging: Path, dest: Path, declared: tuple[str, ...] = (), *, record: bool = True
-            ) -> dict[str, dict[str, object]]:
-    """Move the files of ``staging`` into the object store and link them at ``dest``; returns the
-    manifest: relative path → {sha256, size, mode}. ``record``: False when the caller records the
-    objects' stat tokens (``tokens``) itself. Raises OutputError: a declared output is missing, or
-    a symlink points outside ``staging``.
+def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[str, dict[str, object]]:
+    """Move the files of ``staging`` into the object store and link them at ``dest``.
+
+    Returns the manifest: relative path → {sha256, size, mode}.
+
+    Raises:
+        OutputError: a declared output is missing, or a symlink points outside ``staging``.
     """
     if not declared and not any(os.scandir(staging)):
         try:  # nothing to hash, move or link: the empty staging directory becomes the outputs
@@ -104,7 +105,7 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = (), *, record
     placed: list[Path] = []
     try:
         with shared_lock():
-            _publish_files(staging, dest, stats, links, manifest, placed, record)
+            _publish_files(staging, dest, stats, links, manifest, placed)
     except (OSError, sqlite3.OperationalError) as exc:
         if not _disk_full(exc):
             raise
@@ -122,7 +123,7 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def _publish_files(staging: Path, dest: Path, stats: Mapping[Path, os.stat_result], links: list[Path],
-                   manifest: dict[str, dict[str, object]], placed: list[Path], record: bool = True) -> None:
+                   manifest: dict[str, dict[str, object]], placed: list[Path]) -> None:
     # Regular files first (moved into the store), then links inside the directory, which
     # are published as copies of their targets' entries (a link is never stored as a link).
     for path, st in stats.items():
@@ -146,7 +147,7 @@ def _publish_files(staging: Path, dest: Path, stats: Mapping[Path, os.stat_resul
     # Every file moved out and nothing else left: the staging directory itself becomes the
     # tree of links (no second directory to make, none to remove).
     empty = not links and not any(os.scandir(staging))
-    link_tree(manifest, dest, into=staging if empty else None, record=record)  # records every object's token
+    link_tree(manifest, dest, into=staging if empty else None)  # records every object's token, the new ones included
 
 
 def _refuse_special(staging: Path, stats: Mapping[Path, os.stat_result]) -> None:

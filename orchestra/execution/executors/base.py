@@ -85,7 +85,7 @@ class Executor(Protocol):
 
 def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = None,
             on_start: Any = None, *, publisher: Callable[[Path], Mapping[str, Any] | None] | None = None,
-            prepared: bool = False, record: bool = True) -> TaskOutcome:
+            prepared: bool = False) -> TaskOutcome:
     """Run one attempt and publish its outputs on success; discard them otherwise.
 
     Args:
@@ -93,8 +93,6 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
             local object store). A publisher returning None leaves the files in place for the
             driver to publish (a remote worker on a shared filesystem).
         prepared: the caller made the log directory and an empty staging directory (``prepare``).
-        record: False when the caller records the published objects' stat tokens
-            (``artifacts.tokens``; they are what lets a later check of the files skip hashing).
     """
     started = time.time()
     staging = Path(task.staging_dir)
@@ -122,8 +120,8 @@ def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = 
     if status == AttemptStatus.OK:
         try:
             if publisher is None:
-                manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs, record=record)
-                inputs.remember(artifacts.tokens(manifest))  # what the next stage checks, without a query
+                manifest = artifacts.publish(staging, Path(task.outputs_dir), task.declared_outputs)
+                inputs.remember(artifacts.tokens(manifest))  # as recorded: what the next stage checks
             else:
                 manifest = publisher(staging)
             digest = artifacts.manifest_digest(manifest) if manifest is not None else None

@@ -27,8 +27,6 @@ from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute, prepare, unprepare
 from orchestra.execution.process import LineSink, ProcessRegistry
 from orchestra.planning import fingerprint
-from orchestra.store import artifacts
-from orchestra.store import runs as runstore
 
 _Finished = Union[TaskOutcome, BaseException]
 
@@ -131,7 +129,7 @@ class LocalExecutor:
 
             def report_parent() -> None:
                 if parent:
-                    self._report(parent.pop())
+                    self._finished.put(parent.pop())
 
             def started(pid: int, task: StageTask = task) -> None:
                 report_parent()
@@ -142,7 +140,7 @@ class LocalExecutor:
             self._prepared.discard(task.stage)
             try:
                 finished: _Finished = execute(task, self.registry, self._sink_for(task.stage), started,
-                                              prepared=prepared, record=False)
+                                              prepared=prepared)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the driver's thread by wait_any
                 finished = exc
             report_parent()
@@ -153,23 +151,12 @@ class LocalExecutor:
                     self._done[finished.stage] = (finished.manifest, finished.manifest_digest)  # type: ignore[union-attr]
                 if ok and self._held:
                     task = self._release()  # the next stage of the chain starts here and now
-                if task is not None:
+                if task is None:
+                    self._finished.put(finished)
+                else:
                     # Its outcome goes to the driver once the child's process started: the driver's
                     # recording then overlaps the child's command, not its start (one GIL).
                     parent.append(finished)
-            if task is None:
-                self._report(finished)
-
-    def _report(self, finished: _Finished) -> None:
-        """Record the published objects' stat tokens, then hand the outcome to the driver (which
-        records the stage's end after them). A token only spares a later check the hashing: one
-        that cannot be recorded is left out."""
-        if isinstance(finished, TaskOutcome) and finished.manifest:
-            try:
-                runstore.record_objects(artifacts.tokens(finished.manifest))
-            except Exception:  # noqa: BLE001 - a full disk or a locked store: the files are hashed again when checked
-                pass
-        self._finished.put(finished)
 
     def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]:
         if not self._pending:

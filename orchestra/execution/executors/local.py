@@ -36,9 +36,11 @@ class LocalExecutor:
 
     # Stages may be submitted ahead of their parent's end (``submit_after``); one that started is
     # never taken back, so the engine submits ahead only when no other stage's failure can race
-    # it (without keep_going).
+    # it (without keep_going), and only down a stage's only child (a chain: the parent's end then
+    # makes no other stage ready, which would wait behind the ones ahead).
     ahead = True
     withdraws_started = False
+    ahead_chains_only = True
 
     def __init__(self, jobs: int, *, pgid_file: Path | None = None,
                  sink_for: Callable[[str], LineSink | None] | None = None,

@@ -5,8 +5,8 @@ so waiting for the next costs the same whatever the number running (``concurrent
 registers a waiter on every pending future at each call), and a run does not import
 ``concurrent.futures`` with ``logging`` for it (~3 ms of every run's fixed cost).
 
-A stage may be submitted ahead of its parent's end (``submit_after``, a chain): it is held, and
-the thread that ran the parent starts it as soon as the parent's outputs are published and its
+A stage may be submitted ahead of its parent's end (``submit_after``, a chain): it is held (its
+log and staging directories made meanwhile), and the thread that ran the parent starts it as soon as the parent's outputs are published and its
 outcome is queued, with the parent's manifest as its inputs' — no round trip through the driver
 between one stage's end and the next one's start (the driver records the parent's end and the
 child's start meanwhile, in that order). A held stage whose parent did not end OK never starts:

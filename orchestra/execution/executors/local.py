@@ -6,11 +6,12 @@ registers a waiter on every pending future at each call), and a run does not imp
 ``concurrent.futures`` with ``logging`` for it (~3 ms of every run's fixed cost).
 
 A stage may be submitted ahead of its parent's end (``submit_after``, a chain): it is held (its
-log and staging directories made meanwhile), and the thread that ran the parent starts it as soon as the parent's outputs are published and its
-outcome is queued, with the parent's manifest as its inputs' — no round trip through the driver
-between one stage's end and the next one's start (the driver records the parent's end and the
-child's start meanwhile, in that order). A held stage whose parent did not end OK never starts:
-the engine takes it back (``withdraw``).
+log and staging directories made meanwhile), and the thread that ran the parent starts it as
+soon as the parent's outputs are published, with the parent's manifest as its inputs', then
+queues the parent's outcome: no round trip through the driver between one stage's end and the
+next one's start (the driver records the parent's end, then the child's start, while the
+child's command runs). A held stage whose parent did not end OK never starts: the engine takes
+it back (``withdraw``).
 """
 
 from __future__ import annotations

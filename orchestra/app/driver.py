@@ -193,7 +193,9 @@ class EventDriver:
             change = StageUpdate(status=stage_status, end_time=now, message=message)
             if self.endpoint is not None and name in self._commands:  # submitted ahead, taken back
                 self.endpoint.close_stage(name, published=False)
-        duration = (outcome.end_time - self.started_at.get(name, outcome.start_time)) if outcome else None
+        # (from its submission; a stage submitted ahead may start, even end, before it is recorded as started)
+        duration = (outcome.end_time - min(self.started_at.get(name, outcome.start_time), outcome.start_time)
+                    if outcome else None)
         self.bus.publish(self.identity.event(
             events.STAGE_ENDED, stage=name, status=stage_event(stage_status),
             attempt=outcome.attempt if outcome else None, exit_code=outcome.exit_code if outcome else None,

@@ -94,7 +94,13 @@ class _Engine:
         self.ahead: dict[str, str] = {}
         self.handed: set[str] = set()
         self.early: dict[str, TaskOutcome] = {}
-        self.can_ahead = bool(getattr(executor, "ahead", False)) and hasattr(driver, "will_run")
+        # (An executor that cannot take back a stage it started goes ahead only without keep_going:
+        # then a failure comes only from the stage the ones ahead wait for, which never start.)
+        self.can_ahead = (bool(getattr(executor, "ahead", False)) and hasattr(driver, "will_run")
+                          and (not keep_going or getattr(executor, "withdraws_started", True)))
+        # An executor that asks for chains only goes ahead down a stage's only child: the stages the
+        # parent's end makes ready are then only the one ahead, and no sibling waits behind it.
+        self.chains_only = bool(getattr(executor, "ahead_chains_only", False))
         self.result = EngineResult(status=RunStatus.FINISHED, stages=self.state, manifests=self.manifests)
 
     def run(self) -> EngineResult:
@@ -169,6 +175,8 @@ class _Engine:
         while progress and len(self.ahead) < AHEAD:
             progress = False
             for tail in [n for n in self.inflight if n not in self.handed]:
+                if self.chains_only and len(self.graph.children[tail]) != 1:
+                    continue
                 child = next((c for c in self.graph.children[tail] if self.state[c] == PENDING and c not in self.ahead
                               and self.waiting[c] == 1), None)
                 if child is None:

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from orchestra.core.digest import sha256
 from orchestra.core import settings
-from orchestra.core.digest import sha256_file, stat_token
+from orchestra.core.digest import sha256, sha256_file, stat_token
 from orchestra.core.errors import OrchestraError
 from orchestra.core.layout import home_path
 from orchestra.store import runs as runstore
@@ -82,7 +81,6 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
     Raises:
         OutputError: a declared output is missing, or a symlink points outside ``staging``.
     """
-    staging = staging.resolve()
     if not declared and not any(os.scandir(staging)):
         try:  # nothing to hash, move or link: the empty staging directory becomes the outputs
             os.rename(staging, dest)
@@ -93,9 +91,12 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
         if not (staging / name).exists():
             raise OutputError(f"declared output '{name}' was not written", hint=f"write it under $ORCHESTRA_OUTPUT_DIR/{name}")
     manifest: dict[str, dict[str, object]] = {}
-    paths = list(_walk(staging))
-    links = [p for p in paths if p.is_symlink()]
-    _refuse_special(staging, paths)
+    stats = {path: path.lstat() for path in _walk(staging)}  # one lstat per path, used by every check
+    if any(statmod.S_ISLNK(st.st_mode) for st in stats.values()):  # links resolve to real paths: so does staging
+        staging = staging.resolve()
+        stats = {path: path.lstat() for path in _walk(staging)}
+    links = [path for path, st in stats.items() if statmod.S_ISLNK(st.st_mode)]
+    _refuse_special(staging, stats)
     for link in links:  # refuse escapes before anything moves
         if not link.resolve().is_relative_to(staging):
             rel = link.relative_to(staging).as_posix()
@@ -104,7 +105,7 @@ def publish(staging: Path, dest: Path, declared: tuple[str, ...] = ()) -> dict[s
     placed: list[Path] = []
     try:
         with shared_lock():
-            _publish_files(staging, dest, paths, links, manifest, placed)
+            _publish_files(staging, dest, stats, links, manifest, placed)
     except (OSError, sqlite3.OperationalError) as exc:
         if not _disk_full(exc):
             raise
@@ -121,27 +122,27 @@ def _disk_full(exc: BaseException) -> bool:
     return "database or disk is full" in str(exc)
 
 
-def _publish_files(staging: Path, dest: Path, paths: list[Path], links: list[Path],
+def _publish_files(staging: Path, dest: Path, stats: Mapping[Path, os.stat_result], links: list[Path],
                    manifest: dict[str, dict[str, object]], placed: list[Path]) -> None:
     # Regular files first (moved into the store), then links inside the directory, which
     # are published as copies of their targets' entries (a link is never stored as a link).
-    for path in paths:
-        if path.is_symlink():
+    for path, st in stats.items():
+        if statmod.S_ISLNK(st.st_mode):
             continue
-        entry, record = _store(path, move=True)
+        entry, obj = _store(path, move=True, st=st)
         manifest[path.relative_to(staging).as_posix()] = entry
-        if record:
-            placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
+        if obj is not None:
+            placed.append(obj)
     for link in links:
         target = link.resolve()
         rel_target = target.relative_to(staging).as_posix()
         if rel_target in manifest:
             manifest[link.relative_to(staging).as_posix()] = dict(manifest[rel_target])
         elif statmod.S_ISREG(target.stat().st_mode):
-            entry, record = _store(target, move=False)
+            entry, obj = _store(target, move=False)
             manifest[link.relative_to(staging).as_posix()] = entry
-            if record:
-                placed.append(object_path(str(entry["sha256"]), record[0].endswith(".x")))
+            if obj is not None:
+                placed.append(obj)
         # a link to a directory: its files are published under their real paths
     # Every file moved out and nothing else left: the staging directory itself becomes the
     # tree of links (no second directory to make, none to remove).
@@ -149,11 +150,12 @@ def _publish_files(staging: Path, dest: Path, paths: list[Path], links: list[Pat
     link_tree(manifest, dest, into=staging if empty else None)  # records every object's token, the new ones included
 
 
-def _refuse_special(staging: Path, paths: list[Path]) -> None:
+def _refuse_special(staging: Path, stats: Mapping[Path, os.stat_result]) -> None:
     """Publishing opens regular files only: a FIFO would block the read forever, a device or a
     socket has no content to store."""
-    for path in paths:
-        st = path.stat() if path.is_symlink() and path.exists() else path.lstat()
+    for path, st in stats.items():
+        if statmod.S_ISLNK(st.st_mode) and path.exists():
+            st = path.stat()
         if statmod.S_ISREG(st.st_mode) or statmod.S_ISDIR(st.st_mode) or statmod.S_ISLNK(st.st_mode):
             continue
         kind = ("a FIFO" if statmod.S_ISFIFO(st.st_mode) else "a socket" if statmod.S_ISSOCK(st.st_mode)
@@ -162,12 +164,12 @@ def _refuse_special(staging: Path, paths: list[Path]) -> None:
                           hint="write regular files (and directories) only under the output directory")
 
 
-def _store(source: Path, *, move: bool) -> tuple[dict[str, object], tuple[str, int, str] | None]:
-    """Put one file into the object store; return its manifest entry and a new object record.
+def _store(source: Path, *, move: bool, st: os.stat_result | None = None) -> tuple[dict[str, object], Path | None]:
+    """Put one file into the object store; return its manifest entry and the object if placed now.
 
     A file with other hardlinks, or owned by another user, is copied, never moved: its inode
     belongs to someone else too, and the store would chmod and then share it."""
-    st = source.lstat()
+    st = st or source.lstat()
     if not statmod.S_ISREG(st.st_mode):
         raise OutputError(f"output '{source.name}' is not a regular file")
     if move and (st.st_nlink > 1 or st.st_uid != os.geteuid()):
@@ -175,15 +177,13 @@ def _store(source: Path, *, move: bool) -> tuple[dict[str, object], tuple[str, i
     executable = bool(st.st_mode & statmod.S_IXUSR)
     sha = sha256_file(source)
     obj = object_path(sha, executable)
-    record = None
+    placed = None
     if not obj.exists():
-        obj.parent.mkdir(parents=True, exist_ok=True)
         _place_object(source, obj, move=move, executable=executable)
-        ost = obj.stat()
-        record = (sha + (".x" if executable else ""), ost.st_size, stat_token(ost))
+        placed = obj
     elif move:
         source.unlink()  # a duplicate of a stored object: free the space now
-    return {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}, record
+    return {"sha256": sha, "size": st.st_size, "mode": 0o755 if executable else 0o644}, placed
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -198,20 +198,23 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _place_object(source: Path, obj: Path, *, move: bool, executable: bool) -> None:
-    # Write under a temporary name in the objects directory, then rename: an object is either
-    # complete or absent, whatever happens to this process.
+    # An object is complete or absent, whatever happens to this process: a file moved in (its
+    # stage has ended) is renamed into place; a copy is written under a temporary name first.
+    mode = 0o555 if executable else 0o444
+    if move:
+        os.chmod(source, mode)
+        try:
+            if not obj.parent.is_dir():  # a new fan-out directory
+                obj.parent.mkdir(parents=True, exist_ok=True)
+            return os.rename(source, obj)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    obj.parent.mkdir(parents=True, exist_ok=True)
     tmp = obj.with_name(f".tmp-{os.getpid()}-{obj.name}")
     try:
-        if move:
-            try:
-                os.rename(source, tmp)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                shutil.copyfile(source, tmp)
-        else:
-            shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o555 if executable else 0o444)
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, mode)
         os.replace(tmp, obj)
     finally:
         if tmp.exists():
@@ -231,7 +234,8 @@ def link_tree(manifest: Mapping[str, Mapping[str, object]], dest: Path, *, into:
         replace: False: an existing ``dest`` (linked first by another process) is kept.
     Returns whether this call's tree is now at ``dest``.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if into is None or into.parent != dest.parent:  # (a stage's staging directory is beside its outputs)
+        dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = into if into is not None else _fresh_dir(dest.parent, f".{dest.name}.tmp-{os.getpid()}-")
     base = str(tmp)
     made = {base}
@@ -299,10 +303,9 @@ def tokens(manifest: Mapping[str, Mapping[str, object]]) -> list[tuple[str, int,
 def verify(manifest: Mapping[str, Mapping[str, object]], known: dict[str, str] | None = None) -> Verification:
     """Check every object of a manifest: exists, right size, and (if its stat changed) right hash.
 
-    A corrupt object is removed from the store so nothing can link it again.
-
-    ``known``: recorded stat tokens by object key, read once for many manifests (the missing
-    ones are looked up, the ones recorded added).
+    A corrupt object is removed from the store so nothing can link it again. ``known``: recorded
+    stat tokens by object key, read once for many manifests (the missing ones are looked up, the
+    ones recorded added).
     """
     checked: list[tuple[str, str, bool, str, os.stat_result]] = []
     for rel, entry in manifest.items():
@@ -325,12 +328,10 @@ def verify(manifest: Mapping[str, Mapping[str, object]], known: dict[str, str] |
             return Verification(False, f"{rel}: size {st.st_size} != {entry['size']} (corrupt object removed)")
         checked.append((rel, sha, executable, obj, st))
     keys = [sha + (".x" if executable else "") for _, sha, executable, _, _ in checked]
-    if known is None:
-        known = runstore.object_stats(keys)
-    else:
-        missing = [key for key in keys if key not in known]
-        if missing:
-            known.update(runstore.object_stats(missing))
+    known = {} if known is None else known
+    missing = [key for key in keys if key not in known]
+    if missing:
+        known.update(runstore.object_stats(missing))
     updates: list[tuple[str, int, str]] = []
     for rel, sha, executable, obj, st in checked:
         key = sha + (".x" if executable else "")
@@ -372,8 +373,7 @@ def collect_garbage(dry_run: bool = False) -> tuple[int, int]:
     with exclusive_lock():
         referenced = {sha for sha in runstore.referenced_objects()}
         forgotten = []
-        root = objects_dir()
-        for shard in root.iterdir():
+        for shard in objects_dir().iterdir():
             if not shard.is_dir():
                 continue
             for obj in shard.iterdir():

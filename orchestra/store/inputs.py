@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.layout import orchestra_home
@@ -109,6 +109,13 @@ def watch(input_dirs: Mapping[str, str], manifests: Mapping[str, Mapping[str, Ma
     with _TOKENS_LOCK:
         known.update((key, token) for key, _size, token in fresh)
     return InputWatch(tuple(files), tuple(seen)), None
+
+
+def remember(rows: Sequence[tuple[str, int, str]]) -> None:
+    """(object key, size, stat token) rows this process just recorded for objects it hashed (a
+    publish): the next stage's check of them needs no query."""
+    with _TOKENS_LOCK:
+        _TOKENS.setdefault(str(orchestra_home()), {}).update((key, token) for key, _size, token in rows)
 
 
 def _damage(item: _Input, what: str) -> str | None:

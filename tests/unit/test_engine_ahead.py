@@ -141,3 +141,44 @@ def test_an_interrupt_with_an_outcome_held_ends(tmp_path):
     result = run(graph, driver, executor, jobs=1)
     assert result.status == RunStatus.KILLED
     assert all(status == StageStatus.KILLED for status in result.stages.values())
+
+
+class KeepsWhatStarted(AheadExecutor):
+    """An executor that cannot take back a stage it started (the local pool)."""
+
+    withdraws_started = False
+
+
+def test_an_executor_that_cannot_take_back_a_started_stage_goes_ahead_only_without_keep_going(tmp_path):
+    """With keep_going another stage's failure withdraws the stages ahead, which such an executor
+    may have started already: it is then driven as one that cannot go ahead."""
+    graph = make_graph(tmp_path, CHAIN)
+    driver, executor = AheadDriver(), KeepsWhatStarted()
+    assert run(graph, driver, executor, jobs=2, keep_going=True).status == RunStatus.FINISHED
+    assert not driver.of("will_run") and not executor.after
+    driver, executor = AheadDriver(), KeepsWhatStarted()
+    assert run(graph, driver, executor, jobs=2).status == RunStatus.FINISHED
+    assert set(executor.after) == set(CHAIN) - {"s0"}
+
+
+class ChainsOnly(KeepsWhatStarted):
+    """The local pool: stages go ahead only down a stage's only child."""
+
+    ahead_chains_only = True
+
+
+def test_an_executor_for_chains_only_never_makes_a_sibling_wait(tmp_path):
+    """ok has two children: neither goes ahead of it, so when ok ends both start at once (with
+    ``bad`` ahead, ``side`` would wait behind ``bad``'s stage ahead and be SKIPPED when it fails);
+    below a stage with one child, the chain still goes ahead."""
+    graph = make_graph(tmp_path, {"ok": (), "bad": ("ok",), "below": ("bad",), "side": ("ok",),
+                                  "after": ("side",)})
+    driver, executor = AheadDriver(), ChainsOnly({("bad", 1): AttemptStatus.FAILED})
+    result = run(graph, driver, executor, jobs=2)
+    assert "bad" not in executor.after and "side" not in executor.after
+    assert result.stages["side"] == StageStatus.FINISHED and result.stages["below"] == StageStatus.SKIPPED
+    (tmp_path / "chain").mkdir()
+    graph = make_graph(tmp_path / "chain", CHAIN)
+    driver, executor = AheadDriver(), ChainsOnly()
+    assert run(graph, driver, executor, jobs=2).status == RunStatus.FINISHED
+    assert set(executor.after) == set(CHAIN) - {"s0"}

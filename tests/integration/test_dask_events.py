@@ -91,7 +91,7 @@ def _end_with_an_event(topic: str, seconds: float) -> str:
 
     from distributed import get_worker
 
-    from orchestra.execution.executors.worker import with_the_end
+    from orchestra.execution.executors.daskconnect import with_the_end
 
     time.sleep(seconds)
     with_the_end(get_worker(), topic, ["outcome", "the-key", b"payload"])
@@ -144,6 +144,6 @@ def test_an_event_with_no_task_end_after_it_still_reaches_the_driver(dask_cluste
 
 
 def _event_alone(topic: str, dask_worker=None) -> None:  # noqa: ANN001 - Dask passes the worker
-    from orchestra.execution.executors.worker import with_the_end
+    from orchestra.execution.executors.daskconnect import with_the_end
 
     with_the_end(dask_worker, topic, ["outcome", "k", b"x"])

@@ -35,13 +35,13 @@ from orchestra.core import settings
 from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
+from orchestra.execution.executors.daskconnect import with_the_end
 from orchestra.execution.process import LineSink, ProcessRegistry
 from orchestra.planning import fingerprint
 from orchestra.store import artifacts
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./,:+@-]+$")
 CANCEL_POLL_S = 0.1
-END_FLUSH_S = 0.01
 _CLOSING = frozenset({"closing", "closed", "closing_gracefully", "failed"})
 
 
@@ -364,10 +364,9 @@ def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> Rem
 def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     """The function Dask runs on a worker for each attempt.
 
-    With ``outcome_topic`` set, the outcome also goes to the driver as an event, once
-    everything it names is published, in the worker's message batch that reports the task's end
-    (:func:`with_the_end`): the driver needs no gather round trip per stage (the result stays
-    for a driver that asks).
+    With ``outcome_topic`` set, the outcome also goes to the driver as an event once everything
+    it names is published, in the batch that reports the task's end (``with_the_end``): the
+    driver needs no gather round trip per stage (the result stays for a driver that asks).
     ``upstream``: the outcomes of ``remote.after`` (a task submitted ahead, see
     :func:`after_upstream`); its command runs only if they all ended OK.
     """
@@ -396,26 +395,6 @@ def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     finally:
         sup.unwatch(remote.key)
     if remote.outcome_topic is not None:
-        with_the_end(worker, remote.outcome_topic,
-                     ["outcome", remote.key, pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)])
+        with_the_end(worker, remote.outcome_topic, ["outcome", remote.key, pickle.dumps(outcome, protocol=5)])
     return outcome
 
-
-def with_the_end(worker: Any, topic: str, msg: list[Any]) -> None:
-    """Log ``msg`` under ``topic`` in the worker's batch that reports the task's end, not in one
-    of its own: an event sent alone, just before the task ends, makes the end wait out the
-    worker's batching interval, and the driver's next submission then reaches the scheduler
-    while it schedules the stage that was waiting on this one. A timer flushes it anyway if no
-    end follows (a task Dask cancelled meanwhile)."""
-    stream = getattr(worker, "batched_stream", None)
-    if not isinstance(getattr(stream, "buffer", None), list) or not hasattr(stream, "waker"):
-        worker.log_event(topic, msg)  # another distributed: its own batching
-        return
-    full = {"op": "log-event", "topic": topic, "msg": msg}
-
-    def queue() -> None:  # on the worker's event loop, which alone touches the stream
-        if stream.comm is not None and not stream.comm.closed():
-            stream.buffer.append(full)
-            worker.loop.call_later(END_FLUSH_S, stream.waker.set)
-
-    worker.loop.add_callback(queue)

@@ -397,4 +397,3 @@ def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     if remote.outcome_topic is not None:
         with_the_end(worker, remote.outcome_topic, ["outcome", remote.key, pickle.dumps(outcome, protocol=5)])
     return outcome
-

@@ -2,8 +2,8 @@
 
 orchestra keeps the DAG; Dask only places single attempts on workers, honouring each stage's
 ``resources``. Only the attempt description goes out and only a small outcome comes back (as an
-event on the client's topic, ahead of the task's completion, so a stage costs no gather round
-trip; output lines come the same way):
+event on the client's topic, in the worker's batch that reports the task's end, so a stage costs
+no gather round trip; output lines come the same way):
 files move through the driver's shared paths or the ``ORCHESTRA_ARTIFACTS`` store (where the
 files the driver itself received for an attempt, the tracking endpoint's artifact uploads, join
 the worker's outputs when they are pulled). A worker that
@@ -63,7 +63,7 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._cancelling = False
         self.client.subscribe_topic("all", self._on_cluster_event)
-        # Workers send outcomes (ahead of the tasks' completion: no gather round trip per stage)
+        # Workers send outcomes (with the tasks' end, in one batch: no gather round trip per stage)
         # and output lines as events on the client's own topic, which the scheduler empties once
         # the client is gone: a long-lived scheduler keeps nothing of past runs.
         self._topic = str(self.client.id)

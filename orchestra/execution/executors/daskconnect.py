@@ -1,6 +1,7 @@
 """Reaching a Dask cluster: the client (a one-line error when the scheduler cannot be reached),
-its prompt batching, and the probe each worker answers before a run (its orchestra version,
-whether it sees the driver's files, its ``ORCHESTRA_HOME``)."""
+its prompt batching, the probe each worker answers before a run (its orchestra version,
+whether it sees the driver's files, its ``ORCHESTRA_HOME``), and a worker's outcome event sent
+with its task's end."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from orchestra.core import settings
 from orchestra.core.errors import BadInputError
 
 CONNECT_TIMEOUT_S = 5.0
+END_FLUSH_S = 0.01  # an outcome event no task end follows leaves after this
 
 
 def _check_reachable(address: str, timeout: float) -> None:
@@ -82,3 +84,23 @@ def probe_worker(path: str | None, project_dir: str) -> tuple[str, str | None, s
         return __version__, Path(path).read_text() if Path(project_dir).is_dir() else None, home
     except OSError:
         return __version__, None, home
+
+
+def with_the_end(worker: Any, topic: str, msg: list[Any]) -> None:
+    """Log ``msg`` under ``topic`` in the worker's batch that reports the task's end, not in one
+    of its own: an event sent alone, just before the task ends, makes the end wait out the
+    worker's batching interval, and the driver's next submission then reaches the scheduler
+    while it schedules the stage that was waiting on this one. A timer flushes it anyway if no
+    end follows (a task Dask cancelled meanwhile)."""
+    stream = getattr(worker, "batched_stream", None)
+    if not isinstance(getattr(stream, "buffer", None), list) or not hasattr(stream, "waker"):
+        worker.log_event(topic, msg)  # another distributed: its own batching
+        return
+    full = {"op": "log-event", "topic": topic, "msg": msg}
+
+    def queue() -> None:  # on the worker's event loop, which alone touches the stream
+        if stream.comm is not None and not stream.comm.closed():
+            stream.buffer.append(full)
+            worker.loop.call_later(END_FLUSH_S, stream.waker.set)
+
+    worker.loop.add_callback(queue)

@@ -35,6 +35,7 @@ from orchestra.core import settings
 from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute
+from orchestra.execution.executors.daskconnect import with_the_end
 from orchestra.execution.process import LineSink, ProcessRegistry
 from orchestra.planning import fingerprint
 from orchestra.store import artifacts
@@ -363,9 +364,9 @@ def after_upstream(remote: RemoteTask, upstream: tuple[TaskOutcome, ...]) -> Rem
 def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     """The function Dask runs on a worker for each attempt.
 
-    With ``outcome_topic`` set, the outcome also goes to the driver as an event, once
-    everything it names is published: it arrives ahead of the task's completion, and the driver
-    needs no gather round trip per stage (the result stays for a driver that asks).
+    With ``outcome_topic`` set, the outcome also goes to the driver as an event once everything
+    it names is published, in the batch that reports the task's end (``with_the_end``): the
+    driver needs no gather round trip per stage (the result stays for a driver that asks).
     ``upstream``: the outcomes of ``remote.after`` (a task submitted ahead, see
     :func:`after_upstream`); its command runs only if they all ended OK.
     """
@@ -394,6 +395,5 @@ def run_dask(remote: RemoteTask, *upstream: TaskOutcome) -> TaskOutcome:
     finally:
         sup.unwatch(remote.key)
     if remote.outcome_topic is not None:
-        worker.log_event(remote.outcome_topic, ["outcome", remote.key,
-                                                pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)])
+        with_the_end(worker, remote.outcome_topic, ["outcome", remote.key, pickle.dumps(outcome, protocol=5)])
     return outcome

@@ -99,6 +99,9 @@ class EventDriver:
         or None (the engine then decides the stage after they end, as usual)."""
         from orchestra.planning import ahead
 
+        environment = self.prepared.environments[name]
+        if environment is not None and environment.container is not None:
+            return None  # its `docker run` mounts the inputs that exist when its task is built
         return ahead.sure_to_run(self.prepared.inputs[name], upstream, self.prepared.options)
 
     def task(self, name: str, attempt: int, decision: planmod.StagePlan) -> StageTask:

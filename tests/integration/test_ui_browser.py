@@ -73,12 +73,23 @@ def test_runs_page_sorts_by_a_metric(server, browser, store, tmp_path):
     screenshot(browser, tmp_path, "runs")
 
 
+def _filter(browser, text: str) -> None:
+    """Type ``text`` into the filter box, found again if the page re-rendered it meanwhile (a stale
+    element under a loaded machine)."""
+    def typed() -> bool:
+        box = browser.find_element(*_by("#filter"))
+        box.clear()
+        box.send_keys(text)
+        return True
+
+    wait_for(typed, what="the filter box")
+
+
 def test_runs_page_filters_with_the_shared_grammar(server, browser, store):
     _home, ids = store
     browser.get(server.url + "#/runs")
-    box = wait_for(lambda: browser.find_element(*_by("#filter")), what="filter box")
-    box.clear()
-    box.send_keys("metrics.evaluate.rmse < 0.5 and params.alpha != '0.5'\n")
+    wait_for(lambda: len(browser.find_elements(*_by("#runs-table tbody tr"))) == 3, what="three runs")
+    _filter(browser, "metrics.evaluate.rmse < 0.5 and params.alpha != '0.5'\n")
     wait_for(lambda: [tr.get_attribute("data-run-id") for tr in browser.find_elements(*_by("#runs-table tbody tr"))]
              == [ids["low"]], what="only the low run")
     browser.get(server.url + "#/runs?sort=start_time&desc=0&limit=2")  # pages of two, oldest first
@@ -87,9 +98,7 @@ def test_runs_page_filters_with_the_shared_grammar(server, browser, store):
     browser.find_element(*_by("#next-page")).click()
     wait_for(lambda: rows() and rows()[0] == ids["failing"], what="the second page")
     assert browser.find_element(*_by("#prev-page")).is_enabled()
-    box = browser.find_element(*_by("#filter"))
-    box.clear()
-    box.send_keys("metrics.evaluate.rmse <\n")
+    _filter(browser, "metrics.evaluate.rmse <\n")
     assert "bad filter" in wait_for(lambda: browser.find_element(*_by(".error")).text, what="the filter's error")
 
 

@@ -65,6 +65,14 @@ def start_cluster(tmp: Path, home: Path | None = None) -> tuple[str, list[subpro
     return address, procs
 
 
+def stop_cluster(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM the process groups ``start_cluster`` made, workers first, and wait for them."""
+    for proc in reversed(procs):
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.wait(10)
+
+
 def _shell_stage(command: str, _previous: object = None) -> int:
     """A floor task: the stage's command through bash, its output piped, as orchestra runs it."""
     return subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE).returncode
@@ -208,10 +216,7 @@ def main() -> None:
               f"{(med['fan_dask'] - med['fan_local'] - fixed) / 17 * 1000:.1f} ms/stage beyond its fixed cost")
         fanout_memory(tmp, dask, repeats, home)
     finally:
-        for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(10)
+        stop_cluster(procs)
 
 
 if __name__ == "__main__":

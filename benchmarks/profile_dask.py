@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -127,10 +126,7 @@ def main() -> None:
             print(_stream(client, since, "orchestra-"), flush=True)
     finally:
         client.close()
-        for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(10)
+        bench_dask.stop_cluster(procs)
 
 
 if __name__ == "__main__":

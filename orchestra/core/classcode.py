@@ -115,20 +115,18 @@ def _import_dataclasses() -> Any:
     return dataclasses
 
 
-# The names dataclasses looks for in a string annotation (``x: ClassVar[int]`` under
-# ``from __future__ import annotations``). orchestra never binds them to another name
-# (tests/architecture/test_lazy_imports.py), so an annotation of one of its classes that does
-# not contain one of them is none of them.
-_MARKERS = ("ClassVar", "InitVar", "KW_ONLY")
-
-
 def _by_name(is_type: Any) -> Any:
     """dataclasses' ``_is_type`` (a regular expression and two module lookups, three times for
     every field: ~0.1 ms of each class created) answering False at once for an annotation of one
-    of orchestra's classes that names no marker; everything else is asked as before."""
+    of orchestra's classes that names no marker; everything else is asked as before.
+
+    The markers are the names dataclasses looks for in a string annotation (``x: ClassVar[int]``
+    under ``from __future__ import annotations``): ``ClassVar``, ``InitVar``, ``KW_ONLY``.
+    orchestra never binds them to another name (tests/architecture/test_lazy_imports.py), so an
+    annotation of one of its classes that contains none of them is none of them."""
     def check(annotation: str, cls: type, a_module: Any, a_type: Any, predicate: Any) -> bool:
         if ("ClassVar" not in annotation and "InitVar" not in annotation and "KW_ONLY" not in annotation
-                and cls.__module__.startswith("orchestra.")):  # (_MARKERS, without a generator per call)
+                and cls.__module__.startswith("orchestra.")):
             return False
         return bool(is_type(annotation, cls, a_module, a_type, predicate))
 

@@ -94,6 +94,20 @@ def _ahead_of(address: str, child: str) -> str:
                                    if key.startswith(f"orchestra-{child}-")), None), f"{child}'s task on the scheduler")
 
 
+def _released_after_b_is_ahead(root: Path, address: str, marker: Path, release: Path, *,
+                               env: dict[str, str] | None = None, timeout: float = 120) -> tuple[subprocess.Popen, str, str]:
+    """Run ``root``, whose stage a holds until ``release``; release it once b's task waits on the
+    scheduler, and return the finished process with its stdout and stderr."""
+    proc = _start(root, address, env=env)
+    try:
+        _wait_for(marker.exists, "a started", proc)
+        _ahead_of(address, "b")
+    finally:
+        release.touch()
+    out, err = proc.communicate(timeout=timeout)
+    return proc, out, err
+
+
 def _records(home: Path, run_id: str) -> dict[str, sqlite3.Row]:
     conn = sqlite3.connect(home / "runs.sqlite")
     conn.row_factory = sqlite3.Row
@@ -154,13 +168,7 @@ def test_a_failing_parent_never_runs_the_child_submitted_ahead(make_project, ahe
             depends_on: [a]
             command: "touch {ran}"
     """)
-    proc = _start(root, ahead_cluster.address)
-    try:
-        _wait_for(marker.exists, "a started", proc)
-        _ahead_of(ahead_cluster.address, "b")
-    finally:
-        release.touch()
-    out, err = proc.communicate(timeout=120)
+    proc, out, err = _released_after_b_is_ahead(root, ahead_cluster.address, marker, release)
     assert proc.returncode != 0
     stages = {s["name"]: s for s in json.loads(out)["stages"]}
     assert stages["a"]["status"] == "FAILED"
@@ -184,13 +192,7 @@ def test_a_retried_parent_runs_its_child_once_after_the_attempt_that_succeeded(m
             depends_on: [a]
             command: "echo run >> {runs}; cat {{inputs.a}}/a.txt > {{outputs}}/b.txt"
     """)
-    proc = _start(root, ahead_cluster.address)
-    try:
-        _wait_for(marker.exists, "a started", proc)
-        _ahead_of(ahead_cluster.address, "b")
-    finally:
-        release.touch()
-    out, err = proc.communicate(timeout=120)
+    proc, out, err = _released_after_b_is_ahead(root, ahead_cluster.address, marker, release)
     assert proc.returncode == 0, err
     stages = {s["name"]: s for s in json.loads(out)["stages"]}
     assert stages["a"]["attempts"] == 2 and stages["b"]["status"] == "FINISHED"
@@ -234,13 +236,7 @@ def test_a_child_ahead_of_a_parent_whose_outputs_grew_on_the_driver_is_submitted
             command: "cat {{inputs.a}}/mlflow-artifacts/where.txt > {{outputs}}/b.txt"
     """, {"logs.py": LOGS_AN_ARTIFACT})
     env = {"ORCHESTRA_TEST_MLFLOW_VENV": str(require_venv()), "ORCHESTRA_ARTIFACTS": f"file://{tmp_path / 'store'}"}
-    proc = _start(root, ahead_cluster.address, env=env)
-    try:
-        _wait_for(marker.exists, "a started", proc)
-        _ahead_of(ahead_cluster.address, "b")
-    finally:
-        release.touch()
-    out, err = proc.communicate(timeout=300)
+    proc, out, err = _released_after_b_is_ahead(root, ahead_cluster.address, marker, release, env=env, timeout=300)
     assert proc.returncode == 0, (err, out)
     stages = {s["name"]: s for s in json.loads(out)["stages"]}
     assert (Path(stages["b"]["outputs_dir"]) / "b.txt").read_text() == "endpoint"

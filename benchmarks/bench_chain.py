@@ -1,9 +1,13 @@
 """Per-stage cost beside a bash floor measured in the same run (README "Speed").
 
 The chain stage writes one small output file from its predecessor's:
-``cat {inputs.prev}/me.txt > {outputs}/me.txt && echo "me p={p}" >> {outputs}/me.txt``; the
-floor is a bash script doing the same in plain directories (one ``cat`` process per stage, as
-the stage's own command). Every orchestra run is ``-j 2 -q``. Rows:
+``cat {inputs.prev}/me.txt > {outputs}/me.txt && echo "me p={p}" >> {outputs}/me.txt``. The floor
+is a bash script doing the same in plain directories, each made by its own ``mkdir`` as orchestra
+makes each stage's (two processes per stage: ``mkdir`` and the stage's ``cat``). Chain rows print
+two more floors beside it: bash with every directory made by one ``mkdir`` (one process per
+stage), and a Python loop running each stage as ``bash -c COMMAND`` in its own session with its
+pipes read, as ``mlflow run`` runs an entry point (the spawn floor: what running stages through
+bash costs before any orchestration). Every orchestra run is ``-j 2 -q``. Rows:
 
     help      orchestra --help
     one       a 1-stage run, cold (the fixed cost of a run)
@@ -65,6 +69,35 @@ def chain_floor(root: Path, n: int) -> Path:
     return script
 
 
+
+def chain_floor_one_mkdir(root: Path, n: int) -> Path:
+    """The same chain in bash with every directory made by one ``mkdir``: one process per stage
+    (its ``cat``), the cheapest way bash does this work."""
+    script = root / "floor-one-mkdir.sh"
+    body = ['set -e', 'd=$(mktemp -d)', 'cd "$d"', "mkdir " + " ".join(f"s{i}" for i in range(n)),
+            "echo 's0 p=1' > s0/me.txt"]
+    body += [f"cat s{i - 1}/me.txt > s{i}/me.txt && echo 's{i} p=1' >> s{i}/me.txt" for i in range(1, n)]
+    body += ['cd /', 'rm -rf "$d"']
+    script.write_text("\n".join(body) + "\n")
+    return script
+
+
+# Each stage as its own ``bash -c COMMAND`` in a new session with both pipes read, from a Python
+# loop: what any driver that runs a stage the way ``mlflow run`` does (``bash -c``) pays before
+# it does anything else (no planning, no store, no outputs moved).
+_SPAWN_FLOOR = """
+import os, shutil, subprocess, sys, tempfile
+n, d = int(sys.argv[1]), tempfile.mkdtemp()
+for i in range(n):
+    os.mkdir(f"{d}/s{i}")
+    cmd = (f"echo 's0 p=1' > {d}/s0/me.txt" if i == 0 else
+           f"cat {d}/s{i - 1}/me.txt > {d}/s{i}/me.txt && echo 's{i} p=1' >> {d}/s{i}/me.txt")
+    proc = subprocess.Popen(["bash", "-c", cmd], cwd=d, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    proc.communicate()
+shutil.rmtree(d)
+"""
+
 def fanout_project(root: Path, width: int, seconds: float) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     lines = ["name: fanout", "entry_points:", "  start:", "    command: \"true\""]
@@ -105,6 +138,12 @@ def bench_chain(n: int, repeat: int, warm_variants: bool) -> None:
                 changed.append(timed([*RUN, str(project), *target, "-P", f"s{n - 1}.p=2"], env))
     row(f"{n}-stage chain, cold", floor, cold,
         f"  [{(ms(cold) - ms(floor)) / n:.2f} ms/stage above the floor]")
+    if n > 1:  # two more floors, measured beside it
+        tight = [timed(["bash", str(chain_floor_one_mkdir(root, n))]) for _ in range(repeat)]
+        spawn = [timed([sys.executable, "-c", _SPAWN_FLOOR, str(n)]) for _ in range(repeat)]
+        print(f"{'':44} floors: bash with one mkdir {ms(tight):.1f} ms ({ms(cold) / ms(tight):.2f}x); "
+              f"a Python loop of `bash -c STAGE` {ms(spawn):.1f} ms ({ms(cold) / ms(spawn):.2f}x, "
+              f"{(ms(cold) - ms(spawn)) / n:.2f} ms/stage above it)", flush=True)
     if warm:
         row(f"{n}-stage chain, everything loads", floor, warm)
     if changed:

@@ -40,12 +40,13 @@ def _import_argparse() -> ModuleType:
 argparse = _import_argparse()
 
 from orchestra import __version__  # noqa: E402
-from orchestra.core import classcode, modulecode  # noqa: E402
+from orchestra.core import classcode, modulecode, patterncode  # noqa: E402
 
 # Before any of orchestra's dataclasses is created: their generated code is compiled once and kept
 # like bytecode (the CLI creates ~60 of them per run; stage code importing orchestra.stage does not
-# pay for reading the cache).
+# pay for reading the cache). So are the regular expressions the command compiles.
 classcode.install()
+patterncode.install()
 
 from orchestra.core import log, settings  # noqa: E402
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError  # noqa: E402

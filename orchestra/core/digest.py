@@ -25,17 +25,27 @@ def sha256(data: bytes = b"") -> Any:
 
 
 def sha256_file(path: str | os.PathLike[str] | Path) -> str:
-    """sha256 hex of a file's bytes, streamed (outputs can be gigabytes)."""
-    with open(path, "rb") as handle:
-        head = handle.read(_WHOLE)
-        if len(head) < _WHOLE:
-            return _short(head).hexdigest()
+    """sha256 hex of a file's bytes, streamed (outputs can be gigabytes).
+
+    A file under 1 MiB (most stage outputs) is read whole in one ``read`` of its size, through
+    the descriptor: no buffered reader and no 1 MiB buffer to map and shrink for a few bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.read(fd, size + 1 if size < _WHOLE else _WHOLE)
+        if len(head) <= size < _WHOLE:  # the whole file, unless it grew meanwhile (read on below)
+            rest = os.read(fd, _WHOLE)
+            if not rest:
+                return _short(head).hexdigest()
+            head += rest
         import hashlib  # OpenSSL's sha256 is several times faster on large files
 
         digest = hashlib.sha256(head)
-        while chunk := handle.read(_WHOLE):
+        while chunk := os.read(fd, _WHOLE):
             digest.update(chunk)
         return digest.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def stat_token(st: os.stat_result) -> str:

@@ -89,8 +89,7 @@ def _candidates() -> list[int]:
         pids: list[int] = []
         try:
             for task in os.listdir("/proc/self/task"):
-                with open(f"/proc/self/task/{task}/children", "rb") as handle:
-                    pids += [int(pid) for pid in handle.read().split()]
+                pids += [int(pid) for pid in _read(f"/proc/self/task/{task}/children").split()]
             return pids
         except OSError:
             pass
@@ -100,14 +99,25 @@ def _candidates() -> list[int]:
         return []
 
 
+def _read(path: str) -> bytes:
+    """A small ``/proc`` file, whole: through the descriptor (three system calls, where a
+    buffered ``open`` makes eight; the sweep reads a few after every attempt)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        parts = [os.read(fd, 65536)]
+        while parts[-1]:
+            parts.append(os.read(fd, 65536))
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 def _belongs(pid: int, pgid: int, needle: bytes) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b") ", 1)[-1].split()
+        fields = _read(f"/proc/{pid}/stat").rsplit(b") ", 1)[-1].split()
         if int(fields[2]) == pgid:  # a member of the stage's group, alive or a zombie
             return True
-        with open(f"/proc/{pid}/environ", "rb") as handle:
-            return needle in handle.read() + b"\0"
+        return needle in _read(f"/proc/{pid}/environ") + b"\0"
     except (OSError, IndexError, ValueError):
         return False
 

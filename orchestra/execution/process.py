@@ -82,6 +82,14 @@ class ProcessRegistry:
         with self._lock:
             return set(self._procs)
 
+    def not_swept(self) -> set[int]:
+        """What a stage's sweep leaves alone: the other stages' processes, and the watchdog (a
+        child of this process too, in no stage's group and without a stage's mark: excluded at
+        once rather than read from ``/proc`` after every attempt)."""
+        with self._lock:
+            watchdog = self._watchdog
+            return {*self._procs, watchdog.pid} if watchdog is not None else set(self._procs)
+
     def remove(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.pop(proc.pid, None)
@@ -237,7 +245,7 @@ def run(command: str, *, cwd: Path, env: Mapping[str, str], stdout_path: Path, s
             if cleanup and not (status == AttemptStatus.OK and proc.returncode == 0):
                 _run_cleanup(cleanup)  # a command that ended by itself, with success, left nothing
             registry.remove(proc)
-            descendants.sweep(mark, proc.pid, exclude=registry.pids())
+            descendants.sweep(mark, proc.pid, exclude=registry.not_swept())
     code = proc.returncode
     if status == AttemptStatus.OK and registry.cancelled.is_set() and code != 0:
         status = AttemptStatus.KILLED

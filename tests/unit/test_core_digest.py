@@ -25,3 +25,18 @@ def test_ids_and_tokens_are_fresh_and_shaped_as_secrets_makes_them():
     token = randomid.url_token(24)
     assert len(token) == 32 and "=" not in token
     assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == 24
+
+
+def test_a_file_larger_than_its_size_said_is_still_hashed_whole(tmp_path, monkeypatch):
+    """The size ``fstat`` gives only sizes the first read: a file that grew after it (simulated:
+    a real writer racing the read cannot be timed here) is read on to its end."""
+    path = tmp_path / "grown"
+    path.write_bytes(b"x" * 5000)
+    real_fstat = digest.os.fstat
+
+    def stale(fd):
+        st = real_fstat(fd)
+        return type("Stat", (), {"st_size": 100, "__getattr__": lambda self, name: getattr(st, name)})()
+
+    monkeypatch.setattr(digest.os, "fstat", stale)
+    assert digest.sha256_file(path) == hashlib.sha256(b"x" * 5000).hexdigest()

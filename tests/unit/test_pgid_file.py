@@ -47,6 +47,20 @@ def test_a_long_list_still_lands_whole(tmp_path):
     registry.close()
 
 
+def test_the_sweep_after_an_attempt_leaves_the_watchdog_alone(tmp_path):
+    """The watchdog is this process's child but no stage's: every sweep excludes it by pid."""
+    registry = process.ProcessRegistry(tmp_path / "pgids")
+    result = process.run("echo hi", cwd=tmp_path, env=dict(os.environ), stdout_path=tmp_path / "out",
+                         stderr_path=tmp_path / "err", timeout=None, registry=registry)
+    try:
+        assert result.exit_code == 0 and (tmp_path / "out").read_text() == "hi\n"
+        watchdog = registry._watchdog  # noqa: SLF001 - started by the run above
+        assert watchdog is not None and watchdog.pid in registry.not_swept()
+        assert watchdog.poll() is None  # still watching after the attempt's sweep
+    finally:
+        registry.close()
+
+
 _OWNER = """
 import sys, time, types
 from pathlib import Path

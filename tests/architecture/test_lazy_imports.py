@@ -108,6 +108,18 @@ def test_every_dataclass_has_a_docstring():
     assert not missing, "dataclasses without a docstring: " + ", ".join(missing)
 
 
+def test_no_dataclass_field_is_a_classvar():
+    """A run does not import ``typing``, and ``dataclasses`` recognizes a ``ClassVar`` annotation
+    only while ``typing`` is loaded: without it, the class variable would become a field."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                found += [f"{name}.{node.name}:{item.lineno}" for item in node.body
+                          if isinstance(item, ast.AnnAssign) and "ClassVar" in ast.unparse(item.annotation)]
+    assert not found, "dataclass fields annotated ClassVar: " + ", ".join(found)
+
+
 def test_no_module_renames_classvar_initvar_or_kw_only():
     """``orchestra.core.classcode`` answers dataclasses' marker check by the marker's name: a
     module binding ``ClassVar``, ``InitVar`` or ``KW_ONLY`` to another name would defeat it."""

@@ -6,8 +6,8 @@ only renders them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
 
 from orchestra import source
 from orchestra.app import reaper, session
@@ -20,6 +20,7 @@ from orchestra.planning.fingerprint import step_base
 from orchestra.planning.plan import RUN
 from orchestra.store import loaded, runs
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orchestra.integrations.tracking import TrackingURI
     from orchestra.integrations.tracking.sync import SyncReport

@@ -13,10 +13,13 @@ import os
 import sys
 import threading
 import time
-from typing import TextIO
 
 from orchestra.core.status import StageStatus
 from orchestra.core.textlog import last_frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 _COLORS = {"FINISHED": "32", "LOADED": "36", "FAILED": "31", "KILLED": "31", "SKIPPED": "33", "RUN": "34",
            "DIM": "2"}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 import dataclasses
 import shutil
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
 
 from orchestra.app.identity import RunIdentity
 from orchestra.core import events
 from orchestra.core.records import LoadedFrom, StageUpdate
-from orchestra.core.report import STDERR, Reporter
+from orchestra.core.report import STDERR
 from orchestra.core.status import EventStatus, StageStatus, stage_event
 from orchestra.execution.executors.base import StageTask, TaskOutcome, latest_metrics
 from orchestra.execution.task import TaskContext, build_task, upstream_inputs, write_inputs_file
@@ -26,13 +26,18 @@ from orchestra.store import artifacts, loaded
 from orchestra.store import runs as runstore
 from orchestra.store.objects_lock import Hold
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a protocol for type checkers only: `typing` stays off a run's path
+    from typing import Any, Protocol
 
-class StageEndpoint(Protocol):
-    """The run's tracking endpoint as the driver uses it (:class:`orchestra.integrations.endpoint.Endpoint`)."""
+    from orchestra.core.report import Reporter
 
-    def open_stage(self, stage: str, *, staging: Any, outputs: Any) -> Mapping[str, str]: ...
+    class StageEndpoint(Protocol):
+        """The run's tracking endpoint as the driver uses it (:class:`orchestra.integrations.endpoint.Endpoint`)."""
 
-    def close_stage(self, stage: str, *, published: bool) -> Any: ...
+        def open_stage(self, stage: str, *, staging: Any, outputs: Any) -> Mapping[str, str]: ...
+
+        def close_stage(self, stage: str, *, published: bool) -> Any: ...
 
 
 class EventDriver:

@@ -7,12 +7,16 @@ lifecycle event (so webhooks and the MLflow mirror see the same params and tags)
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 from orchestra.core import events
 from orchestra.core.options import RunOptions
 from orchestra.planning.prepared import Prepared
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

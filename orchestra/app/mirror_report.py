@@ -12,10 +12,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
 
-from orchestra.core.report import Reporter
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from orchestra.core.report import Reporter
 
 REPORT_FILE = "report.html"
 _TIMEOUT_S = 120.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import shlex
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from orchestra import envs, source
 from orchestra.app.console import Console

@@ -7,12 +7,15 @@ changed are blamed on the stages that were running when they were written (by mt
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from orchestra.core.records import RunRecord
-from orchestra.core.report import Reporter
 from orchestra.source import snapshot
 from orchestra.source.project import ProjectDir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 _SHOWN = 5
 _SLACK_S = 0.1  # file timestamps come from a coarser clock than the stage times

@@ -8,7 +8,7 @@ for all of them; the batch is written before anything else is (and at the end of
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from orchestra.app.identity import RunIdentity
 from orchestra.core import events

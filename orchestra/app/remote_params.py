@@ -16,17 +16,20 @@ import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from orchestra.core import settings
 from orchestra.core.layout import home_path, safe_name
 from orchestra.core.options import RunOptions
-from orchestra.core.report import NullReporter, Reporter
+from orchestra.core.report import NullReporter
 from orchestra.mlproject.params import StageParams
 from orchestra.mlproject.params import without_credentials as redact
 from orchestra.planning import fingerprint
 from orchestra.source import remote_path
 from orchestra.store import runs as runstore
+
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 
 @dataclass(frozen=True, slots=True)

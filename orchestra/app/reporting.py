@@ -8,7 +8,7 @@ path), the counts on the live status line, the run's opening and closing lines.
 from __future__ import annotations
 
 import shlex
-from typing import Sequence
+from collections.abc import Sequence
 
 from orchestra.app.console import Console
 from orchestra.app.summary import StageSummary, table

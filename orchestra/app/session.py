@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from orchestra.core.digest import sha256
 from orchestra.app import firstrun, mirror_report, project_writes, reaper
@@ -37,6 +37,10 @@ from orchestra.planning import plan as planmod
 from orchestra.planning.prepared import Prepared
 from orchestra.store import runs as runstore
 from orchestra.store.objects_lock import Hold
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["run"]
 
@@ -140,7 +144,7 @@ def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
         steps=_step_settings(prepared, options))
     endpoint = Endpoint(identity.experiment, remote=_remote(options), host=bind_host(options.execution.executor))
     driver = EventDriver(prepared, context, identity, bus, notes=console, endpoint=endpoint, hold=hold,
-                         env_providers=[listener for listener in listeners if isinstance(listener, events.StageEnvProvider)])
+                         env_providers=[listener for listener in listeners if events.provides_stage_env(listener)])
     if share is not None:
         driver = share.driver(driver, run_id)
     before = project_writes.take(prepared.project)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 _WORDS = {"FINISHED": "ran", "LOADED": "loaded", "FAILED": "failed", "SKIPPED": "skipped", "KILLED": "killed",
           "PENDING": "pending", "RUNNING": "running"}

@@ -9,14 +9,16 @@ is reported once, never fatal to the sweep.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from orchestra.core import events
 from orchestra.core.layout import orchestra_home
 from orchestra.core.options import RunOptions
-from orchestra.core.report import Reporter
 from orchestra.integrations.hooks import resume_pending
 from orchestra.planning.prepared import Prepared
+
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 
 def emit(name: str, status: str, prepared: Prepared, options: RunOptions, sweep: Mapping[str, Any],

@@ -10,8 +10,8 @@ from __future__ import annotations
 import gc as collector  # (not `gc`: that name is the `orchestra gc` verb's submodule here)
 import importlib
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Sequence
 
 
 def _import_argparse() -> ModuleType:

@@ -10,7 +10,10 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_DRAIN_S = 10.0
 

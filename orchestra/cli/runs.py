@@ -6,11 +6,11 @@ import argparse
 import shlex
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from orchestra.cli.output import print_json
 from orchestra.core.status import RunStatus
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orchestra.core.records import RunRecord, StageRecord
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
 from orchestra.cli.output import print_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def add_sweep_flags(run: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -29,7 +29,10 @@ import os
 import sys
 from importlib.util import MAGIC_NUMBER, cache_from_source
 from types import ModuleType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = b"orchestra-class-code-1\n"
 MAX_ENTRIES = 4096

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 try:  # CPython's own sha256: no OpenSSL start-up for the few short texts a run hashes (~3 ms)
     from _sha256 import sha256 as _short

@@ -9,12 +9,16 @@ errors propagate: a run whose record cannot be written stops, as a failing store
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from orchestra.core import log as logger
 from orchestra.core.records import Metric, StageUpdate
 from orchestra.core.status import RunStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol, TypeGuard
 
 log = logger.get(__name__)
 
@@ -88,21 +92,26 @@ class Event:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
 
-class Listener(Protocol):
-    """Receives events. ``handle`` must return quickly; ``close`` may wait up to ``drain_s``."""
+if TYPE_CHECKING:  # protocols for type checkers only: `typing` stays off a run's path
+    class Listener(Protocol):
+        """Receives events. ``handle`` must return quickly; ``close`` may wait up to ``drain_s``."""
 
-    def handle(self, event: Event) -> None: ...
+        def handle(self, event: Event) -> None: ...
 
-    def close(self, drain_s: float) -> None: ...
+        def close(self, drain_s: float) -> None: ...
+
+    class StageEnvProvider(Protocol):
+        """A listener that gives each stage process variables of its own (the MLflow variables come
+        from the run's tracking endpoint, which the driver asks directly). Called just before the
+        stage starts; ``decision`` is its :class:`orchestra.planning.plan.StagePlan`."""
+
+        def stage_env(self, stage: str, decision: Any) -> Mapping[str, str]: ...
 
 
-@runtime_checkable
-class StageEnvProvider(Protocol):
-    """A listener that gives each stage process variables of its own (the MLflow variables come
-    from the run's tracking endpoint, which the driver asks directly). Called just before the
-    stage starts; ``decision`` is its :class:`orchestra.planning.plan.StagePlan`."""
-
-    def stage_env(self, stage: str, decision: Any) -> Mapping[str, str]: ...
+def provides_stage_env(listener: object) -> TypeGuard[StageEnvProvider]:
+    """Whether a listener is a :class:`StageEnvProvider`: it has a ``stage_env`` that is not None
+    (what ``isinstance`` against a runtime-checkable protocol tests)."""
+    return getattr(listener, "stage_env", None) is not None
 
 
 class EventBus:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from orchestra.core.tracking_uri import redact
 

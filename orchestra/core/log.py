@@ -8,7 +8,10 @@ configuration (:func:`configure`) on its first call; from then on it is the real
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _debug = False
 _pending = False  # configure() was called and its handler is not installed yet

@@ -25,11 +25,15 @@ import atexit
 import marshal
 import os
 import sys
+from collections.abc import Sequence
 from importlib.machinery import PathFinder, SourceFileLoader
 from importlib.util import MAGIC_NUMBER, spec_from_file_location
-from typing import Any, Sequence
 
 from orchestra.core.classcode import cache_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = b"orchestra-module-code-1\n"
 PREFIX = "orchestra."

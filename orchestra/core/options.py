@@ -10,8 +10,8 @@ one-line, exit-2 errors before anything is fetched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
 
 from orchestra.core.errors import BadInputError, ParamError
 from orchestra.core.tracking_uri import is_server, parse

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.core.status import RunStatus, StageStatus
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Where a stage's MLflow artifacts (logged through the run's tracking endpoint) and the files of
 # its logged models are kept among its outputs (published with them, part of their manifest).

@@ -8,17 +8,19 @@ about colour, the live status line and ``-q``.
 from __future__ import annotations
 
 import sys
-from typing import Protocol
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # a protocol for type checkers only: `typing` stays off a run's path
+    from typing import Protocol
 
-class Reporter(Protocol):
-    """Receives the lines a command shows the user."""
+    class Reporter(Protocol):
+        """Receives the lines a command shows the user."""
 
-    def line(self, text: str) -> None:
-        """A line of progress or a summary (dropped with ``-q``)."""
+        def line(self, text: str) -> None:
+            """A line of progress or a summary (dropped with ``-q``)."""
 
-    def notice(self, text: str) -> None:
-        """Something the user should know or act on (``orchestra: notice: …``; ``-q`` drops it too)."""
+        def notice(self, text: str) -> None:
+            """Something the user should know or act on (``orchestra: notice: …``; ``-q`` drops it too)."""
 
 
 class StderrReporter:

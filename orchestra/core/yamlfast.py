@@ -14,9 +14,12 @@ caller reads the text with libyaml (``yamlguard.load``), which also explains mal
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from orchestra.core.yamlscalars import Scalars
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_DEPTH = 50  # deeper documents go through libyaml, which applies the nesting limit
 

@@ -12,10 +12,12 @@ all but the size limit by construction, checked first.
 
 from __future__ import annotations
 
-from typing import Any
-
 from orchestra.core import settings, yamlfast
 from orchestra.core.yamlscalars import Scalars
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_ALIASES = 1000
 MAX_NODES = 200_000

@@ -6,7 +6,10 @@ Tests check the patterns are PyYAML's and the constructors give what PyYAML's gi
 from __future__ import annotations
 
 import re
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # PyYAML's implicit resolvers (yaml/resolver.py), in its order, by the first character they apply
 # to; tests check they are PyYAML's own.

@@ -16,9 +16,9 @@ Nothing heavy is imported here: rattler, conda-lock and uv are used inside funct
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from orchestra.core.options import ENV_MANAGERS
 from orchestra.envs import docker_image, resolve, store

@@ -12,7 +12,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from orchestra.core.digest import sha256
@@ -27,6 +26,10 @@ from orchestra.envs.specfiles import (
     parse_conda,
     parse_python_env,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def spec_digest(request: Request, project_root: Path) -> str:

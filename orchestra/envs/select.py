@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from orchestra.core.errors import EnvError, NotSupportedError
 from orchestra.mlproject.model import EnvSpec
 
-RequestKind = Literal["local", "conda", "conda-lock", "python", "python-from-conda", "python-bare"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    RequestKind = Literal["local", "conda", "conda-lock", "python", "python-from-conda", "python-bare"]
+
 UV_MANAGERS = ("uv", "virtualenv")
 
 

@@ -11,11 +11,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from orchestra.core import yamlguard
 from orchestra.core.errors import EnvError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CURRENT_PYTHON = ".".join(map(str, sys.version_info[:3]))
 # MLflow's _CONDA_DEPENDENCY_REGEX: the conda packages a python_env can stand in for.

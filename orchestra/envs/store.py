@@ -23,14 +23,18 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
 
 from orchestra.core import settings
 from orchestra.core.errors import EnvError
 from orchestra.core.layout import home_path
 from orchestra.core.pids import pid_alive
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MARKER = ".orchestra-env.json"
 LAYOUT_VERSION = 1

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from orchestra.core.randomid import hex_id
 

@@ -9,13 +9,19 @@ kills every running stage group; the run and its unfinished stages become KILLED
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
 
 from orchestra.core.status import AttemptStatus, RunStatus, StageStatus
-from orchestra.execution.executors.base import Executor, StageTask, TaskOutcome
+from orchestra.execution.executors.base import StageTask, TaskOutcome
 from orchestra.mlproject.graph import StageGraph
 from orchestra.planning.plan import LOAD, RUN, StagePlan
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from orchestra.execution.executors.base import Executor
 
 # At most this many stages submitted ahead of their parent's end (one behind the other in a chain).
 AHEAD = 4
@@ -26,27 +32,28 @@ FINISHED, FAILED, SKIPPED, LOADED, KILLED, PENDING, RUNNING = (
     StageStatus.PENDING, StageStatus.RUNNING)
 
 
-class Driver(Protocol):
-    """What the engine asks of the run: decisions, tasks, loading, and recording."""
+if TYPE_CHECKING:  # a protocol for type checkers only: `typing` stays off a run's path
+    class Driver(Protocol):
+        """What the engine asks of the run: decisions, tasks, loading, and recording."""
 
-    def decide(self, name: str, upstream: Mapping[str, str]) -> StagePlan: ...
+        def decide(self, name: str, upstream: Mapping[str, str]) -> StagePlan: ...
 
-    def task(self, name: str, attempt: int, decision: StagePlan) -> StageTask: ...
+        def task(self, name: str, attempt: int, decision: StagePlan) -> StageTask: ...
 
-    def load(self, decision: StagePlan) -> str | None:
-        """Link the outputs; return None on success or the problem (then the stage runs)."""
+        def load(self, decision: StagePlan) -> str | None:
+            """Link the outputs; return None on success or the problem (then the stage runs)."""
 
-    def started(self, name: str, attempt: int, decision: StagePlan) -> None: ...
+        def started(self, name: str, attempt: int, decision: StagePlan) -> None: ...
 
-    def retrying(self, name: str, outcome: TaskOutcome) -> None: ...
+        def retrying(self, name: str, outcome: TaskOutcome) -> None: ...
 
-    def ended(self, name: str, status: StageStatus, decision: StagePlan | None, outcome: TaskOutcome | None,
-              message: str | None) -> None: ...
+        def ended(self, name: str, status: StageStatus, decision: StagePlan | None, outcome: TaskOutcome | None,
+                  message: str | None) -> None: ...
 
-    def will_run(self, name: str, upstream: Mapping[str, str | None]) -> StagePlan | None:
-        """A RUN decision that holds whatever the upstream stages still running (digest None)
-        produce — the stage is then submitted ahead of their end —, or None when it may load.
-        Its ``components`` are the key's, those stages' digests None (the worker fills them in)."""
+        def will_run(self, name: str, upstream: Mapping[str, str | None]) -> StagePlan | None:
+            """A RUN decision that holds whatever the upstream stages still running (digest None)
+            produce — the stage is then submitted ahead of their end —, or None when it may load.
+            Its ``components`` are the key's, those stages' digests None (the worker fills them in)."""
 
 
 @dataclass

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
 from _string import formatter_parser  # what string.Formatter().parse calls
 
 from orchestra.core.layout import RunLayout, input_variable
@@ -21,6 +21,10 @@ from orchestra.execution.executors.base import StageTask
 from orchestra.mlproject import params as paramsmod
 from orchestra.mlproject.graph import StageGraph
 from orchestra.mlproject.model import StageSpec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

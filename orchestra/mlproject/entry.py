@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import os
 from _string import formatter_parser
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
 
 from orchestra.core.errors import SpecError
 from orchestra.mlproject.model import PARAM_TYPES, RESERVED_PARAMS, ParamSpec, Problem, StageSpec
 from orchestra.mlproject.params import convert
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Type names MLflow passes through (it checks only `path` and `uri`) that mean one of orchestra's
 # checked types without doubt. Anything else is read as `string`, as MLflow reads it.

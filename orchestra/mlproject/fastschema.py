@@ -14,9 +14,13 @@ silent pass), and ``tests/unit/test_fastschema.py`` checks it agrees with jsonsc
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
 
-Check = Callable[[Any], bool]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Check = Callable[[Any], bool]
 
 _TYPES: dict[str, Check] = {
     "object": lambda v: isinstance(v, dict),

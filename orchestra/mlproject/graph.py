@@ -7,8 +7,8 @@ used where its algorithms earn their import: ``to_networkx()`` for rendering and
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from orchestra.core.errors import SpecError
 from orchestra.mlproject.entry import input_refs

@@ -12,8 +12,8 @@ import json
 import marshal
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
 
 from orchestra.core.digest import sha256
 from orchestra.core import log as logger
@@ -25,6 +25,10 @@ from orchestra.core.suggest import did_you_mean
 from orchestra.mlproject import fastschema
 from orchestra.mlproject.entry import build_stage, implicit_stage, placeholders
 from orchestra.mlproject.model import PARAM_TYPES, EnvSpec, ProjectSpec, StageSpec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["find_spec_file", "implicit_stage", "load", "placeholders"]
 

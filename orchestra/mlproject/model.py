@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
 
 from orchestra.core.errors import SpecError
 
-ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
-EnvKind = Literal["conda", "python", "local", "docker"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    ParamType = Literal["string", "float", "int", "path", "uri", "bool"]
+    EnvKind = Literal["conda", "python", "local", "docker"]
 
 PARAM_TYPES: tuple[str, ...] = ("string", "float", "int", "path", "uri", "bool")
 RESERVED_PARAMS: frozenset[str] = frozenset({"outputs", "inputs"})

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlparse, urlsplit, urlunsplit
 from _string import formatter_parser  # what string.Formatter().parse calls
 
 from orchestra.core.errors import ParamError, SpecError
 from orchestra.mlproject.model import StageSpec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "0", "no", "n", "off"})

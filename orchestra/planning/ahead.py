@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from orchestra.core.status import StageStatus
 from orchestra.planning import fingerprint
 from orchestra.planning.plan import RUN, PlanOptions, StageInputs, StagePlan
 from orchestra.store import runs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Past this many reusable records of a stage's name with the same code and command, the store is
 # not read further: the stage is decided after its parent ends, as usual.

@@ -7,11 +7,15 @@ differs from an earlier run ("param alpha 0.5 → 0.3", "upstream prepare output
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
 
 from orchestra.core.digest import sha256
 from orchestra.source.digest import content_digest, file_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Bump when the meaning of a component changes: every old key then misses, none is misread.
 KEY_VERSION = 1

@@ -8,8 +8,8 @@ an upstream rerun that produced identical bytes still lets it load (early cutoff
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
 
 from orchestra.mlproject.graph import StageGraph
 from orchestra.mlproject.params import StageParams
@@ -17,20 +17,25 @@ from orchestra.planning import fingerprint
 from orchestra.store import runs
 from orchestra.store.runs import Candidate
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
 RUN = "RUN"
 LOAD = "LOAD"
 SKIP = "SKIP"
 
 
-class StoreView(Protocol):
-    """Read-only questions the planner asks the run store."""
+if TYPE_CHECKING:  # a protocol for type checkers only: `typing` stays off a run's path
+    class StoreView(Protocol):
+        """Read-only questions the planner asks the run store."""
 
-    def find_by_key(self, cache_key: str) -> list[Candidate]:
-        """Reusable stages with this key, best first (the planner uses the first only)."""
+        def find_by_key(self, cache_key: str) -> list[Candidate]:
+            """Reusable stages with this key, best first (the planner uses the first only)."""
 
-    def stage_of(self, run_id: str, name: str) -> Candidate | None: ...
+        def stage_of(self, run_id: str, name: str) -> Candidate | None: ...
 
-    def latest_for_stage(self, name: str) -> Candidate | None: ...
+        def latest_for_stage(self, name: str) -> Candidate | None: ...
 
 
 @dataclass(frozen=True, slots=True)

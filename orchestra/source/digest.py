@@ -8,8 +8,8 @@ repositories both call it, so the same commit gives the same cache keys wherever
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from orchestra.core.digest import sha256
 from orchestra.source.ignore import Rules

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from orchestra.source.digest import code_files
 from orchestra.source.ignore import Rules

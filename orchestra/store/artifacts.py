@@ -16,9 +16,9 @@ import shutil
 import sqlite3
 import stat as statmod
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from orchestra.core import settings
 from orchestra.core.digest import sha256, sha256_file, stat_token

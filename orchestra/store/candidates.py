@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CANDIDATE_COLUMNS = "run_id, name, cache_key, components, manifest, manifest_digest, outputs_dir, metrics, end_time"
 

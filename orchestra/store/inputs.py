@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
 
 from orchestra.core.digest import sha256_file, stat_token
 from orchestra.core.layout import orchestra_home
 from orchestra.store import artifacts, runs as runstore
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-class _Input(NamedTuple):  # a tuple: a long chain builds one per ancestor file per attempt
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """One input file of an attempt: the upstream stage, its path in that stage's outputs
+    (``rel``) and on disk (``path``), and its object (sha256, executable bit, store key)."""
+
     stage: str
     rel: str
     path: str

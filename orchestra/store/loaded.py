@@ -14,14 +14,18 @@ parameter, the UI (which serves the object itself). The tree is made as before, 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.store import artifacts
 from orchestra.store import runs as runstore
 from orchestra.store.objects_lock import shared_lock
 
-Manifest = Mapping[str, Mapping[str, Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Manifest = Mapping[str, Mapping[str, Any]]
 
 
 def object_keys(manifests: Iterable[Manifest]) -> list[str]:

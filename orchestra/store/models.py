@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def stage_models(conn: sqlite3.Connection, stages: Sequence[sqlite3.Row]) -> dict[str, tuple[Mapping[str, Any], ...]]:

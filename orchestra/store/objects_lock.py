@@ -6,9 +6,9 @@ import contextlib
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from orchestra.core import settings
 from orchestra.core.layout import home_path

@@ -16,8 +16,8 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping, Sequence
 
 from orchestra.core import settings
 from orchestra.core.pids import hostname
@@ -28,6 +28,10 @@ from orchestra.core.status import RunStatus, StageStatus
 from orchestra.store.candidates import CANDIDATE_COLUMNS, Candidate, Stored, candidate
 from orchestra.store.db import connect, immediate
 from orchestra.store.models import stage_models
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -22,14 +22,22 @@ def _imported_by_a_plain_run(tmp_path, prefix: str = "orchestra") -> set[str]:
     project = tmp_path / "proj"
     project.mkdir()
     (project / "MLproject").write_text('entry_points:\n  main:\n    command: "true"\n')
-    env = {**os.environ, "ORCHESTRA_HOME": str(tmp_path / "home")}
     # main() is what the console script runs (run_main then ends the process without teardown).
+    return _imported_by(tmp_path, ["run", str(project), "-q"], prefix)
+
+
+def _imported_by(tmp_path, argv: list[str], prefix: str = "orchestra") -> set[str]:
+    """The modules loaded once ``orchestra <argv>`` has run in a fresh interpreter. Without
+    ``site`` (-S: a ``.pth`` file of the installation may import anything at start-up), on this
+    process's ``sys.path``."""
+    env = {**os.environ, "ORCHESTRA_HOME": str(tmp_path / "home"),
+           "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
     code = ("import sys\nfrom orchestra.cli import main\n"
-            "assert not main(['run', sys.argv[1], '-q'])\n"
-            f"print('\\n'.join(m for m in sys.modules if m.startswith({prefix!r})))")
-    out = subprocess.run([sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=env,
+            "try:\n    assert not main(sys.argv[1:])\nexcept SystemExit as end:\n    assert not end.code\n"
+            f"print('\\n--modules--\\n' + '\\n'.join(m for m in sys.modules if m.startswith({prefix!r})))")
+    out = subprocess.run([sys.executable, "-S", "-c", code, *argv], capture_output=True, text=True, env=env,
                          timeout=120, check=True).stdout
-    return set(out.split())
+    return set(out.rpartition("\n--modules--\n")[2].split())  # what follows what the command printed
 
 
 def _function_local_imports():
@@ -66,8 +74,10 @@ def test_the_scan_reads_this_repository():
 # it comes with concurrent.futures too). `orchestra.core.classcode` keeps `inspect` away from
 # `dataclasses`; `orchestra.core.log` imports `logging` when something logs; OpenSSL's start-up
 # (hashlib, hmac, secrets: ~3 ms) waits for a file over 1 MiB to hash (`orchestra.core.digest`).
+# `typing` (~2-3 ms) is for type checkers: names only annotations use are imported under
+# `if TYPE_CHECKING:`, the protocols are defined there, the ABCs come from `collections.abc`.
 NOT_ON_THE_RUN_PATH = ("yaml", "inspect", "logging", "concurrent.futures", "difflib", "getpass", "hashlib", "_hashlib", "socket",
-                       "hmac", "secrets", "ctypes", "gettext",
+                       "hmac", "secrets", "ctypes", "gettext", "typing",
                        "orchestra.source.git",
                        "orchestra.execution.container", "orchestra.mlproject.docker_spec")
 
@@ -75,6 +85,12 @@ NOT_ON_THE_RUN_PATH = ("yaml", "inspect", "logging", "concurrent.futures", "diff
 def test_a_plain_run_imports_only_what_it_uses(tmp_path):
     loaded = _imported_by_a_plain_run(tmp_path, prefix="")
     assert "orchestra.execution.engine" in loaded and "dataclasses" in loaded
+    assert not [name for name in NOT_ON_THE_RUN_PATH if name in loaded]
+
+
+def test_help_imports_only_what_it_uses(tmp_path):
+    loaded = _imported_by(tmp_path, ["--help"], prefix="")
+    assert "orchestra.cli.runs" in loaded and "argparse" in loaded
     assert not [name for name in NOT_ON_THE_RUN_PATH if name in loaded]
 
 
@@ -90,6 +106,18 @@ def test_every_dataclass_has_a_docstring():
                 if not ast.get_docstring(node):
                     missing.append(f"{name}.{node.name}")
     assert not missing, "dataclasses without a docstring: " + ", ".join(missing)
+
+
+def test_no_dataclass_field_is_a_classvar():
+    """A run does not import ``typing``, and ``dataclasses`` recognizes a ``ClassVar`` annotation
+    only while ``typing`` is loaded: without it, the class variable would become a field."""
+    found = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                found += [f"{name}.{node.name}:{item.lineno}" for item in node.body
+                          if isinstance(item, ast.AnnAssign) and "ClassVar" in ast.unparse(item.annotation)]
+    assert not found, "dataclass fields annotated ClassVar: " + ", ".join(found)
 
 
 def test_no_module_renames_classvar_initvar_or_kw_only():

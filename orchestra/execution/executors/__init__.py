@@ -7,11 +7,15 @@ cluster (``pip install 'orchestra[dask]'``), imported only when asked for.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
 
 from orchestra.core.options import parse_executor as parse
 from orchestra.execution.executors.local import LocalExecutor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["create", "parse"]
 

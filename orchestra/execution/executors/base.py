@@ -11,15 +11,19 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from orchestra.core.records import Metric
 from orchestra.core.status import AttemptStatus
 from orchestra.execution import process
 from orchestra.execution.process import LineSink, ProcessRegistry
 from orchestra.store import artifacts, inputs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +74,18 @@ class TaskOutcome:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-class Executor(Protocol):
-    """Runs StageTasks. ``wait_any`` returns the outcomes finished so far (at least one, unless
-    ``timeout`` passes). ``cancel`` kills every running task; ``close`` releases resources."""
+if TYPE_CHECKING:  # a protocol for type checkers only: `typing` stays off a run's path
+    class Executor(Protocol):
+        """Runs StageTasks. ``wait_any`` returns the outcomes finished so far (at least one, unless
+        ``timeout`` passes). ``cancel`` kills every running task; ``close`` releases resources."""
 
-    def submit(self, task: StageTask) -> None: ...
+        def submit(self, task: StageTask) -> None: ...
 
-    def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]: ...
+        def wait_any(self, timeout: float | None = None) -> list[TaskOutcome]: ...
 
-    def cancel(self) -> None: ...
+        def cancel(self) -> None: ...
 
-    def close(self) -> None: ...
+        def close(self) -> None: ...
 
 
 def execute(task: StageTask, registry: ProcessRegistry, sink: LineSink | None = None,

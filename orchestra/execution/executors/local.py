@@ -20,16 +20,20 @@ import dataclasses
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from queue import Empty, SimpleQueue
-from typing import Any, Callable, Mapping, Union
 
 from orchestra.core.status import AttemptStatus
 from orchestra.execution.executors.base import StageTask, TaskOutcome, execute, prepare, unprepare
 from orchestra.execution.process import LineSink, ProcessRegistry
 from orchestra.planning import fingerprint
 
-_Finished = Union[TaskOutcome, BaseException]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_Finished = TaskOutcome | BaseException
 
 
 class LocalExecutor:

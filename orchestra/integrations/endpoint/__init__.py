@@ -26,12 +26,12 @@ import select
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from orchestra.core import log as logger
 from orchestra.integrations.endpoint.state import Registry, StageData
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from orchestra.core.tracking_uri import TrackingURI
     from orchestra.integrations.endpoint.server import EndpointServer

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
 
 from orchestra.core.randomid import hex_id, url_token
 from orchestra.core.records import MLFLOW_ARTIFACTS_PREFIX, MLFLOW_MODELS_PREFIX, Metric
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def now_ms() -> int:

@@ -9,13 +9,16 @@ package imports neither requests nor jsonschema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
 
 from orchestra.core.layout import orchestra_home
 from orchestra.core.report import STDERR
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from orchestra.core.events import Listener
     from orchestra.core.options import RunOptions
     from orchestra.core.report import Reporter

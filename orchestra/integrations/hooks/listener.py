@@ -13,12 +13,16 @@ from pathlib import Path
 
 from orchestra.core import log as logger
 from orchestra.core.events import Event
-from orchestra.core.report import STDERR, Reporter
+from orchestra.core.report import STDERR
 from orchestra.integrations.hooks import outbox
 from orchestra.integrations.hooks.config import HooksConfig
 from orchestra.integrations.hooks.deliver import Policy, Target
 from orchestra.integrations.hooks.payload import build_body, encode, event_status, new_event_id
 from orchestra.integrations.hooks.sender import Sender
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 log = logger.get(__name__)
 

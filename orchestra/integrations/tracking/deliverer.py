@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestra.core import log as logger
 from orchestra.core import settings
-from orchestra.core.report import STDERR, Reporter
+from orchestra.core.report import STDERR
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
 from orchestra.integrations.outbox.dispatch import Dispatcher
@@ -26,6 +26,10 @@ from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.apply import Applier
 from orchestra.integrations.tracking.queue import Op
 from orchestra.integrations.tracking.rest import Rejected, RestClient, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 log = logger.get(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from orchestra.core import log as logger
 from orchestra.core import events
 from orchestra.core.errors import OrchestraError
-from orchestra.core.report import STDERR, Reporter
+from orchestra.core.report import STDERR
 from orchestra.core.status import EventStatus, StageStatus, event_mlflow
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.outbox.breaker import Breaker
@@ -32,6 +32,7 @@ from orchestra.store import runs as runstore
 
 if TYPE_CHECKING:
     from orchestra.core.options import RunOptions
+    from orchestra.core.report import Reporter
     from orchestra.planning.prepared import Prepared
 
 log = logger.get(__name__)

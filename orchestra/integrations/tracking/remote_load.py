@@ -18,12 +18,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestra.core.errors import RunNotFoundError
 from orchestra.core.layout import home_path
 from orchestra.core.records import StageUpdate
-from orchestra.core.report import STDERR, Reporter
+from orchestra.core.report import STDERR
 from orchestra.core.status import MlflowStatus, RunStatus, StageStatus
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.tracking import ops as opsmod
@@ -37,6 +37,9 @@ from orchestra.integrations.tracking.rest import (
 )
 from orchestra.store import artifacts
 from orchestra.store import runs as runstore
+
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 
 def _note(reporter: Reporter, text: str) -> None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from orchestra.core.layout import orchestra_home
-from orchestra.core.report import STDERR, Reporter
+from orchestra.core.report import STDERR
 from orchestra.core.tracking_uri import TrackingURI
 from orchestra.integrations.tracking import queue
 from orchestra.integrations.tracking.deliverer import send_pending
+
+if TYPE_CHECKING:
+    from orchestra.core.report import Reporter
 
 _DRAIN_S = 60.0  # the end of the sweep waits at most this long for the server (many runs end at once)
 

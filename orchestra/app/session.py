@@ -22,7 +22,7 @@ from orchestra.app.identity import identify
 from orchestra.app.prepare import prepare
 from orchestra.app.recorder import RunRecorder
 from orchestra.app.reporting import ConsoleReporter
-from orchestra.core import events, settings, tracking_uri
+from orchestra.core import collector, events, settings, tracking_uri
 from orchestra.core.errors import EXIT_FAILED, EXIT_INTERRUPTED
 from orchestra.core.layout import RunLayout, home_path
 from orchestra.core.options import RunOptions
@@ -114,6 +114,7 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
 
 def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
              extra: Sequence[events.Listener] = (), share: Any = None, record: bool = True) -> RunResult:
+    collector.resume()  # the CLI paused it through the imports and the planning
     listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
     graph = prepared.graph
     run_id = prepared.run_id or runstore.new_run_id()

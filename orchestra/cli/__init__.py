@@ -7,7 +7,6 @@ must stay fast, so handlers import the api inside their bodies.
 
 from __future__ import annotations
 
-import gc as collector  # (not `gc`: that name is the `orchestra gc` verb's submodule here)
 import importlib
 import sys
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ def _import_argparse() -> ModuleType:
 argparse = _import_argparse()
 
 from orchestra import __version__  # noqa: E402
-from orchestra.core import classcode, modulecode, patterncode  # noqa: E402
+from orchestra.core import classcode, collector, modulecode, patterncode  # noqa: E402
 
 # Before any of orchestra's dataclasses is created: their generated code is compiled once and kept
 # like bytecode (the CLI creates ~60 of them per run; stage code importing orchestra.stage does not
@@ -108,9 +107,6 @@ def _verb(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Importing and planning make many long-lived objects and few cycles: at Python's default
-    # threshold (700) the collector walks them some 27 times before the first stage starts.
-    collector.set_threshold(10_000, 10, 10)
     if argv[:1] == ["__complete"]:  # the shell completion's helper: no parser, no logging, no webhooks
         from orchestra.cli.completion import complete
 
@@ -125,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     modulecode.install(verb or "cli")  # the modules this command imports, from one file
     parser = build_parser(verb)
     args, extra = parser.parse_known_args(argv)
+    if not getattr(args, "collects_late", False):  # paused by the program (orchestra/__main__.py) through
+        collector.resume()                         # the imports; `run` resumes it as its stages start
     if extra:  # argparse would blame the top-level parser; show the verb's own usage instead
         _innermost(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):

@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     own.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                      help="colour the progress output (auto: on a terminal, unless NO_COLOR is set)")
     sweeps.add_sweep_flags(run.add_argument_group("sweeps"))
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, collects_late=True)  # (orchestra.core.collector)
 
     plan = sub.add_parser("plan", help="show what a run would do and why",
                           description="Print each stage's action (RUN / LOAD from run X) and the reasons.")

@@ -52,19 +52,40 @@ def cache_path() -> str:
 
 
 def _read(path: str) -> dict[str, Any]:
+    return read_table(path, FORMAT + MAGIC_NUMBER)
+
+
+def read_table(path: str, header: bytes) -> dict[Any, Any]:
+    """The marshalled dict of a code cache file that starts with ``header`` (empty for a missing,
+    torn or foreign file: it is ignored and rewritten)."""
     try:
         with open(path, "rb") as fh:
             blob = fh.read()
     except OSError:
         return {}
-    header = FORMAT + MAGIC_NUMBER
     if not blob.startswith(header):
         return {}
     try:
         table = marshal.loads(blob[len(header):])
     except (EOFError, ValueError, TypeError):
-        return {}  # a torn or foreign file is ignored and rewritten
+        return {}
     return table if isinstance(table, dict) else {}
+
+
+def write_table(path: str, header: bytes, table: dict[Any, Any]) -> None:
+    """Write a code cache file atomically; a read-only install goes without, as Python does
+    without ``.pyc`` files."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(header + marshal.dumps(table))
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _exec(source: Any, globals: dict[str, Any] | None = None, locals: dict[str, Any] | None = None) -> None:  # noqa: A002
@@ -82,17 +103,7 @@ def _save() -> None:
     table = {**_read(_path), **_new}
     if len(table) > MAX_ENTRIES:  # texts of classes that changed since: keep only this process's
         table = dict(_cache)
-    tmp = f"{_path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(_path), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(FORMAT + MAGIC_NUMBER + marshal.dumps(table))
-        os.replace(tmp, _path)
-    except OSError:  # a read-only install: run without the cache, as Python does without .pyc files
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_table(_path, FORMAT + MAGIC_NUMBER, table)
 
 
 class _OnFirstUse(ModuleType):

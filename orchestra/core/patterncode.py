@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 
-from orchestra.core.classcode import cache_dir
+from orchestra.core.classcode import cache_dir, read_table, write_table
 
 FORMAT = b"orchestra-pattern-code-1\n"
 MAX_ENTRIES = 2048
@@ -46,19 +46,7 @@ def _header() -> bytes:
 
 
 def _read(path: str) -> dict[tuple[str | bytes, int], tuple[object, ...]]:
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read()
-    except OSError:
-        return {}
-    header = _header()
-    if not blob.startswith(header):
-        return {}
-    try:
-        table = marshal.loads(blob[len(header):])
-    except (EOFError, ValueError, TypeError):
-        return {}  # a torn or foreign file is ignored and rewritten
-    return table if isinstance(table, dict) else {}
+    return read_table(path, _header())
 
 
 class _Engine:
@@ -122,17 +110,7 @@ def _save() -> None:
     table = {**_read(_path), **_new}
     if len(table) > MAX_ENTRIES:  # patterns no longer compiled: keep only this process's
         table = dict(_cache)
-    tmp = f"{_path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(_path), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(_header() + marshal.dumps(table))
-        os.replace(tmp, _path)
-    except OSError:  # a read-only install: compile as usual, as Python does without .pyc files
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_table(_path, _header(), table)
 
 
 def install() -> None:

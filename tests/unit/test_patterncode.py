@@ -99,3 +99,14 @@ def test_the_cache_is_written_by_one_process_and_read_by_the_next(tmp_path):
     assert first.stdout.split() == ["False", "ab", "12"]
     assert second.stdout.split() == ["True", "ab", "12"]
     assert list((tmp_path / "pycache").rglob("pattern-code.*.bin"))
+
+
+def test_the_variable_turns_it_off(tmp_path):
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"), "PYTHONPATH": str(REPO),
+           "ORCHESTRA_NO_PATTERN_CODE_CACHE": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    code = ("import re._compiler as c\nfrom orchestra.core import patterncode\npatterncode.install()\n"
+            "import re\nre.compile('x(y)z')\nprint(hasattr(c.compile, '__wrapped__'), patterncode._path)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "None"]
+    assert not list((tmp_path / "pycache").rglob("pattern-code.*.bin"))

@@ -12,5 +12,5 @@ code, which imports ``orchestra.stage`` only, reads none of them.
 from orchestra.core import classcode, modulecode, patterncode
 
 classcode.install()
-patterncode.install()
+patterncode.install("api")
 modulecode.install("api")

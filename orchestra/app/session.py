@@ -114,7 +114,7 @@ def _listeners(prepared: Prepared, options: RunOptions, console: Console) -> lis
 
 def _execute(prepared: Prepared, options: RunOptions, console: Console, *,
              extra: Sequence[events.Listener] = (), share: Any = None, record: bool = True) -> RunResult:
-    collector.resume()  # the CLI paused it through the imports and the planning
+    collector.resume()  # the program (orchestra/__main__.py) paused it through the imports and the planning
     listeners = [*_listeners(prepared, options, console), *extra]  # bad hook config fails before anything is stored
     graph = prepared.graph
     run_id = prepared.run_id or runstore.new_run_id()

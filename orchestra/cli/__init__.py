@@ -43,9 +43,8 @@ from orchestra.core import classcode, collector, modulecode, patterncode  # noqa
 
 # Before any of orchestra's dataclasses is created: their generated code is compiled once and kept
 # like bytecode (the CLI creates ~60 of them per run; stage code importing orchestra.stage does not
-# pay for reading the cache). So are the regular expressions the command compiles.
+# pay for reading the cache).
 classcode.install()
-patterncode.install()
 
 from orchestra.core import log, settings  # noqa: E402
 from orchestra.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OrchestraError  # noqa: E402
@@ -119,10 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     verb = _verb(argv)
     modulecode.install(verb or "cli")  # the modules this command imports, from one file
+    patterncode.install(verb or "cli")  # and the regular expressions it compiles
     parser = build_parser(verb)
     args, extra = parser.parse_known_args(argv)
-    if not getattr(args, "collects_late", False):  # paused by the program (orchestra/__main__.py) through
-        collector.resume()                         # the imports; `run` resumes it as its stages start
+    # The program (orchestra/__main__.py) paused the collector through the imports; `run`
+    # resumes it as its stages are about to start (the session), every other command here.
+    if not getattr(args, "collects_late", False):
+        collector.resume()
     if extra:  # argparse would blame the top-level parser; show the verb's own usage instead
         _innermost(parser, argv).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):

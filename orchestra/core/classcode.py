@@ -27,6 +27,7 @@ import importlib
 import marshal
 import os
 import sys
+from collections.abc import Iterable
 from importlib.util import MAGIC_NUMBER, cache_from_source
 from types import ModuleType
 
@@ -73,13 +74,17 @@ def read_table(path: str, header: bytes) -> dict[Any, Any]:
 
 
 def write_table(path: str, header: bytes, table: dict[Any, Any]) -> None:
-    """Write a code cache file atomically; a read-only install goes without, as Python does
-    without ``.pyc`` files."""
+    write_file(path, (header, marshal.dumps(table)))
+
+
+def write_file(path: str, chunks: Iterable[bytes]) -> None:
+    """Write a code cache file atomically (a temporary file renamed over it); a read-only install
+    goes without, as Python does without ``.pyc`` files."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(tmp, "wb") as fh:
-            fh.write(header + marshal.dumps(table))
+            fh.writelines(chunks)
         os.replace(tmp, path)
     except OSError:
         try:

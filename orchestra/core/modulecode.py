@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from importlib.machinery import PathFinder, SourceFileLoader
 from importlib.util import MAGIC_NUMBER, spec_from_file_location
 
-from orchestra.core.classcode import cache_dir
+from orchestra.core.classcode import cache_dir, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -148,15 +148,4 @@ def _save() -> None:
         chunks.append(code)
         offset += len(code)
     head = marshal.dumps(new_index)
-    tmp = f"{_path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(_path), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(FORMAT + MAGIC_NUMBER + len(head).to_bytes(8, "little") + head)
-            fh.writelines(chunks)
-        os.replace(tmp, _path)
-    except OSError:  # a read-only install: imports go the usual way, as without .pyc files
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_file(_path, (FORMAT + MAGIC_NUMBER + len(head).to_bytes(8, "little"), head, *chunks))

@@ -5,8 +5,9 @@ pattern on this kind of machine, ~2.5 ms for the ~30 patterns a run compiles (th
 reader's, the standard library's: ``json``, ``argparse``, ``shlex``, …), in every process. The
 result depends only on the pattern, its flags and the interpreter, so the arguments ``re`` hands
 to the regex engine (``_sre.compile``: the final flags, the code, the groups and their names) are
-kept in one file in the package's ``__pycache__`` directory, beside the class-code cache
-(``orchestra.core.classcode``), and a pattern found there is built from them directly: the same
+kept in the package's ``__pycache__`` directory, beside the class-code cache
+(``orchestra.core.classcode``), one file per command as the module-code cache
+(``pattern-code.<profile>.<tag>.bin``: a command reads only the patterns it compiles), and a pattern found there is built from them directly: the same
 call with the same arguments as ``re`` would have made (``Pattern.__eq__`` compares the code;
 ``tests/unit/test_patterncode.py``).
 
@@ -37,8 +38,8 @@ _path: str | None = None
 _recording = threading.local()
 
 
-def cache_path() -> str:
-    return os.path.join(cache_dir(), f"pattern-code.{sys.implementation.cache_tag}.bin")
+def cache_path(profile: str = "cli") -> str:
+    return os.path.join(cache_dir(), f"pattern-code.{profile}.{sys.implementation.cache_tag}.bin")
 
 
 def _header() -> bytes:
@@ -113,9 +114,9 @@ def _save() -> None:
     write_table(_path, _header(), table)
 
 
-def install() -> None:
-    """Serve ``re``'s compiles from the cache file (CPython 3.11 to 3.13, whose ``re._compiler``
-    calls ``_sre.compile`` once a pattern; elsewhere nothing changes)."""
+def install(profile: str = "cli") -> None:
+    """Serve ``re``'s compiles from the ``profile`` cache file, once per process (CPython 3.11 to
+    3.13, whose ``re._compiler`` calls ``_sre.compile`` once a pattern; elsewhere nothing changes)."""
     global _path
     if _path is not None or os.environ.get("ORCHESTRA_NO_PATTERN_CODE_CACHE"):
         return
@@ -125,7 +126,7 @@ def install() -> None:
 
     if getattr(_compiler.compile, "__wrapped__", None) is not None or _compiler._sre is not _sre:
         return  # someone else hooked it: leave it alone
-    _path = cache_path()
+    _path = cache_path(profile)
     _cache.update(_read(_path))
     _compiler._sre = _Engine(_sre)
     _compiler.compile = _through_cache(_compiler.compile)
